@@ -1,0 +1,133 @@
+"""QuickBooks items as the Web Connector reports them, and the pending queue they feed.
+
+Recording a page of items and queueing their quantities happen in the caller's transaction, so a
+crash can never leave an item read but not queued (or queued but its watermark not moved).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import aiosqlite
+
+from .db import utcnow
+
+SKU_FIELD = {"name": "Name", "full_name": "FullName", "manufacturer_part_number": "ManufacturerPartNumber"}
+
+
+@dataclass(frozen=True)
+class ItemsRecorded:
+    count: int
+    queued: int
+    max_time_modified: str | None
+
+
+def qb_time_key(value: str) -> datetime:
+    """Order QuickBooks timestamps by their local wall time; QuickBooks' offsets are unreliable."""
+    return datetime.fromisoformat(value[:19]) if len(value) >= 19 else datetime.fromisoformat(value)
+
+
+def _decimal(text: Any) -> Decimal:
+    try:
+        return Decimal(str(text))
+    except (InvalidOperation, ValueError):
+        return Decimal(0)
+
+
+def _fmt(quantity: Decimal) -> str:
+    """Quantities as plain text without exponent or trailing zeros ("15", "2.5")."""
+    text = format(quantity.normalize(), "f")
+    return text if text != "-0" else "0"
+
+
+async def unposted_units(conn: aiosqlite.Connection, skus: Sequence[str]) -> dict[str, Decimal]:
+    """Units in imported store orders QuickBooks has not received yet, per lower-cased SKU."""
+    if not skus:
+        return {}
+    marks = ",".join("?" * len(skus))
+    sql = (
+        "SELECT lower(l.sku) AS sku, l.quantity FROM order_lines l JOIN orders o ON o.id = l.order_id"
+        f" WHERE o.qb_state IN ('new', 'sent') AND o.qb_kind != 'credit_memo' AND lower(l.sku) IN ({marks})"
+    )
+    totals: dict[str, Decimal] = {}
+    async with conn.execute(sql, [s.lower() for s in skus]) as cur:
+        async for row in cur:
+            totals[row[0]] = totals.get(row[0], Decimal(0)) + _decimal(row[1])
+    return totals
+
+
+async def record_items(
+    conn: aiosqlite.Connection,
+    kind: str,
+    rets: Sequence[dict[str, Any]],
+    *,
+    match: str,
+    quantity_mode: str,
+) -> ItemsRecorded:
+    """Upsert a page of ItemInventoryRet/ItemInventoryAssemblyRet and queue their quantities."""
+    now = utcnow()
+    rows = []
+    latest: str | None = None
+    for ret in rets:
+        list_id = ret.get("ListID")
+        modified = ret.get("TimeModified")
+        if not list_id or not modified:
+            continue  # a Ret we cannot key or order is skipped, not guessed at
+        if latest is None or qb_time_key(modified) > qb_time_key(latest):
+            latest = modified
+        rows.append(ret)
+    await conn.executemany(
+        "INSERT INTO items(list_id, kind, name, full_name, mpn, quantity_on_hand, time_modified, edit_sequence,"
+        " is_active, seen_at) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(list_id) DO UPDATE SET"
+        " kind=excluded.kind, name=excluded.name, full_name=excluded.full_name, mpn=excluded.mpn,"
+        " quantity_on_hand=excluded.quantity_on_hand, time_modified=excluded.time_modified,"
+        " edit_sequence=excluded.edit_sequence, is_active=excluded.is_active, seen_at=excluded.seen_at",
+        [
+            (
+                r["ListID"],
+                kind,
+                r.get("Name") or r.get("FullName", ""),
+                r.get("FullName") or r.get("Name", ""),
+                r.get("ManufacturerPartNumber"),
+                _fmt(_decimal(r.get("QuantityOnHand", "0"))),
+                r["TimeModified"],
+                r.get("EditSequence"),
+                0 if str(r.get("IsActive", "true")).lower() == "false" else 1,
+                now,
+            )
+            for r in rows
+        ],
+    )
+    queued = await _queue_quantities(conn, rows, match=match, quantity_mode=quantity_mode, now=now)
+    return ItemsRecorded(count=len(rows), queued=queued, max_time_modified=latest)
+
+
+async def _queue_quantities(
+    conn: aiosqlite.Connection, rets: Sequence[dict[str, Any]], *, match: str, quantity_mode: str, now: str
+) -> int:
+    field = SKU_FIELD[match]
+    wanted: dict[str, Decimal] = {}
+    for ret in rets:
+        sku = ret.get(field)
+        if not sku or str(ret.get("IsActive", "true")).lower() == "false":
+            continue  # no SKU to match, or an inactive item: nothing to push
+        wanted[sku] = _decimal(ret.get("QuantityOnHand", "0"))
+    if quantity_mode == "available":
+        held = await unposted_units(conn, list(wanted))
+        wanted = {sku: qty - held.get(sku.lower(), Decimal(0)) for sku, qty in wanted.items()}
+    # One row per SKU, newest quantity wins; a row being pushed keeps its state so the pusher
+    # sees the quantity changed under it and does not delete the newer value.
+    await conn.executemany(
+        "INSERT INTO pending(sku, quantity, state, attempts, next_attempt, updated_at)"
+        " VALUES (?, ?, 'pending', 0, ?, ?) ON CONFLICT(sku) DO UPDATE SET quantity=excluded.quantity,"
+        " state=CASE WHEN pending.state='in_flight' THEN 'in_flight' ELSE 'pending' END,"
+        " attempts=CASE WHEN pending.state='failed' THEN 0 ELSE pending.attempts END,"
+        " next_attempt=excluded.next_attempt, last_error=CASE WHEN pending.state='failed' THEN NULL"
+        " ELSE pending.last_error END, updated_at=excluded.updated_at",
+        [(sku, _fmt(max(qty, Decimal(0))), now, now) for sku, qty in wanted.items()],
+    )
+    return len(wanted)

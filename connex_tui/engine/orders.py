@@ -1,0 +1,123 @@
+"""Store orders in the database, and how an order becomes a QuickBooks transaction document."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import aiosqlite
+
+from ..soap.qbxml import TxnDoc, TxnLine, memo_for, ref_number_for
+from .db import Database, utcnow
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    sku: str
+    quantity: Decimal
+    price: Decimal | None = None
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class StoreOrder:
+    store_id: str
+    number: str
+    lines: tuple[OrderLine, ...]
+    status: str = "processing"
+    customer: str = ""
+    placed_at: str | None = None
+    modified_at: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+async def insert_order(conn: aiosqlite.Connection, order: StoreOrder, qb_kind: str) -> int | None:
+    """Keep a new store order once; returns its row id, or None when it was already known."""
+    now = utcnow()
+    cur = await conn.execute(
+        "INSERT INTO orders(store_id, number, status, customer, placed_at, modified_at, raw, qb_kind,"
+        " ref_number, imported_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+        " ON CONFLICT(store_id) DO NOTHING",
+        (
+            order.store_id,
+            order.number,
+            order.status,
+            order.customer,
+            order.placed_at,
+            order.modified_at,
+            json.dumps(order.raw),
+            qb_kind,
+            ref_number_for(order.number, order.store_id),
+            now,
+            now,
+        ),
+    )
+    if cur.rowcount == 0:
+        return None
+    order_id = cur.lastrowid
+    await conn.executemany(
+        "INSERT INTO order_lines(order_id, line_no, sku, name, quantity, price) VALUES (?,?,?,?,?,?)",
+        [
+            (order_id, n, line.sku, line.name, str(line.quantity), None if line.price is None else str(line.price))
+            for n, line in enumerate(order.lines, start=1)
+        ],
+    )
+    return order_id
+
+
+async def add_order(db: Database, order: StoreOrder, qb_kind: str = "sales_receipt") -> int | None:
+    async with db.transaction() as conn:
+        return await insert_order(conn, order, qb_kind)
+
+
+async def item_full_names(db: Database, skus: Sequence[str], match: str) -> dict[str, str]:
+    """Store SKU (lower-cased) -> the QuickBooks FullName it refers to, for the SKUs we know."""
+    if not skus:
+        return {}
+    column = {"name": "name", "full_name": "full_name", "manufacturer_part_number": "mpn"}[match]
+    marks = ",".join("?" * len(skus))
+    rows = await db.fetchall(
+        f"SELECT lower({column}) AS sku, full_name FROM items WHERE lower({column}) IN ({marks})",
+        [s.lower() for s in skus],
+    )
+    return {row["sku"]: row["full_name"] for row in rows}
+
+
+async def txn_docs(db: Database, order_ids: Sequence[int], *, customer: str, match: str) -> dict[int, TxnDoc]:
+    """The QuickBooks documents for these orders, keyed by order id.
+
+    A SKU that matches no known QuickBooks item is sent as the item's FullName as it is: if
+    QuickBooks does not have it either, it answers 3140 and the order fails with that reason.
+    """
+    if not order_ids:
+        return {}
+    marks = ",".join("?" * len(order_ids))
+    orders = await db.fetchall(f"SELECT id, store_id, number FROM orders WHERE id IN ({marks})", list(order_ids))
+    lines = await db.fetchall(
+        f"SELECT order_id, sku, name, quantity, price FROM order_lines WHERE order_id IN ({marks})"
+        " ORDER BY order_id, line_no",
+        list(order_ids),
+    )
+    names = await item_full_names(db, sorted({line["sku"] for line in lines}), match)
+    by_order: dict[int, list[TxnLine]] = {}
+    for line in lines:
+        by_order.setdefault(line["order_id"], []).append(
+            TxnLine(
+                item=names.get(line["sku"].lower(), line["sku"]),
+                quantity=Decimal(line["quantity"]),
+                rate=None if line["price"] is None else Decimal(line["price"]),
+                desc=line["name"] or None,
+            )
+        )
+    return {
+        row["id"]: TxnDoc(
+            ref_number=ref_number_for(row["number"], row["store_id"]),
+            memo=memo_for(row["number"], row["store_id"]),
+            customer=customer,
+            lines=tuple(by_order.get(row["id"], ())),
+        )
+        for row in orders
+    }

@@ -1,0 +1,612 @@
+"""The Web Connector session planner: what we ask QuickBooks, in which order, and what we record.
+
+A session's plan is derived from the database at every call (orders in doubt, new orders, the
+item watermarks) plus a small state kept with the session row, so a restart of connex-tui in the
+middle of a session loses nothing: the next call picks up from what the database says.
+
+Order of work in a session:
+  1. orders sent in an earlier session whose answer never arrived ("in doubt") are looked up by
+     RefNumber and our memo marker; found -> posted, absent -> new again;
+  2. new orders are added, several per message set (continueOnError, one requestID each);
+  3. inventory and assembly items modified since the last watermark are read with an iterator.
+Every response is recorded in the same transaction that advances the plan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import aiosqlite
+import structlog
+
+from .. import __version__
+from ..soap.qbxml import (
+    QBXML_VERSION,
+    QBResponse,
+    QBXMLParseError,
+    classify_status,
+    item_query_rq,
+    memo_marker,
+    message_set,
+    negotiate_version,
+    parse_response,
+    txn_add_rq,
+    txn_query_by_ref_rq,
+)
+from .config import Config
+from .db import Database, utcnow
+from .events import EventBus, ItemsRead, OrderFailed, OrderPosted, SessionEnded, SessionStarted
+from .items import qb_time_key, record_items
+from .orders import txn_docs
+
+log = structlog.get_logger("connex.session")
+
+ITEM_KINDS = ("inventory", "assembly")
+# A session seen this recently blocks a second Web Connector ("busy"); one idle for longer is
+# treated as abandoned and superseded. Longer than QuickBooks takes for one big request.
+BUSY_WINDOW = timedelta(minutes=10)
+MAX_ITERATOR_RESTARTS = 2
+PARSE_ERROR_HRESULT = "0x80040400"
+
+
+def hash_ticket(ticket: str) -> str:
+    return hashlib.sha256(ticket.encode("utf-8")).hexdigest()
+
+
+def new_ticket() -> str:
+    return secrets.token_hex(20)
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+@dataclass
+class Session:
+    id: int
+    state: dict[str, Any]
+    requests: int
+
+
+def _fresh_state() -> dict[str, Any]:
+    return {
+        "version": QBXML_VERSION,
+        "done": 0,
+        "outstanding": None,
+        "items": {"phase": 0, "iterator_id": None, "remaining": None, "max_seen": None, "restarts": 0},
+        "posted": 0,
+        "failed": 0,
+        "found": 0,
+        "items_read": 0,
+        "queued": 0,
+        "error": None,
+        "finished": False,
+    }
+
+
+class QBWCSessions:
+    """Implements the endpoint's QBWCHandler on top of the database."""
+
+    def __init__(
+        self,
+        db: Database,
+        config: Config,
+        bus: EventBus | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
+        self.db = db
+        self.config = config
+        self.bus = bus or EventBus()
+        self.now = now
+
+    # --- the handshake ------------------------------------------------------------------------
+
+    async def server_version(self) -> str:
+        return f"connex-tui {__version__}"
+
+    async def client_version(self, version: str) -> str:
+        return ""
+
+    async def authenticate(self, username: str, password: str, client: str) -> list[str]:
+        qbwc = self.config.qbwc
+        # Both comparisons always run, in constant time, so timing tells nothing about which failed.
+        user_ok = hmac.compare_digest(username.encode("utf-8"), qbwc.username.encode("utf-8"))
+        pass_ok = hmac.compare_digest(password.encode("utf-8"), qbwc.password.reveal().encode("utf-8"))
+        if not (user_ok & pass_ok):
+            log.warning("qbwc_auth_failed", client=client, username=username[:64])
+            return ["", "nvu"]
+        now = self.now()
+        ticket = new_ticket()
+        async with self.db.transaction() as conn:
+            await self._expire_idle(conn, now)
+            busy = await self._open_session(conn, now)
+            if busy is not None:
+                log.warning("qbwc_busy", client=client, open_session=busy)
+                return ["", "busy"]
+            has_work = await self._has_work(conn, now)
+            stamp = now.isoformat(timespec="milliseconds")
+            cur = await conn.execute(
+                "INSERT INTO qbwc_sessions(ticket_hash, client, started, last_seen, ended, result, state)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    hash_ticket(ticket),
+                    client,
+                    stamp,
+                    stamp,
+                    None if has_work else stamp,
+                    None if has_work else "none",
+                    json.dumps(_fresh_state()),
+                ),
+            )
+            session_id = int(cur.lastrowid or 0)
+        log.info("qbwc_session_start", session=session_id, client=client, work=has_work)
+        if has_work:
+            self.bus.emit(SessionStarted(session_id, client))
+            return [ticket, ""]
+        return [ticket, "none"]
+
+    async def _expire_idle(self, conn: aiosqlite.Connection, now: datetime) -> None:
+        cutoff = (now - timedelta(minutes=self.config.qbwc.ticket_idle_minutes)).isoformat(timespec="milliseconds")
+        await conn.execute(
+            "UPDATE qbwc_sessions SET ended = ?, result = 'expired' WHERE ended IS NULL AND last_seen < ?",
+            (now.isoformat(timespec="milliseconds"), cutoff),
+        )
+
+    async def _open_session(self, conn: aiosqlite.Connection, now: datetime) -> int | None:
+        """The id of a session still in progress, after superseding abandoned ones."""
+        cutoff = (now - BUSY_WINDOW).isoformat(timespec="milliseconds")
+        await conn.execute(
+            "UPDATE qbwc_sessions SET ended = ?, result = 'abandoned' WHERE ended IS NULL AND last_seen < ?",
+            (now.isoformat(timespec="milliseconds"), cutoff),
+        )
+        async with conn.execute("SELECT id FROM qbwc_sessions WHERE ended IS NULL LIMIT 1") as cur:
+            row = await cur.fetchone()
+        return None if row is None else int(row[0])
+
+    async def _has_work(self, conn: aiosqlite.Connection, now: datetime) -> bool:
+        async with conn.execute("SELECT 1 FROM orders WHERE qb_state IN ('new', 'sent') LIMIT 1") as cur:
+            if await cur.fetchone() is not None:
+                return True
+        async with conn.execute("SELECT value FROM meta WHERE key = 'items.last_complete'") as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return True
+        age = now - _parse_time(row[0])
+        return age.total_seconds() >= self.config.qbwc.read_min_interval_seconds
+
+    # --- ticket lookup ------------------------------------------------------------------------
+
+    async def _session(self, conn: aiosqlite.Connection, ticket: str, *, count: bool) -> Session | None:
+        """The open session this ticket belongs to, touched; None for unknown, ended or idle ones."""
+        if not ticket:
+            return None
+        now = self.now()
+        async with conn.execute(
+            "SELECT id, state, requests, last_seen FROM qbwc_sessions WHERE ticket_hash = ? AND ended IS NULL",
+            (hash_ticket(ticket),),
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        idle = timedelta(minutes=self.config.qbwc.ticket_idle_minutes)
+        if now - _parse_time(row["last_seen"]) > idle:
+            await conn.execute(
+                "UPDATE qbwc_sessions SET ended = ?, result = 'expired' WHERE id = ?",
+                (now.isoformat(timespec="milliseconds"), row["id"]),
+            )
+            return None
+        requests = row["requests"] + (1 if count else 0)
+        await conn.execute(
+            "UPDATE qbwc_sessions SET last_seen = ?, requests = ? WHERE id = ?",
+            (now.isoformat(timespec="milliseconds"), requests, row["id"]),
+        )
+        return Session(id=row["id"], state=json.loads(row["state"]), requests=requests)
+
+    async def _save(self, conn: aiosqlite.Connection, session: Session, **columns: Any) -> None:
+        sets = ", ".join(f"{name} = ?" for name in ["state", *columns])
+        await conn.execute(
+            f"UPDATE qbwc_sessions SET {sets} WHERE id = ?",
+            (json.dumps(session.state), *columns.values(), session.id),
+        )
+
+    # --- sendRequestXML -----------------------------------------------------------------------
+
+    async def send_request_xml(
+        self, ticket: str, hcp_response: str, company_file: str, country: str, major: str, minor: str
+    ) -> str:
+        async with self.db.transaction() as conn:
+            session = await self._session(conn, ticket, count=True)
+            if session is None:
+                log.warning("qbwc_unknown_ticket", method="sendRequestXML")
+                return ""
+            state = session.state
+            columns: dict[str, Any] = {}
+            if state["done"] == 0 and state["outstanding"] is None:
+                state["version"] = negotiate_version(major, minor)
+                columns = {"company": company_file[:260], "qbxml_version": state["version"]}
+            if state["outstanding"] is not None:
+                # sendRequestXML again without a response: the last exchange was disrupted. Adds in it
+                # stay 'sent' and are looked up next session; an iterator restarts from its watermark.
+                log.warning("qbwc_exchange_disrupted", session=session.id)
+                self._drop_outstanding(state)
+            requests, outstanding = await self._next_step(conn, session)
+            state["outstanding"] = outstanding
+            if not requests:
+                state["finished"] = True
+            await self._save(conn, session, **columns)
+        if not requests:
+            return ""
+        return message_set(requests, state["version"], on_error="continueOnError")
+
+    @staticmethod
+    def _drop_outstanding(state: dict[str, Any]) -> None:
+        outstanding = state["outstanding"] or {}
+        if any(entry["type"] == "items" for entry in outstanding.values()):
+            items = state["items"]
+            items["iterator_id"] = None
+            items["remaining"] = None
+        state["outstanding"] = None
+
+    async def _next_step(self, conn: aiosqlite.Connection, session: Session) -> tuple[list[str], dict[str, Any]]:
+        step = await self._check_step(conn, session)
+        if step is None:
+            step = await self._add_step(conn, session)
+        if step is None:
+            step = await self._items_step(conn, session.state)
+        return step or ([], {})
+
+    async def _check_step(self, conn: aiosqlite.Connection, session: Session) -> tuple[list[str], dict] | None:
+        limit = self.config.qbwc.orders_per_request
+        async with conn.execute(
+            "SELECT id, qb_kind, ref_number FROM orders WHERE qb_state = 'sent'"
+            " AND (sent_session IS NULL OR sent_session != ?) ORDER BY id LIMIT ?",
+            (session.id, limit),
+        ) as cur:
+            rows = list(await cur.fetchall())
+        if not rows:
+            return None
+        by_kind: dict[str, list[aiosqlite.Row]] = {}
+        for row in rows:
+            by_kind.setdefault(row["qb_kind"], []).append(row)
+        requests, outstanding = [], {}
+        for kind, kind_rows in by_kind.items():
+            request_id = f"chk-{kind}-{session.requests}"
+            requests.append(txn_query_by_ref_rq(kind, [r["ref_number"] for r in kind_rows], request_id))
+            outstanding[request_id] = {"type": "check", "kind": kind, "orders": [r["id"] for r in kind_rows]}
+        return requests, outstanding
+
+    async def _add_step(self, conn: aiosqlite.Connection, session: Session) -> tuple[list[str], dict] | None:
+        async with conn.execute(
+            "SELECT id, qb_kind FROM orders WHERE qb_state = 'new'"
+            " AND (sent_session IS NULL OR sent_session != ?) ORDER BY id LIMIT ?",
+            (session.id, self.config.qbwc.orders_per_request),
+        ) as cur:
+            rows = list(await cur.fetchall())
+        if not rows:
+            return None
+        docs = await txn_docs(
+            self.db,
+            [r["id"] for r in rows],
+            customer=self.config.orders.customer,
+            match=self.config.inventory.match,
+        )
+        requests, outstanding = [], {}
+        for row in rows:
+            request_id = f"add-{row['id']}"
+            requests.append(txn_add_rq(row["qb_kind"], docs[row["id"]], request_id))
+            outstanding[request_id] = {"type": "add", "order": row["id"]}
+        # Marked 'sent' before QuickBooks sees them: if the answer is lost, the next session looks
+        # them up before adding anything again.
+        marks = ",".join("?" * len(rows))
+        await conn.execute(
+            f"UPDATE orders SET qb_state = 'sent', sent_session = ?, attempts = attempts + 1, updated_at = ?"
+            f" WHERE id IN ({marks})",
+            (session.id, utcnow(), *[r["id"] for r in rows]),
+        )
+        return requests, outstanding
+
+    async def _items_step(self, conn: aiosqlite.Connection, state: dict[str, Any]) -> tuple[list[str], dict] | None:
+        items = state["items"]
+        if items["phase"] >= len(ITEM_KINDS):
+            return None
+        kind = ITEM_KINDS[items["phase"]]
+        request_id = f"items-{kind}-{state['done']}"
+        continuing = items["iterator_id"] is not None
+        if not continuing:
+            # Each iterator starts from the watermark of the last complete read; a Continue
+            # re-sends the same filter.
+            async with conn.execute("SELECT value FROM meta WHERE key = ?", (f"items.watermark.{kind}",)) as cur:
+                row = await cur.fetchone()
+            items["from"] = None if row is None else row[0]
+        request = item_query_rq(
+            kind,
+            request_id,
+            max_returned=self.config.qbwc.max_returned,
+            from_modified=items.get("from"),
+            iterator="Continue" if continuing else "Start",
+            iterator_id=items["iterator_id"],
+        )
+        return [request], {request_id: {"type": "items", "kind": kind}}
+
+    # --- receiveResponseXML -------------------------------------------------------------------
+
+    async def receive_response_xml(self, ticket: str, response: str, hresult: str, message: str) -> int:
+        async with self.db.transaction() as conn:
+            session = await self._session(conn, ticket, count=True)
+            if session is None:
+                log.warning("qbwc_unknown_ticket", method="receiveResponseXML")
+                return -1
+            state = session.state
+            outstanding = state["outstanding"]
+            if outstanding is None:
+                # The same response delivered twice, or one we did not ask for: nothing to record.
+                log.warning("qbwc_unexpected_response", session=session.id)
+                return await self._percent(conn, session)
+            state["outstanding"] = None
+            if hresult:
+                await self._on_hresult(conn, session, outstanding, hresult, message)
+                await self._save(conn, session, error=state["error"])
+                return -1
+            try:
+                responses = parse_response(response)
+            except QBXMLParseError as exc:
+                state["error"] = f"The QuickBooks response could not be read ({exc}); the orders in it are checked next session."
+                log.error("qbxml_response_unreadable", session=session.id, reason=str(exc)[:300])
+                await self._save(conn, session, error=state["error"])
+                return -1
+            await self._apply(conn, session, outstanding, responses)
+            state["done"] += 1
+            await self._save(conn, session, error=state["error"])
+            if state["error"]:
+                return -1
+            return await self._percent(conn, session)
+
+    async def _on_hresult(
+        self, conn: aiosqlite.Connection, session: Session, outstanding: dict, hresult: str, message: str
+    ) -> None:
+        state = session.state
+        adds = [entry["order"] for entry in outstanding.values() if entry["type"] == "add"]
+        if hresult.lower() == PARSE_ERROR_HRESULT.lower() and adds:
+            # QuickBooks refused the whole message set unread: nothing was posted.
+            reason = f"QuickBooks could not read the request ({hresult}: {message}). This is a connex-tui bug; please report it."
+            await self._fail_orders(conn, adds, reason)
+        state["error"] = f"QuickBooks reported an error ({hresult}): {message or 'no message'}"
+        if any(entry["type"] == "items" for entry in outstanding.values()):
+            self._drop_outstanding({"outstanding": outstanding, "items": state["items"]})
+        log.error("qbwc_hresult", session=session.id, hresult=hresult, message=message[:300])
+        await self._record_request(conn, session, outstanding, None)
+
+    async def _apply(
+        self, conn: aiosqlite.Connection, session: Session, outstanding: dict, responses: list[QBResponse]
+    ) -> None:
+        by_id = {r.request_id: r for r in responses if r.request_id is not None}
+        for request_id, entry in outstanding.items():
+            rs = by_id.get(request_id)
+            await self._record_request(conn, session, {request_id: entry}, rs)
+            if entry["type"] == "add":
+                await self._apply_add(conn, session, entry["order"], rs)
+            elif entry["type"] == "check":
+                await self._apply_check(conn, session, entry["orders"], rs)
+            else:
+                await self._apply_items(conn, session, entry["kind"], rs)
+        unknown = set(by_id) - set(outstanding)
+        if unknown:
+            log.warning("qbxml_unknown_request_ids", session=session.id, request_ids=sorted(unknown)[:10])
+
+    async def _apply_add(self, conn: aiosqlite.Connection, session: Session, order_id: int, rs: QBResponse | None) -> None:
+        if rs is None:
+            return  # no answer for it: stays 'sent', looked up next session
+        status = classify_status(rs.status_code)
+        txn_id = next((ret.get("TxnID") for ret in rs.rets if ret.get("TxnID")), None)
+        if status in ("ok", "warning", "no_match") and txn_id:
+            await self._post_order(conn, session, order_id, txn_id)
+        elif status == "locked":
+            # QuickBooks was busy with the record: try again next session (sent_session keeps it
+            # out of this one).
+            await conn.execute(
+                "UPDATE orders SET qb_state = 'new', error = ?, updated_at = ? WHERE id = ?",
+                (f"QuickBooks record in use ({rs.status_code}): {rs.message}; retried next session", utcnow(), order_id),
+            )
+        else:
+            if status == "missing_reference":
+                reason = (
+                    f"QuickBooks does not know an item or customer in this order ({rs.status_code}: {rs.message})."
+                    " Does the store SKU match a QuickBooks item?"
+                )
+            else:
+                reason = f"QuickBooks refused the order ({rs.status_code}: {rs.message or 'no message'})"
+            await self._fail_orders(conn, [order_id], reason)
+            session.state["failed"] += 1
+
+    async def _post_order(self, conn: aiosqlite.Connection, session: Session, order_id: int, txn_id: str) -> None:
+        await conn.execute(
+            "UPDATE orders SET qb_state = 'posted', txn_id = ?, error = NULL, updated_at = ? WHERE id = ?",
+            (txn_id, utcnow(), order_id),
+        )
+        session.state["posted"] += 1
+        number = await self._order_number(conn, order_id)
+        log.info("order_posted", session=session.id, order=number, txn_id=txn_id)
+        self.bus.emit(OrderPosted(order_id, number, txn_id))
+
+    async def _fail_orders(self, conn: aiosqlite.Connection, order_ids: list[int], reason: str) -> None:
+        for order_id in order_ids:
+            await conn.execute(
+                "UPDATE orders SET qb_state = 'failed', error = ?, updated_at = ? WHERE id = ?",
+                (reason, utcnow(), order_id),
+            )
+            number = await self._order_number(conn, order_id)
+            log.warning("order_failed", order=number, reason=reason[:300])
+            self.bus.emit(OrderFailed(order_id, number, reason))
+
+    async def _order_number(self, conn: aiosqlite.Connection, order_id: int) -> str:
+        async with conn.execute("SELECT number FROM orders WHERE id = ?", (order_id,)) as cur:
+            row = await cur.fetchone()
+        return "" if row is None else row[0]
+
+    async def _apply_check(
+        self, conn: aiosqlite.Connection, session: Session, order_ids: list[int], rs: QBResponse | None
+    ) -> None:
+        if rs is None or classify_status(rs.status_code) not in ("ok", "no_match", "warning"):
+            # The lookup itself failed: leave them in doubt, but not for the rest of this session.
+            await conn.execute(
+                f"UPDATE orders SET sent_session = ? WHERE id IN ({','.join('?' * len(order_ids))})",
+                (session.id, *order_ids),
+            )
+            return
+        marks = ",".join("?" * len(order_ids))
+        async with conn.execute(f"SELECT id, store_id FROM orders WHERE id IN ({marks})", order_ids) as cur:
+            orders = list(await cur.fetchall())
+        for order in orders:
+            marker = memo_marker(order["store_id"])
+            found = next((ret for ret in rs.rets if marker in str(ret.get("Memo", "")) and ret.get("TxnID")), None)
+            if found is not None:
+                session.state["found"] += 1
+                log.info("order_found_in_quickbooks", session=session.id, order_id=order["id"])
+                await self._post_order(conn, session, order["id"], found["TxnID"])
+            else:
+                # Not in QuickBooks: it was never posted, so it is added again (in this session).
+                await conn.execute(
+                    "UPDATE orders SET qb_state = 'new', sent_session = NULL, updated_at = ? WHERE id = ?",
+                    (utcnow(), order["id"]),
+                )
+
+    async def _apply_items(self, conn: aiosqlite.Connection, session: Session, kind: str, rs: QBResponse | None) -> None:
+        state = session.state
+        items = state["items"]
+        status = "error" if rs is None else classify_status(rs.status_code)
+        if status == "iterator_invalid" and items["restarts"] < MAX_ITERATOR_RESTARTS:
+            items.update(iterator_id=None, remaining=None, restarts=items["restarts"] + 1)
+            log.warning("qbxml_iterator_restarted", session=session.id, kind=kind)
+            return
+        if rs is None or status not in ("ok", "no_match", "warning"):
+            code = "no answer" if rs is None else f"{rs.status_code}: {rs.message}"
+            state["error"] = f"Reading {kind} items from QuickBooks failed ({code})."
+            return
+        recorded = await record_items(
+            conn,
+            kind,
+            rs.rets,
+            match=self.config.inventory.match,
+            quantity_mode=self.config.inventory.quantity,
+        )
+        state["items_read"] += recorded.count
+        state["queued"] += recorded.queued
+        if recorded.max_time_modified and (
+            items["max_seen"] is None or qb_time_key(recorded.max_time_modified) > qb_time_key(items["max_seen"])
+        ):
+            items["max_seen"] = recorded.max_time_modified
+        remaining = rs.iterator_remaining or 0
+        if remaining > 0 and rs.iterator_id:
+            items.update(iterator_id=rs.iterator_id, remaining=remaining)
+            return
+        # This kind is read completely: its watermark moves (inclusive, so re-reads are harmless).
+        if items["max_seen"]:
+            await self.db.set_meta(conn, f"items.watermark.{kind}", items["max_seen"])
+        items.update(phase=items["phase"] + 1, iterator_id=None, remaining=None, max_seen=None, restarts=0)
+        if items["phase"] >= len(ITEM_KINDS):
+            await self.db.set_meta(conn, "items.last_complete", self.now().isoformat(timespec="milliseconds"))
+            self.bus.emit(ItemsRead(state["items_read"], state["queued"]))
+
+    async def _record_request(
+        self, conn: aiosqlite.Connection, session: Session, outstanding: dict, rs: QBResponse | None
+    ) -> None:
+        now = utcnow()
+        await conn.executemany(
+            "INSERT INTO qb_requests(session_id, at, request_id, kind, status_code, severity, message)"
+            " VALUES (?,?,?,?,?,?,?)",
+            [
+                (
+                    session.id,
+                    now,
+                    request_id,
+                    entry["type"],
+                    None if rs is None else rs.status_code,
+                    None if rs is None else rs.severity,
+                    None if rs is None else rs.message[:1000],
+                )
+                for request_id, entry in outstanding.items()
+            ],
+        )
+
+    # --- progress -----------------------------------------------------------------------------
+
+    async def _percent(self, conn: aiosqlite.Connection, session: Session) -> int:
+        """done / (done + remaining), never 100 while anything remains."""
+        remaining = await self._remaining_steps(conn, session)
+        if remaining == 0:
+            return 100
+        done = session.state["done"]
+        return min(99, math.floor(100 * done / (done + remaining)))
+
+    async def _remaining_steps(self, conn: aiosqlite.Connection, session: Session) -> int:
+        per = self.config.qbwc.orders_per_request
+        async with conn.execute(
+            "SELECT qb_state, count(*) FROM orders WHERE qb_state IN ('new', 'sent')"
+            " AND (sent_session IS NULL OR sent_session != ?) GROUP BY qb_state",
+            (session.id,),
+        ) as cur:
+            counts = {row[0]: row[1] for row in await cur.fetchall()}
+        steps = math.ceil(counts.get("sent", 0) / per) + math.ceil(counts.get("new", 0) / per)
+        items = session.state["items"]
+        kinds_left = len(ITEM_KINDS) - items["phase"]
+        if kinds_left > 0:
+            if items["remaining"]:
+                steps += math.ceil(items["remaining"] / self.config.qbwc.max_returned)
+                kinds_left -= 1
+            steps += kinds_left
+        return steps
+
+    # --- the rest of the protocol -------------------------------------------------------------
+
+    async def connection_error(self, ticket: str, hresult: str, message: str) -> str:
+        async with self.db.transaction() as conn:
+            session = await self._session(conn, ticket, count=True)
+            if session is not None:
+                session.state["error"] = (
+                    f"The Web Connector could not open QuickBooks ({hresult}): {message or 'no message'}."
+                    " Is QuickBooks running with the company file open?"
+                )
+                await self._save(conn, session, error=session.state["error"])
+        log.error("qbwc_connection_error", hresult=hresult, message=message[:300])
+        return "done"
+
+    async def get_last_error(self, ticket: str) -> str:
+        async with self.db.transaction() as conn:
+            session = await self._session(conn, ticket, count=True)
+            if session is None:
+                return "Unknown or expired ticket: the session ended. The next scheduled run starts a new one."
+            error = session.state.get("error")
+        if error:
+            return str(error)
+        return "Nothing left to do in this session."
+
+    async def close_connection(self, ticket: str) -> str:
+        async with self.db.transaction() as conn:
+            session = await self._session(conn, ticket, count=True)
+            if session is None:
+                return "Session already closed."
+            state = session.state
+            if state["outstanding"]:
+                self._drop_outstanding(state)
+            result = "error" if state["error"] else "ok"
+            summary = self._summary(state)
+            await self._save(conn, session, ended=self.now().isoformat(timespec="milliseconds"), result=result)
+        log.info("qbwc_session_end", session=session.id, result=result, requests=session.requests, summary=summary)
+        self.bus.emit(SessionEnded(session.id, result, session.requests, summary))
+        return summary if result == "ok" else f"Failed: {state['error']}"
+
+    @staticmethod
+    def _summary(state: dict[str, Any]) -> str:
+        parts = [f"{state['posted']} orders posted"]
+        if state["failed"]:
+            parts.append(f"{state['failed']} failed")
+        parts.append(f"{state['items_read']} items read")
+        return "OK: " + ", ".join(parts)

@@ -1,0 +1,112 @@
+"""The running engine: the database, the session planner and the Web Connector endpoint together.
+
+Headless mode, the demo, the interface and the tests all start the engine through this one class,
+so they run the same code a merchant's server runs.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from ..soap.qwc import new_guid, qwc_document
+from ..soap.server import CallObserver, make_app, start_endpoint
+from .config import Config
+from .db import Database
+from .events import EventBus
+from .qbwc_session import QBWCSessions
+
+log = structlog.get_logger("connex.engine")
+
+
+async def stable_guid(db: Database, key: str) -> str:
+    """A GUID made once and kept: the Web Connector ties the company file to OwnerID/FileID."""
+    value = await db.get_meta(key)
+    if value is None:
+        value = new_guid()
+        async with db.transaction() as conn:
+            await conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", (key, value))
+        value = await db.get_meta(key) or value
+    return value
+
+
+class Engine:
+    def __init__(self, config: Config, *, bus: EventBus | None = None, observer: CallObserver | None = None) -> None:
+        self.config = config
+        self.bus = bus or EventBus()
+        self.observer = observer
+        self.db: Database | None = None
+        self.sessions: QBWCSessions | None = None
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    @property
+    def url(self) -> str:
+        q = self.config.qbwc
+        scheme = "https" if q.tls_cert else "http"
+        host = f"[{q.host}]" if ":" in q.host else q.host
+        return f"{scheme}://{host}:{self.port or q.port}{q.path}"
+
+    async def start(self, *, serve: bool = True) -> None:
+        self.db = await Database.open(self.config.database.path)
+        self.sessions = QBWCSessions(self.db, self.config, self.bus)
+        if serve:
+            await self._serve()
+
+    async def _serve(self) -> None:
+        assert self.sessions is not None
+        q = self.config.qbwc
+        app = make_app(
+            self.sessions,
+            path=q.path,
+            max_body_bytes=q.max_body_bytes,
+            public_url=q.public_url,
+            observer=self.observer,
+        )
+        self._runner, self.port = await start_endpoint(app, q.host, q.port, self._ssl_context())
+        log.info("qbwc_endpoint_listening", url=self.url)
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        q = self.config.qbwc
+        if not q.tls_cert:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(q.tls_cert), str(q.tls_key) if q.tls_key else None)
+        return context
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.db is not None:
+            await self.db.close()
+            self.db = None
+        log.info("engine_stopped")
+
+    async def qwc(self) -> str:
+        assert self.db is not None
+        q = self.config.qbwc
+        app_url = q.public_url or self.url
+        return qwc_document(
+            app_name=q.app_name,
+            app_url=app_url,
+            support_url=app_url,
+            username=q.username,
+            owner_id=await stable_guid(self.db, "qwc.owner_id"),
+            file_id=await stable_guid(self.db, "qwc.file_id"),
+            run_every_minutes=q.run_every_minutes,
+        )
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()
+
+
+Factory = Callable[[Config], Engine]

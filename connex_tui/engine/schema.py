@@ -1,0 +1,127 @@
+"""The database schema, as an ordered list of migrations.
+
+`PRAGMA user_version` holds how many migrations a database has had; start-up applies the rest, each
+in its own transaction, so a crash during a migration leaves the previous version intact.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: the data model of DESIGN.md.
+    """
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+
+    CREATE TABLE orders (
+        id           INTEGER PRIMARY KEY,
+        store_id     TEXT NOT NULL UNIQUE,
+        number       TEXT NOT NULL,
+        status       TEXT NOT NULL DEFAULT '',
+        customer     TEXT NOT NULL DEFAULT '',
+        placed_at    TEXT,
+        modified_at  TEXT,
+        raw          TEXT NOT NULL DEFAULT '{}',
+        qb_state     TEXT NOT NULL DEFAULT 'new'
+                     CHECK (qb_state IN ('new', 'sent', 'posted', 'failed', 'skipped')),
+        qb_kind      TEXT NOT NULL DEFAULT 'sales_receipt'
+                     CHECK (qb_kind IN ('sales_receipt', 'invoice', 'sales_order', 'credit_memo')),
+        ref_number   TEXT NOT NULL,
+        txn_id       TEXT,
+        error        TEXT,
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        sent_session INTEGER REFERENCES qbwc_sessions(id) ON DELETE SET NULL,
+        imported_at  TEXT NOT NULL,
+        updated_at   TEXT NOT NULL
+    );
+    CREATE INDEX orders_qb_state ON orders(qb_state, id);
+
+    CREATE TABLE order_lines (
+        id       INTEGER PRIMARY KEY,
+        order_id INTEGER NOT NULL REFERENCES orders(id) ON DELETE CASCADE,
+        line_no  INTEGER NOT NULL,
+        sku      TEXT NOT NULL,
+        name     TEXT NOT NULL DEFAULT '',
+        quantity TEXT NOT NULL,
+        price    TEXT,
+        UNIQUE (order_id, line_no)
+    );
+    CREATE INDEX order_lines_sku ON order_lines(sku);
+
+    CREATE TABLE items (
+        list_id          TEXT PRIMARY KEY,
+        kind             TEXT NOT NULL CHECK (kind IN ('inventory', 'assembly')),
+        name             TEXT NOT NULL,
+        full_name        TEXT NOT NULL,
+        mpn              TEXT,
+        quantity_on_hand TEXT NOT NULL DEFAULT '0',
+        time_modified    TEXT NOT NULL,
+        edit_sequence    TEXT,
+        is_active        INTEGER NOT NULL DEFAULT 1,
+        seen_at          TEXT NOT NULL
+    );
+    CREATE INDEX items_name ON items(name COLLATE NOCASE);
+    CREATE INDEX items_full_name ON items(full_name COLLATE NOCASE);
+
+    CREATE TABLE pending (
+        sku          TEXT PRIMARY KEY,
+        quantity     TEXT NOT NULL,
+        state        TEXT NOT NULL DEFAULT 'pending'
+                     CHECK (state IN ('pending', 'in_flight', 'failed')),
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        next_attempt TEXT NOT NULL,
+        last_error   TEXT,
+        updated_at   TEXT NOT NULL
+    );
+    CREATE INDEX pending_due ON pending(state, next_attempt);
+
+    CREATE TABLE sku_log (
+        id      INTEGER PRIMARY KEY,
+        at      TEXT NOT NULL,
+        sku     TEXT NOT NULL,
+        old_qty TEXT,
+        new_qty TEXT,
+        ok      INTEGER NOT NULL,
+        reason  TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX sku_log_at ON sku_log(at);
+    CREATE INDEX sku_log_sku ON sku_log(sku, at);
+
+    CREATE TABLE tasks (
+        name             TEXT PRIMARY KEY,
+        interval_seconds INTEGER NOT NULL,
+        last_run         TEXT,
+        next_run         TEXT,
+        last_result      TEXT
+    );
+
+    CREATE TABLE qbwc_sessions (
+        id          INTEGER PRIMARY KEY,
+        ticket_hash TEXT UNIQUE,
+        client      TEXT NOT NULL DEFAULT '',
+        started     TEXT NOT NULL,
+        last_seen   TEXT NOT NULL,
+        ended       TEXT,
+        requests    INTEGER NOT NULL DEFAULT 0,
+        result      TEXT,
+        error       TEXT,
+        company     TEXT,
+        qbxml_version TEXT,
+        state       TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX qbwc_sessions_open ON qbwc_sessions(ended, last_seen);
+
+    CREATE TABLE qb_requests (
+        id          INTEGER PRIMARY KEY,
+        session_id  INTEGER NOT NULL REFERENCES qbwc_sessions(id) ON DELETE CASCADE,
+        at          TEXT NOT NULL,
+        request_id  TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        status_code INTEGER,
+        severity    TEXT,
+        message     TEXT
+    );
+    CREATE INDEX qb_requests_session ON qb_requests(session_id);
+    """,
+]
