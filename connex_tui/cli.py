@@ -1,0 +1,126 @@
+"""The `connex-tui` command: run, run --headless, demo, init, qwc.
+
+Nothing here imports Textual at module level: headless mode and the admin commands must work on a
+server where the interface is never drawn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .engine.config import (
+    Config,
+    ConfigError,
+    load_config,
+    permission_warning,
+    resolve_config_path,
+    write_starter_config,
+)
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="PATH", help="configuration file (default: $CONNEX_CONFIG, else ./connex.toml)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="connex-tui", description="QuickBooks Desktop <-> web store sync.")
+    sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="run the engine (the Web Connector endpoint and the sync)")
+    _add_config(run)
+    run.add_argument("--headless", action="store_true", help="no interface; JSON log lines on stderr")
+
+    demo = sub.add_parser("demo", help="run the whole sync against simulated QuickBooks and Web Connector")
+    demo.add_argument("--headless", action="store_true", help="print what happens instead of drawing the interface")
+    demo.add_argument("--sessions", type=int, default=3, metavar="N", help="Web Connector sessions to run (default 3)")
+
+    init = sub.add_parser("init", help="write a commented starter configuration file")
+    init.add_argument("path", nargs="?", default=None, help="where to write it (default: ./connex.toml)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    qwc = sub.add_parser("qwc", help="write the .qwc file to add connex-tui to the Web Connector")
+    _add_config(qwc)
+    qwc.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Config:
+    path = resolve_config_path(getattr(args, "config", None), os.environ)
+    config = load_config(path, os.environ)
+    warning = permission_warning(path)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    return config
+
+
+async def run_headless(config: Config) -> None:
+    """Serve until SIGTERM or SIGINT, then stop cleanly (the database is closed, WAL checkpointed)."""
+    from .engine.logs import configure_logging
+    from .engine.runtime import Engine
+
+    configure_logging(level=config.logging.level, secrets=config.secrets())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop.set)
+    engine = Engine(config)
+    await engine.start()
+    try:
+        await stop.wait()
+    finally:
+        await engine.stop()
+
+
+async def write_qwc(config: Config, output: str | None) -> None:
+    from .engine.runtime import Engine
+
+    engine = Engine(config)
+    await engine.start(serve=False)
+    try:
+        text = await engine.qwc()
+    finally:
+        await engine.stop()
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        print(f"wrote {output}: open it in the QuickBooks Web Connector (Add an application)")
+    else:
+        sys.stdout.write(text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = args.command or "run"
+    try:
+        if command == "init":
+            target = Path(args.path) if args.path else resolve_config_path(None, os.environ)
+            write_starter_config(target, force=args.force)
+            print(f"wrote {target} (mode 600): set [storefront] and check [qbwc], then run `connex-tui qwc`")
+            return 0
+        if command == "demo":
+            from .demo import run_demo
+
+            return asyncio.run(run_demo(sessions=args.sessions))
+        if command == "qwc":
+            asyncio.run(write_qwc(_load(args), args.output))
+            return 0
+        if command == "run":
+            if not getattr(args, "headless", False):
+                print("The terminal interface is not built yet; running headless (Ctrl+C stops).", file=sys.stderr)
+            asyncio.run(run_headless(_load(args)))
+            return 0
+    except ConfigError as exc:
+        print(f"connex-tui: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
