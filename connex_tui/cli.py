@@ -78,8 +78,11 @@ async def run_headless(config: Config) -> None:
 
 
 async def write_qwc(config: Config, output: str | None) -> None:
+    from .engine.logs import configure_logging
     from .engine.runtime import Engine
 
+    # Standard output carries the .qwc itself; the engine may only speak up on stderr.
+    configure_logging(level="warning", secrets=config.secrets(), json=False)
     engine = Engine(config)
     await engine.start(serve=False)
     try:

@@ -1,0 +1,1 @@
+"""Benchmarks of connex-tui, run from the checkout (`python -m bench.<name>`)."""
