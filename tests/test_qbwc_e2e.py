@@ -290,3 +290,18 @@ async def test_engine_keeps_answering_while_sessions_run(engine: Engine, qb: Qui
     answers = sorted(r.auth[1] for r in runs)
     assert answers in (["", "busy"], ["", "none"], ["", ""])
     assert len([t for t in qb.transactions if t.ref_number == "1013"]) == 1
+
+
+async def test_web_connector_runs_on_a_schedule_until_stopped(engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim) -> None:
+    await add_order(engine.db, order("wc-14", "1014"))
+    stop = asyncio.Event()
+    task = asyncio.create_task(web_connector.run_every(0.05, stop))
+    for _ in range(200):
+        if len(web_connector.runs) >= 3:
+            break
+        await asyncio.sleep(0.02)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert len(web_connector.runs) >= 3
+    assert [r.auth[1] for r in web_connector.runs[:2]] == ["", "none"]
+    assert (await qb_state(engine, "wc-14"))[0] == "posted"
