@@ -76,7 +76,7 @@ def test_starter_round_trip(tmp_path: Path) -> None:
     assert s.access_token is None and s.location_id is None and s.api_version == "2025-07"
     o = config.orders
     assert (o.poll_seconds, o.post_as, o.customer) == (60, "sales_receipt", "Web Store")
-    assert o.statuses == ("processing", "completed")
+    assert o.statuses == ("processing", "completed", "paid", "partially_refunded")
     i = config.inventory
     assert (i.match, i.quantity, i.max_attempts) == ("name", "available", 8)
     assert config.logging.level == "info"
@@ -173,7 +173,7 @@ def test_minimal_file_gets_defaults(tmp_path: Path) -> None:
     assert config.storefront.platform == "none" and config.storefront.url == ""
     assert config.storefront.consumer_key is None
     assert config.qbwc.password.reveal() == PASSWORD
-    assert config.orders.statuses == ("processing", "completed")
+    assert config.orders.statuses == ("processing", "completed", "paid", "partially_refunded")
 
 
 def test_parse_config_for_tests_and_demo() -> None:

@@ -286,7 +286,9 @@ class OrdersConfig:
     )
     customer: str = setting(Kind.STR, "Web Store", "QuickBooks customer web orders are posted to")
     statuses: tuple[str, ...] = setting(
-        Kind.STRINGS, ("processing", "completed"), "store order statuses that are imported"
+        Kind.STRINGS,
+        ("processing", "completed", "paid", "partially_refunded"),
+        "store order statuses that are imported (WooCommerce status, Shopify financial status)",
     )
 
 
@@ -305,6 +307,11 @@ class InventoryConfig:
         choices=("available", "on_hand"),
     )
     max_attempts: int = setting(Kind.INT, 8, "tries before a failing stock update gives up", lo=1)
+    catalog_refresh_minutes: int = setting(Kind.INT, 60, "how often the store's SKU index is refreshed", lo=1)
+    reconcile_hours: int = setting(
+        Kind.INT, 24, "how often every matched SKU's store stock is compared with QuickBooks", lo=1
+    )
+    log_retention_days: int = setting(Kind.INT, 30, "how long SKU log lines are kept", lo=1)
 
 
 @dataclass(frozen=True)

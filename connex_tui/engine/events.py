@@ -44,6 +44,13 @@ class OrderFailed(Event):
 
 
 @dataclass(frozen=True)
+class PendingQueued(Event):
+    """Stock updates were queued for the store (the inventory task wakes up)."""
+
+    count: int
+
+
+@dataclass(frozen=True)
 class ItemsRead(Event):
     count: int
     queued: int

@@ -15,6 +15,7 @@ from typing import Any
 import aiosqlite
 
 from .db import utcnow
+from .skus import store_skus_for
 
 SKU_FIELD = {"name": "Name", "full_name": "FullName", "manufacturer_part_number": "ManufacturerPartNumber"}
 
@@ -45,19 +46,34 @@ def _fmt(quantity: Decimal) -> str:
 
 
 async def unposted_units(conn: aiosqlite.Connection, skus: Sequence[str]) -> dict[str, Decimal]:
-    """Units in imported store orders QuickBooks has not received yet, per lower-cased SKU."""
+    """Per lower-cased store SKU, the units QuickBooks does not know about yet: sold in imported
+    orders not yet posted (negative) and put back on the shelf by refunds whose credit memo is not
+    posted yet (positive)."""
     if not skus:
         return {}
     marks = ",".join("?" * len(skus))
     sql = (
-        "SELECT lower(l.sku) AS sku, l.quantity FROM order_lines l JOIN orders o ON o.id = l.order_id"
-        f" WHERE o.qb_state IN ('new', 'sent') AND o.qb_kind != 'credit_memo' AND lower(l.sku) IN ({marks})"
+        "SELECT lower(l.sku) AS sku, l.quantity, o.qb_kind FROM order_lines l JOIN orders o ON o.id = l.order_id"
+        f" WHERE o.qb_state IN ('new', 'sent') AND lower(l.sku) IN ({marks})"
     )
     totals: dict[str, Decimal] = {}
     async with conn.execute(sql, [s.lower() for s in skus]) as cur:
         async for row in cur:
-            totals[row[0]] = totals.get(row[0], Decimal(0)) + _decimal(row[1])
+            sign = 1 if row[2] == "credit_memo" else -1
+            totals[row[0]] = totals.get(row[0], Decimal(0)) + sign * _decimal(row[1])
     return totals
+
+
+async def store_quantities(
+    conn: aiosqlite.Connection, qb_quantities: dict[str, Decimal], *, quantity_mode: str
+) -> dict[str, Decimal]:
+    """QuickBooks value -> quantity on hand, turned into store SKU -> the quantity to show."""
+    store_skus = await store_skus_for(conn, list(qb_quantities))
+    wanted = {store_skus[value.lower()]: qty for value, qty in qb_quantities.items()}
+    if quantity_mode == "available":
+        pending = await unposted_units(conn, list(wanted))
+        wanted = {sku: qty + pending.get(sku.lower(), Decimal(0)) for sku, qty in wanted.items()}
+    return {sku: max(qty, Decimal(0)) for sku, qty in wanted.items()}
 
 
 async def record_items(
@@ -110,24 +126,28 @@ async def _queue_quantities(
     conn: aiosqlite.Connection, rets: Sequence[dict[str, Any]], *, match: str, quantity_mode: str, now: str
 ) -> int:
     field = SKU_FIELD[match]
-    wanted: dict[str, Decimal] = {}
+    on_hand: dict[str, Decimal] = {}
     for ret in rets:
-        sku = ret.get(field)
-        if not sku or str(ret.get("IsActive", "true")).lower() == "false":
+        value = ret.get(field)
+        if not value or str(ret.get("IsActive", "true")).lower() == "false":
             continue  # no SKU to match, or an inactive item: nothing to push
-        wanted[sku] = _decimal(ret.get("QuantityOnHand", "0"))
-    if quantity_mode == "available":
-        held = await unposted_units(conn, list(wanted))
-        wanted = {sku: qty - held.get(sku.lower(), Decimal(0)) for sku, qty in wanted.items()}
-    # One row per SKU, newest quantity wins; a row being pushed keeps its state so the pusher
-    # sees the quantity changed under it and does not delete the newer value.
+        on_hand[value] = _decimal(ret.get("QuantityOnHand", "0"))
+    wanted = await store_quantities(conn, on_hand, quantity_mode=quantity_mode)
+    await queue_stock(conn, wanted, now)
+    return len(wanted)
+
+
+async def queue_stock(conn: aiosqlite.Connection, wanted: dict[str, Decimal], now: str) -> None:
+    """One row per SKU, newest quantity wins. A row being pushed keeps its state: the pusher sees
+    that the quantity changed under it and pushes the new one instead of deleting the row."""
     await conn.executemany(
         "INSERT INTO pending(sku, quantity, state, attempts, next_attempt, updated_at)"
         " VALUES (?, ?, 'pending', 0, ?, ?) ON CONFLICT(sku) DO UPDATE SET quantity=excluded.quantity,"
         " state=CASE WHEN pending.state='in_flight' THEN 'in_flight' ELSE 'pending' END,"
         " attempts=CASE WHEN pending.state='failed' THEN 0 ELSE pending.attempts END,"
-        " next_attempt=excluded.next_attempt, last_error=CASE WHEN pending.state='failed' THEN NULL"
-        " ELSE pending.last_error END, updated_at=excluded.updated_at",
-        [(sku, _fmt(max(qty, Decimal(0))), now, now) for sku, qty in wanted.items()],
+        " next_attempt=CASE WHEN pending.state='pending' AND pending.attempts > 0"
+        " THEN pending.next_attempt ELSE excluded.next_attempt END,"
+        " last_error=CASE WHEN pending.state='failed' THEN NULL ELSE pending.last_error END,"
+        " updated_at=excluded.updated_at",
+        [(sku, _fmt(qty), now, now) for sku, qty in wanted.items()],
     )
-    return len(wanted)

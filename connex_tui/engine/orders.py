@@ -12,6 +12,7 @@ import aiosqlite
 
 from ..soap.qbxml import TxnDoc, TxnLine, memo_for, ref_number_for
 from .db import Database, utcnow
+from .skus import qb_values_for
 
 
 @dataclass(frozen=True)
@@ -74,16 +75,19 @@ async def add_order(db: Database, order: StoreOrder, qb_kind: str = "sales_recei
 
 
 async def item_full_names(db: Database, skus: Sequence[str], match: str) -> dict[str, str]:
-    """Store SKU (lower-cased) -> the QuickBooks FullName it refers to, for the SKUs we know."""
+    """Store SKU (lower-cased) -> the QuickBooks FullName it refers to. A SKU whose item we have not
+    seen yet is sent as its (mapped) value: QuickBooks answers 3140 if it has no such item."""
     if not skus:
         return {}
+    values = await qb_values_for(db.conn, skus)
     column = {"name": "name", "full_name": "full_name", "manufacturer_part_number": "mpn"}[match]
-    marks = ",".join("?" * len(skus))
+    wanted = sorted({v.lower() for v in values.values()})
+    marks = ",".join("?" * len(wanted))
     rows = await db.fetchall(
-        f"SELECT lower({column}) AS sku, full_name FROM items WHERE lower({column}) IN ({marks})",
-        [s.lower() for s in skus],
+        f"SELECT lower({column}) AS value, full_name FROM items WHERE lower({column}) IN ({marks})", wanted
     )
-    return {row["sku"]: row["full_name"] for row in rows}
+    full_names = {row["value"]: row["full_name"] for row in rows}
+    return {sku: full_names.get(value.lower(), value) for sku, value in values.items()}
 
 
 async def txn_docs(db: Database, order_ids: Sequence[int], *, customer: str, match: str) -> dict[int, TxnDoc]:

@@ -43,7 +43,7 @@ from ..soap.qbxml import (
 )
 from .config import Config
 from .db import Database, utcnow
-from .events import EventBus, ItemsRead, OrderFailed, OrderPosted, SessionEnded, SessionStarted
+from .events import EventBus, ItemsRead, OrderFailed, OrderPosted, PendingQueued, SessionEnded, SessionStarted
 from .items import qb_time_key, record_items
 from .orders import txn_docs
 
@@ -499,6 +499,8 @@ class QBWCSessions:
         )
         state["items_read"] += recorded.count
         state["queued"] += recorded.queued
+        if recorded.queued:
+            self.bus.emit(PendingQueued(recorded.queued))
         if recorded.max_time_modified and (
             items["max_seen"] is None or qb_time_key(recorded.max_time_modified) > qb_time_key(items["max_seen"])
         ):

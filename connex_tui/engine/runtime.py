@@ -15,10 +15,14 @@ from aiohttp import web
 
 from ..soap.qwc import new_guid, qwc_document
 from ..soap.server import CallObserver, make_app, start_endpoint
+from ..storefronts.base import Storefront
+from ..storefronts.factory import make_storefront
 from .config import Config
 from .db import Database
-from .events import EventBus
+from .events import Event, EventBus, PendingQueued
 from .qbwc_session import QBWCSessions
+from .scheduler import Scheduler
+from .sync_tasks import SyncTasks
 
 log = structlog.get_logger("connex.engine")
 
@@ -35,12 +39,23 @@ async def stable_guid(db: Database, key: str) -> str:
 
 
 class Engine:
-    def __init__(self, config: Config, *, bus: EventBus | None = None, observer: CallObserver | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        bus: EventBus | None = None,
+        observer: CallObserver | None = None,
+        storefront: Storefront | None = None,
+    ) -> None:
         self.config = config
         self.bus = bus or EventBus()
         self.observer = observer
+        self.store = storefront
+        self._own_store = storefront is None
         self.db: Database | None = None
         self.sessions: QBWCSessions | None = None
+        self.tasks: SyncTasks | None = None
+        self.scheduler: Scheduler | None = None
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -51,11 +66,32 @@ class Engine:
         host = f"[{q.host}]" if ":" in q.host else q.host
         return f"{scheme}://{host}:{self.port or q.port}{q.path}"
 
-    async def start(self, *, serve: bool = True) -> None:
+    async def start(self, *, serve: bool = True, sync: bool = True) -> None:
+        """`serve`: the Web Connector endpoint; `sync`: the storefront tasks (when a store is set)."""
         self.db = await Database.open(self.config.database.path)
         self.sessions = QBWCSessions(self.db, self.config, self.bus)
+        if sync:
+            await self._start_sync()
         if serve:
             await self._serve()
+
+    async def _start_sync(self) -> None:
+        assert self.db is not None
+        if self.store is None:
+            self.store = make_storefront(self.config.storefront)
+        if self.store is None:
+            return
+        self.tasks = SyncTasks(self.db, self.store, self.config)
+        recovered = await self.tasks.pusher.recover()
+        if recovered:
+            log.warning("pending_recovered", rows=recovered, reason="left in flight by an earlier stop")
+        self.scheduler = Scheduler(self.db, self.tasks.specs())
+        await self.scheduler.start()
+        self.bus.subscribe(self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, PendingQueued) and self.scheduler is not None:
+            self.scheduler.wake("inventory")
 
     async def _serve(self) -> None:
         assert self.sessions is not None
@@ -82,6 +118,12 @@ class Engine:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+            self.scheduler = None
+        if self.store is not None and self._own_store:
+            await self.store.close()
+            self.store = None
         if self.db is not None:
             await self.db.close()
             self.db = None

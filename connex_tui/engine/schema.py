@@ -125,3 +125,30 @@ MIGRATIONS: list[str] = [
     CREATE INDEX qb_requests_session ON qb_requests(session_id);
     """,
 ]
+
+MIGRATIONS.append(
+    # 2: the storefront side: the store's SKU index, explicit SKU mappings, scheduled tasks seeded
+    # by the scheduler, and which store order a credit memo came from.
+    """
+    CREATE TABLE catalog (
+        sku_key      TEXT PRIMARY KEY,
+        sku          TEXT NOT NULL,
+        item_id      TEXT NOT NULL,
+        parent_id    TEXT,
+        quantity     INTEGER,
+        managed      INTEGER NOT NULL DEFAULT 1,
+        refreshed_at TEXT NOT NULL
+    );
+
+    CREATE TABLE mappings (
+        store_sku_key TEXT PRIMARY KEY,
+        store_sku     TEXT NOT NULL,
+        qb_item       TEXT NOT NULL,
+        created_at    TEXT NOT NULL
+    );
+    CREATE INDEX mappings_qb_item ON mappings(qb_item COLLATE NOCASE);
+
+    ALTER TABLE orders ADD COLUMN parent_order_id INTEGER REFERENCES orders(id) ON DELETE SET NULL;
+    ALTER TABLE pending ADD COLUMN pushed_quantity TEXT
+    """
+)

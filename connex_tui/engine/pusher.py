@@ -1,0 +1,195 @@
+"""The inventory task: drains the pending queue to the store in the largest batches it allows.
+
+Per batch: take the due rows (oldest first), mark them in flight, set their stock on the store, and
+record each SKU's outcome in one transaction: success deletes the row (unless QuickBooks reported
+a newer quantity meanwhile) and logs it; a permanent failure keeps the row as `failed` with the
+reason; a transient one goes back to `pending` with exponential backoff and jitter, and becomes
+`failed` after `max_attempts`. Stock sets are absolute, so a batch repeated after a crash is
+harmless.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+
+import structlog
+
+from ..storefronts.base import CatalogEntry, CredentialsError, StockResult, StockUpdate, Storefront, StoreUnavailable
+from .catalog import lookup, record_store_quantity, refresh_catalog
+from .db import Database, utcnow
+
+log = structlog.get_logger("connex.inventory")
+
+NOT_ON_STORE = "SKU not found on the store: does the QuickBooks item name match the store SKU?"
+BACKOFF_BASE = 5.0  # seconds; doubles per attempt
+BACKOFF_MAX = 3600.0
+CATALOG_REFRESH_MIN_SECONDS = 30.0  # a missing SKU refreshes the index at most this often
+
+
+@dataclass
+class PushOutcome:
+    taken: int = 0
+    pushed: int = 0
+    failed: int = 0
+    retrying: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.pushed} pushed, {self.failed} failed, {self.retrying} to retry"
+
+
+def backoff_seconds(attempts: int, rng: random.Random | None = None) -> float:
+    """Exponential with jitter: between half and all of base * 2^(attempts-1), capped."""
+    ceiling = min(BACKOFF_MAX, BACKOFF_BASE * (2 ** max(attempts - 1, 0)))
+    return (rng or random).uniform(ceiling / 2, ceiling)
+
+
+def _int_quantity(text: str) -> int:
+    try:
+        return max(int(Decimal(text)), 0)  # stores count whole units; a fraction is rounded down
+    except (InvalidOperation, ValueError):
+        return 0
+
+
+class InventoryPusher:
+    def __init__(self, db: Database, store: Storefront, *, max_attempts: int = 8) -> None:
+        self.db = db
+        self.store = store
+        self.max_attempts = max_attempts
+
+    async def recover(self) -> int:
+        """Rows a crash left in flight go back to pending (start-up only)."""
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE pending SET state = 'pending', next_attempt = ? WHERE state = 'in_flight'", (utcnow(),)
+            )
+            return cur.rowcount
+
+    async def next_due(self) -> str | None:
+        return await self.db.fetchval("SELECT min(next_attempt) FROM pending WHERE state = 'pending'")
+
+    async def push_once(self) -> PushOutcome:
+        """One batch; an outcome with taken == 0 means nothing was due."""
+        rows = await self._take_due()
+        outcome = PushOutcome(taken=len(rows))
+        if not rows:
+            return outcome
+        entries = await self._entries([sku for sku, _ in rows])
+        updates = [StockUpdate(sku, _int_quantity(qty), entries[sku.lower()]) for sku, qty in rows if sku.lower() in entries]
+        results = {r.sku: r for r in [StockResult(sku, ok=False, permanent=True, reason=NOT_ON_STORE)
+                                      for sku, _ in rows if sku.lower() not in entries]}
+        if updates:
+            results.update({r.sku: r for r in await self._set_stock(updates)})
+        await self._record(rows, results, outcome)
+        log.info("inventory_batch", taken=outcome.taken, pushed=outcome.pushed, failed=outcome.failed,
+                 retrying=outcome.retrying)
+        return outcome
+
+    async def _take_due(self) -> list[tuple[str, str]]:
+        now = utcnow()
+        async with self.db.transaction() as conn:
+            async with conn.execute(
+                "SELECT sku, quantity FROM pending WHERE state = 'pending' AND next_attempt <= ?"
+                " ORDER BY next_attempt, sku LIMIT ?",
+                (now, self.store.batch_limit),
+            ) as cur:
+                rows = [(row[0], row[1]) for row in await cur.fetchall()]
+            await conn.executemany(
+                "UPDATE pending SET state = 'in_flight', pushed_quantity = quantity, updated_at = ? WHERE sku = ?",
+                [(now, sku) for sku, _ in rows],
+            )
+        return rows
+
+    async def _entries(self, skus: list[str]) -> dict[str, CatalogEntry]:
+        entries = await lookup(self.db, skus)
+        missing = [s for s in skus if s.lower() not in entries]
+        if missing and await self._may_refresh():
+            # One refresh of the index before calling a SKU missing: it may be new on the store.
+            count = await refresh_catalog(self.db, self.store)
+            log.info("catalog_refreshed", skus=count, reason="unknown SKU", missing=len(missing))
+            entries = await lookup(self.db, skus)
+        return entries
+
+    async def _may_refresh(self) -> bool:
+        last = await self.db.get_meta("catalog.refreshed_at")
+        if last is None:
+            return True
+        age = datetime.now(timezone.utc) - datetime.fromisoformat(last)
+        return age.total_seconds() >= CATALOG_REFRESH_MIN_SECONDS
+
+    async def _set_stock(self, updates: list[StockUpdate]) -> list[StockResult]:
+        try:
+            return await self.store.set_stock(updates)
+        except CredentialsError as exc:
+            # Nothing is wrong with these SKUs: put them back untouched and let the task stop.
+            await self._release([u.sku for u in updates])
+            raise exc
+        except StoreUnavailable as exc:
+            return [StockResult(u.sku, ok=False, reason=str(exc)) for u in updates]
+
+    async def _release(self, skus: list[str]) -> None:
+        async with self.db.transaction() as conn:
+            await conn.executemany(
+                "UPDATE pending SET state = 'pending', pushed_quantity = NULL WHERE sku = ? AND state = 'in_flight'",
+                [(s,) for s in skus],
+            )
+
+    async def _record(self, rows: list[tuple[str, str]], results: dict[str, StockResult], outcome: PushOutcome) -> None:
+        now_dt = datetime.now(timezone.utc)
+        now = now_dt.isoformat(timespec="milliseconds")
+        async with self.db.transaction() as conn:
+            for sku, quantity in rows:
+                result = results.get(sku) or StockResult(sku, ok=False, reason="the store gave no answer for this SKU")
+                if result.ok:
+                    outcome.pushed += 1
+                    await conn.execute(
+                        "INSERT INTO sku_log(at, sku, old_qty, new_qty, ok, reason) VALUES (?,?,?,?,1,'')",
+                        (now, sku, _text(result.before), _text(result.after if result.after is not None else quantity)),
+                    )
+                    await record_store_quantity(conn, sku, result.after if result.after is not None else _int_quantity(quantity))
+                    # Deleted only if QuickBooks did not report a newer quantity while we pushed.
+                    cur = await conn.execute(
+                        "DELETE FROM pending WHERE sku = ? AND quantity = pushed_quantity", (sku,)
+                    )
+                    if cur.rowcount == 0:
+                        await conn.execute(
+                            "UPDATE pending SET state = 'pending', attempts = 0, next_attempt = ?, last_error = NULL"
+                            " WHERE sku = ?",
+                            (now, sku),
+                        )
+                    continue
+                await self._record_failure(conn, sku, quantity, result, now_dt, outcome)
+
+    async def _record_failure(self, conn, sku: str, quantity: str, result: StockResult, now_dt: datetime,
+                              outcome: PushOutcome) -> None:
+        now = now_dt.isoformat(timespec="milliseconds")
+        async with conn.execute("SELECT attempts FROM pending WHERE sku = ?", (sku,)) as cur:
+            row = await cur.fetchone()
+        attempts = (row[0] if row else 0) + 1
+        give_up = result.permanent or attempts >= self.max_attempts
+        reason = result.reason or "the store refused the update"
+        if give_up:
+            outcome.failed += 1
+            await conn.execute(
+                "UPDATE pending SET state = 'failed', attempts = ?, last_error = ?, updated_at = ? WHERE sku = ?",
+                (attempts, reason, now, sku),
+            )
+            await conn.execute(
+                "INSERT INTO sku_log(at, sku, old_qty, new_qty, ok, reason) VALUES (?,?,?,?,0,?)",
+                (now, sku, _text(result.before), quantity, reason),
+            )
+            log.warning("stock_push_failed", sku=sku, reason=reason[:300], attempts=attempts)
+        else:
+            outcome.retrying += 1
+            next_attempt = (now_dt + timedelta(seconds=backoff_seconds(attempts))).isoformat(timespec="milliseconds")
+            await conn.execute(
+                "UPDATE pending SET state = 'pending', attempts = ?, next_attempt = ?, last_error = ?, updated_at = ?"
+                " WHERE sku = ?",
+                (attempts, next_attempt, reason, now, sku),
+            )
+
+
+def _text(value: int | None) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,94 @@
+"""The storefront side's scheduled tasks: orders, inventory, catalog, reconcile, cleanup."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import structlog
+
+from ..storefronts.base import Storefront
+from .catalog import refresh_catalog
+from .config import Config
+from .db import Database, utcnow
+from .items import SKU_FIELD, queue_stock, store_quantities
+from .order_import import OrderImporter
+from .pusher import InventoryPusher, PushOutcome
+from .scheduler import TaskResult, TaskSpec
+
+log = structlog.get_logger("connex.tasks")
+
+INVENTORY_IDLE_SECONDS = 30  # the inventory task is woken by the Web Connector; this is its fallback
+PAUSE_KEY = "inventory.paused"
+COLUMN = {"name": "name", "full_name": "full_name", "manufacturer_part_number": "mpn"}
+
+
+class SyncTasks:
+    def __init__(self, db: Database, store: Storefront, config: Config) -> None:
+        self.db = db
+        self.store = store
+        self.config = config
+        self.importer = OrderImporter(db, store, config)
+        self.pusher = InventoryPusher(db, store, max_attempts=config.inventory.max_attempts)
+
+    def specs(self) -> list[TaskSpec]:
+        inv = self.config.inventory
+        return [
+            TaskSpec("orders", self.config.orders.poll_seconds, self.orders),
+            TaskSpec("inventory", INVENTORY_IDLE_SECONDS, self.inventory),
+            TaskSpec("catalog", inv.catalog_refresh_minutes * 60, self.catalog),
+            TaskSpec("reconcile", inv.reconcile_hours * 3600, self.reconcile, first_run_delay=inv.reconcile_hours * 3600),
+            TaskSpec("cleanup", 86400, self.cleanup),
+        ]
+
+    async def orders(self) -> TaskResult:
+        return TaskResult(str(await self.importer.run()))
+
+    async def inventory(self) -> TaskResult:
+        """Drain the queue batch after batch; come back when the next retry is due."""
+        if await self.db.get_meta(PAUSE_KEY) == "1":
+            return TaskResult("paused")
+        total = PushOutcome()
+        while True:
+            outcome = await self.pusher.push_once()
+            total.taken += outcome.taken
+            total.pushed += outcome.pushed
+            total.failed += outcome.failed
+            total.retrying += outcome.retrying
+            if outcome.taken < self.store.batch_limit or await self.db.get_meta(PAUSE_KEY) == "1":
+                break
+        due = await self.pusher.next_due()
+        again = datetime.fromisoformat(due) if due else None
+        return TaskResult(str(total), again)
+
+    async def catalog(self) -> TaskResult:
+        return TaskResult(f"{await refresh_catalog(self.db, self.store)} SKUs on the store")
+
+    async def reconcile(self) -> TaskResult:
+        """Compare every matched SKU's store stock with QuickBooks and queue the differences
+        (catches stock edited by hand on the store)."""
+        await refresh_catalog(self.db, self.store)
+        column = COLUMN[self.config.inventory.match]
+        rows = await self.db.fetchall(f"SELECT {column}, quantity_on_hand FROM items WHERE is_active = 1 AND {column} IS NOT NULL")
+        store_rows = await self.db.fetchall("SELECT sku_key, quantity FROM catalog WHERE managed = 1")
+        on_store = {row[0]: row[1] for row in store_rows}
+        async with self.db.transaction() as conn:
+            wanted = await store_quantities(
+                conn, {row[0]: Decimal(row[1]) for row in rows}, quantity_mode=self.config.inventory.quantity
+            )
+            differences = {
+                sku: qty for sku, qty in wanted.items()
+                if sku.lower() in on_store and on_store[sku.lower()] != int(qty)
+            }
+            await queue_stock(conn, differences, utcnow())
+        log.info("reconciled", compared=len([s for s in wanted if s.lower() in on_store]), queued=len(differences))
+        return TaskResult(f"{len(differences)} of {len(wanted)} SKUs differed and were queued")
+
+    async def cleanup(self) -> TaskResult:
+        cutoff = datetime.now(timezone.utc) - timedelta(days=self.config.inventory.log_retention_days)
+        async with self.db.transaction() as conn:
+            cur = await conn.execute("DELETE FROM sku_log WHERE at < ?", (cutoff.isoformat(timespec="milliseconds"),))
+        return TaskResult(f"{cur.rowcount} SKU log lines older than {self.config.inventory.log_retention_days} days removed")
+
+
+__all__ = ["SyncTasks", "PAUSE_KEY", "SKU_FIELD"]

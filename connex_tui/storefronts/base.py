@@ -1,0 +1,116 @@
+"""The one small protocol every storefront client implements, and the values it speaks in.
+
+The engine drives storefronts only through `Storefront`; platform quirks (pagination, batch
+endpoints, GraphQL costs, authentication) stay inside each platform's module. This module imports
+nothing from the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class StoreLine:
+    sku: str
+    quantity: Decimal
+    price: Decimal | None = None
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class StoreRefund:
+    """A refund; `lines` holds only the lines whose stock went back on the shelf (restocked)."""
+
+    refund_id: str
+    lines: tuple[StoreLine, ...]
+    created_at: str = ""
+
+
+@dataclass(frozen=True)
+class StoreOrderData:
+    store_id: str  # the platform's own id, unique per store
+    number: str  # what the merchant and the customer call it ("1001")
+    status: str  # the platform's status word ("processing", "paid", "cancelled"...)
+    modified_at: str  # ISO 8601 UTC, what the watermark follows
+    lines: tuple[StoreLine, ...]
+    created_at: str = ""
+    customer: str = ""
+    cancelled: bool = False
+    refunds: tuple[StoreRefund, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One SKU on the store and what it takes to set its stock."""
+
+    sku: str
+    item_id: str  # WooCommerce product or variation id; Shopify InventoryItem gid
+    parent_id: str | None = None  # WooCommerce: the parent product of a variation
+    quantity: int | None = None  # the store's current stock, when it tracks it
+    managed: bool = True  # the store tracks stock for it
+
+
+@dataclass(frozen=True)
+class StockUpdate:
+    sku: str
+    quantity: int
+    entry: CatalogEntry
+
+
+@dataclass(frozen=True)
+class StockResult:
+    sku: str
+    ok: bool
+    before: int | None = None
+    after: int | None = None
+    reason: str = ""
+    permanent: bool = False  # a failure that retrying the same update cannot fix
+
+
+@dataclass
+class RequestStats:
+    """What a client sent, for the benchmarks, the dashboard and tests."""
+
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    waited_seconds: float = 0.0
+
+
+class StorefrontError(Exception):
+    """The store could not be reached or refused us; the message is written for a merchant."""
+
+
+class CredentialsError(StorefrontError):
+    """401/403: retrying will not help until someone fixes the keys."""
+
+
+class StoreUnavailable(StorefrontError):
+    """Retries ran out on 429/5xx/timeouts/connection errors; try again later."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Storefront(Protocol):
+    platform: str
+    batch_limit: int  # the most stock updates one request may carry
+    stats: RequestStats
+
+    async def list_orders(self, modified_since: datetime | None) -> list[StoreOrderData]:
+        """Every order modified at or after `modified_since` (all orders when None)."""
+
+    async def catalog(self) -> list[CatalogEntry]:
+        """Every SKU on the store with its ids and current stock."""
+
+    async def set_stock(self, updates: Sequence[StockUpdate]) -> list[StockResult]:
+        """Set absolute stock for at most `batch_limit` SKUs; one result per update, same order."""
+
+    async def close(self) -> None: ...

@@ -1,0 +1,105 @@
+"""HTTP with retries, shared by the storefront clients.
+
+429 and 5xx answers, timeouts and dropped connections are retried with exponential backoff and
+jitter, bounded, honouring `Retry-After` when the store sends it; 401/403 stop at once with a
+"check your credentials" error. What is returned is the final response's status, headers and body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from .base import CredentialsError, RequestStats, StoreUnavailable
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 6  # tries in all, the first included
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_retry_after: float = 300.0  # a Retry-After longer than this is capped, not obeyed blindly
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class HTTPResult:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body.decode("utf-8"))
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """`Retry-After` as seconds (a number, possibly fractional); HTTP dates are not used by stores here."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return max(0.0, seconds)
+
+
+def backoff(attempt: int, policy: RetryPolicy) -> float:
+    """Full jitter: a random wait up to base * 2^attempt, capped."""
+    return random.uniform(0, min(policy.max_delay, policy.base_delay * (2**attempt)))
+
+
+async def request_with_retry(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    what: str,
+    policy: RetryPolicy,
+    stats: RequestStats,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    **kwargs: Any,
+) -> HTTPResult:
+    """`what` names the call in errors ("WooCommerce POST /products/batch")."""
+    last_problem = ""
+    last_retry_after: float | None = None
+    for attempt in range(policy.attempts):
+        wait: float | None = None
+        try:
+            stats.requests += 1
+            timeout = aiohttp.ClientTimeout(total=policy.timeout)
+            async with session.request(method, url, timeout=timeout, **kwargs) as resp:
+                body = await resp.read()
+                result = HTTPResult(resp.status, dict(resp.headers), body)
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as exc:
+            last_problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        else:
+            if result.status in (401, 403):
+                raise CredentialsError(
+                    f"{what}: the store refused our credentials (HTTP {result.status}); check your credentials"
+                )
+            if result.status not in RETRY_STATUSES:
+                return result
+            if result.status == 429:
+                stats.throttled += 1
+            last_problem = f"HTTP {result.status}"
+            last_retry_after = retry_after_seconds(result.headers.get("Retry-After"))
+            if last_retry_after is not None:
+                wait = min(last_retry_after, policy.max_retry_after)
+        if attempt + 1 >= policy.attempts:
+            break
+        stats.retries += 1
+        delay = wait if wait is not None else backoff(attempt, policy)
+        stats.waited_seconds += delay
+        await sleep(delay)
+    raise StoreUnavailable(
+        f"{what}: the store is unavailable ({last_problem}) after {policy.attempts} tries", last_retry_after
+    )
