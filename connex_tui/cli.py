@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("path", nargs="?", default=None, help="where to write it (default: ./connex.toml)")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
 
+    mapping = sub.add_parser("map", help="map a store SKU to a QuickBooks item that has another name")
+    _add_config(mapping)
+    mapping.add_argument("store_sku", nargs="?", help="the SKU on the store (omit to list the mappings)")
+    mapping.add_argument("qb_item", nargs="?", help="the QuickBooks item (the [inventory] match field's value)")
+    mapping.add_argument("--remove", action="store_true", help="remove the mapping of STORE_SKU")
+
     qwc = sub.add_parser("qwc", help="write the .qwc file to add connex-tui to the Web Connector")
     _add_config(qwc)
     qwc.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
@@ -96,6 +102,31 @@ async def write_qwc(config: Config, output: str | None) -> None:
         sys.stdout.write(text)
 
 
+async def edit_mappings(config: Config, store_sku: str | None, qb_item: str | None, remove: bool) -> int:
+    from .engine.db import Database
+    from .engine.skus import list_mappings, remove_mapping, set_mapping
+
+    db = await Database.open(config.database.path)
+    try:
+        if store_sku and remove:
+            if not await remove_mapping(db, store_sku):
+                print(f"connex-tui: no mapping for store SKU {store_sku!r}", file=sys.stderr)
+                return 1
+            print(f"removed: {store_sku}")
+        elif store_sku and qb_item:
+            await set_mapping(db, store_sku, qb_item)
+            print(f"mapped: store SKU {store_sku} -> QuickBooks item {qb_item}")
+        elif store_sku:
+            print("connex-tui: map needs STORE_SKU and QB_ITEM (or --remove)", file=sys.stderr)
+            return 2
+        else:
+            for sku, item in await list_mappings(db):
+                print(f"{sku}\t{item}")
+        return 0
+    finally:
+        await db.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = args.command or "run"
@@ -109,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .demo import run_demo
 
             return asyncio.run(run_demo(sessions=args.sessions))
+        if command == "map":
+            return asyncio.run(edit_mappings(_load(args), args.store_sku, args.qb_item, args.remove))
         if command == "qwc":
             asyncio.run(write_qwc(_load(args), args.output))
             return 0

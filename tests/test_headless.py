@@ -167,3 +167,15 @@ def test_demo_runs_and_ends_in_agreement() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "order #1001 in QuickBooks: posted" in result.stdout
     assert "QuickBooks redwine now 15; queued for the store: redwine 15" in result.stdout
+
+
+def test_map_command_adds_lists_and_removes_mappings(tmp_path: Path) -> None:
+    config = write_config(tmp_path, 8124)
+    env = {"QBWC_PW": PASSWORD}
+    assert cli("map", "--config", str(config), "WEB-RED-750", "redwine", env=env).returncode == 0
+    listed = cli("map", "--config", str(config), env=env)
+    assert listed.stdout.strip() == "WEB-RED-750\tredwine"
+    assert cli("map", "--config", str(config), "WEB-RED-750", "--remove", env=env).returncode == 0
+    assert cli("map", "--config", str(config), env=env).stdout.strip() == ""
+    missing = cli("map", "--config", str(config), "nope", "--remove", env=env)
+    assert missing.returncode == 1 and "nope" in missing.stderr

@@ -305,3 +305,18 @@ async def test_web_connector_runs_on_a_schedule_until_stopped(engine: Engine, qb
     assert len(web_connector.runs) >= 3
     assert [r.auth[1] for r in web_connector.runs[:2]] == ["", "none"]
     assert (await qb_state(engine, "wc-14"))[0] == "posted"
+
+
+async def test_mapped_sku_posts_to_its_quickbooks_item_and_queues_under_the_store_sku(
+    engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim
+) -> None:
+    from connex_tui.engine.skus import set_mapping
+
+    await set_mapping(engine.db, "WEB-RED-750", "redwine")
+    await add_order(engine.db, order("wc-15", "1015", sku="web-red-750", quantity=2))
+    run = await web_connector.run_once()
+    assert run.status == "ok"
+    assert (await qb_state(engine, "wc-15"))[0] == "posted"
+    assert qb.item("redwine").quantity_on_hand == 18
+    rows = await engine.db.fetchall("SELECT sku, quantity FROM pending")
+    assert [tuple(r) for r in rows] == [("WEB-RED-750", "18")]
