@@ -112,6 +112,7 @@ class Scheduler:
     async def _loop(self, spec: TaskSpec) -> None:
         while True:
             await self._wait_due(spec.name)
+            due_at = await self.db.fetchval("SELECT next_run FROM tasks WHERE name = ?", (spec.name,))
             started = _now()
             try:
                 result = await spec.run()
@@ -127,10 +128,10 @@ class Scheduler:
                 next_run = max(result.again_at, _now())
             async with self.db.transaction() as conn:
                 await conn.execute(
-                    "UPDATE tasks SET last_run = ?, next_run = CASE WHEN next_run > ? THEN next_run ELSE ? END,"
+                    "UPDATE tasks SET last_run = ?, next_run = CASE WHEN next_run IS ? THEN ? ELSE next_run END,"
                     " last_result = ? WHERE name = ?",
                     # A run-now request that arrived while this run was going keeps its time.
-                    (_iso(started), _iso(started), _iso(next_run), summary[:500], spec.name),
+                    (_iso(started), due_at, _iso(next_run), summary[:500], spec.name),
                 )
             future = self._running.pop(spec.name, None)
             if future is not None and not future.done():
