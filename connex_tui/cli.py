@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the whole sync against simulated QuickBooks and Web Connector")
     demo.add_argument("--headless", action="store_true", help="print what happens instead of drawing the interface")
-    demo.add_argument("--sessions", type=int, default=3, metavar="N", help="Web Connector sessions to run (default 3)")
+    demo.add_argument("--platform", choices=("woocommerce", "shopify"), default="woocommerce", help="which store to emulate")
+    demo.add_argument("--seconds", type=float, default=60.0, metavar="N", help="give up waiting for agreement after N seconds")
 
     init = sub.add_parser("init", help="write a commented starter configuration file")
     init.add_argument("path", nargs="?", default=None, help="where to write it (default: ./connex.toml)")
@@ -139,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "demo":
             from .demo import run_demo
 
-            return asyncio.run(run_demo(sessions=args.sessions))
+            return asyncio.run(run_demo(platform=args.platform, seconds=args.seconds))
         if command == "map":
             return asyncio.run(edit_mappings(_load(args), args.store_sku, args.qb_item, args.remove))
         if command == "qwc":

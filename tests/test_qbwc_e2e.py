@@ -320,3 +320,15 @@ async def test_mapped_sku_posts_to_its_quickbooks_item_and_queues_under_the_stor
     assert qb.item("redwine").quantity_on_hand == 18
     rows = await engine.db.fetchall("SELECT sku, quantity FROM pending")
     assert [tuple(r) for r in rows] == [("WEB-RED-750", "18")]
+
+
+async def test_an_item_re_read_at_the_watermark_is_not_queued_again(engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim) -> None:
+    qb.add_item("whitewine", 4)
+    await web_connector.run_once()
+    async with engine.db.transaction() as conn:
+        await conn.execute("DELETE FROM pending")
+        await conn.execute("DELETE FROM meta WHERE key = 'items.last_complete'")
+    qb.adjust_quantity("redwine", 2)
+    run = await web_connector.run_once()
+    assert "<FromModifiedDate>" in run.requests[0]
+    assert [tuple(r) for r in await engine.db.fetchall("SELECT sku, quantity FROM pending")] == [("redwine", "22")]

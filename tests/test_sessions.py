@@ -166,6 +166,7 @@ async def test_available_quantity_holds_back_units_not_yet_in_quickbooks(engine,
     async with engine.db.transaction() as conn:
         await conn.execute("UPDATE orders SET qb_state = 'new'")
     qb.locked_items.add("redwine")  # QuickBooks refuses it this time: still not received
+    qb.adjust_quantity("redwine", 1)  # and someone counted one more bottle: 21 on hand
     await engine.db.conn.execute("DELETE FROM meta WHERE key = 'items.last_complete'")
     await web_connector.run_once()
-    assert await engine.db.fetchval("SELECT quantity FROM pending WHERE sku = 'redwine'") == "17"
+    assert await engine.db.fetchval("SELECT quantity FROM pending WHERE sku = 'redwine'") == "18"

@@ -96,6 +96,7 @@ async def record_items(
         if latest is None or qb_time_key(modified) > qb_time_key(latest):
             latest = modified
         rows.append(ret)
+    changed = await _changed(conn, rows)
     await conn.executemany(
         "INSERT INTO items(list_id, kind, name, full_name, mpn, quantity_on_hand, time_modified, edit_sequence,"
         " is_active, seen_at) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(list_id) DO UPDATE SET"
@@ -118,8 +119,22 @@ async def record_items(
             for r in rows
         ],
     )
-    queued = await _queue_quantities(conn, rows, match=match, quantity_mode=quantity_mode, now=now)
+    queued = await _queue_quantities(conn, changed, match=match, quantity_mode=quantity_mode, now=now)
     return ItemsRecorded(count=len(rows), queued=queued, max_time_modified=latest)
+
+
+async def _changed(conn: aiosqlite.Connection, rets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Rets that are news: the inclusive FromModifiedDate re-reads the newest items of the last
+    read, and an item whose TimeModified and EditSequence we already hold has not changed."""
+    if not rets:
+        return []
+    marks = ",".join("?" * len(rets))
+    async with conn.execute(
+        f"SELECT list_id, time_modified, edit_sequence FROM items WHERE list_id IN ({marks})",
+        [r["ListID"] for r in rets],
+    ) as cur:
+        known = {row[0]: (row[1], row[2]) for row in await cur.fetchall()}
+    return [r for r in rets if known.get(r["ListID"]) != (r["TimeModified"], r.get("EditSequence"))]
 
 
 async def _queue_quantities(
