@@ -1,92 +1,184 @@
-"""`connex-tui demo`: the QuickBooks half of the sync, end to end, on this machine.
+"""`connex-tui demo`: the whole sync, live, on this machine, with nothing to configure.
 
-It starts the real engine and endpoint on a free local port with a throw-away database, a
-simulated QuickBooks company file (redwine at 20 among a few hundred items) and the simulated Web
-Connector, then runs Web Connector sessions: the first reads every item, the next posts a store
-order of 5 redwine (QuickBooks falls to 15) and reads back what changed, and an inventory
-adjustment made in QuickBooks is picked up by the one after. It prints what happened.
-The store side (emulators, stock pushes) joins in the storefront issue.
+It starts the real engine (database, Web Connector endpoint, storefront tasks) against simulated
+parts on free local ports: a store emulator (WooCommerce or Shopify) reached over real HTTP, a
+QuickBooks company file, and the Web Connector calling the endpoint every couple of seconds. It
+seeds a catalog (redwine at 20 among a few hundred items, plus one SKU that exists only in
+QuickBooks), then plays a merchant's day: store orders, an inventory adjustment and a credit memo
+in QuickBooks, a refund with restock on the store. It ends when the store and QuickBooks agree
+on every matched SKU, and says so.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
 import secrets
+import sys
 import tempfile
+import time
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import aiohttp
 
 from .engine.config import Config, parse_config
-from .engine.orders import OrderLine, StoreOrder, add_order
 from .engine.runtime import Engine
 from .sim.quickbooks import QuickBooksSim
-from .sim.webconnector import RunResult, WebConnectorSim
+from .sim.stores import EmulatedStore
+from .sim.webconnector import WebConnectorSim
+from .soap.qbxml import TxnDoc, TxnLine, message_set, txn_add_rq
 
 CATALOG_SIZE = 300
+QB_ONLY_SKU = "QB-ONLY-1"
+WC_INTERVAL = 1.5  # seconds between Web Connector runs in the demo
 
 
-def demo_config(folder: Path, password: str) -> Config:
+def demo_config(folder: Path, password: str, storefront: dict[str, str]) -> Config:
     data = {
         "database": {"path": str(folder / "demo.db")},
         "qbwc": {"host": "127.0.0.1", "port": 0, "password": password, "read_min_interval_seconds": 0},
-        "storefront": {"platform": "none"},
+        "storefront": storefront,
+        "orders": {"poll_seconds": 1},
     }
     return parse_config(data, folder / "demo.toml", {})
 
 
-def seed_quickbooks(qb: QuickBooksSim) -> None:
+def seed_catalog(qb: QuickBooksSim, store: EmulatedStore, rng: random.Random) -> None:
     qb.add_item("redwine", 20, price=Decimal("12.50"))
+    store_skus = {"redwine": 20}
     for n in range(1, CATALOG_SIZE):
-        qb.add_item(f"SKU-{n:04d}", 5 + n % 40, price=Decimal("9.99"))
+        sku = f"SKU-{n:04d}"
+        qb.add_item(sku, 5 + n % 40, price=Decimal("9.99"))
+        store_skus[sku] = rng.randint(0, 60)  # the store starts out of date
+    qb.add_item(QB_ONLY_SKU, 7)
+    store.seed(store_skus)
 
 
-def _say(out: TextIO, text: str) -> None:
-    out.write(text + "\n")
-    out.flush()
+def credit_memo_request(item: str, quantity: int) -> str:
+    doc = TxnDoc(ref_number="CM-1", memo="Returned by a walk-in customer", customer="Web Store",
+                 lines=(TxnLine(item, Decimal(quantity)),))
+    return message_set([txn_add_rq("credit_memo", doc, "cm-1")])
 
 
-def _session_line(n: int, run: RunResult) -> str:
-    return (
-        f"session {n}: authenticate -> {run.auth[1] if len(run.auth) > 1 else '?'!r}, "
-        f"{len(run.requests)} qbXML requests, close: {run.close_message}"
-    )
+@dataclass
+class Agreement:
+    matched: int
+    differing: list[tuple[str, int | None, Decimal]]
 
 
-async def run_demo(*, sessions: int = 3, out: TextIO | None = None) -> int:
-    import sys
+def compare(qb: QuickBooksSim, store: EmulatedStore) -> Agreement:
+    differing = []
+    matched = 0
+    for full_name, item in qb.items.items():
+        on_store = store.stock(full_name) if full_name != QB_ONLY_SKU else None
+        if full_name == QB_ONLY_SKU:
+            continue
+        matched += 1
+        if on_store is None or Decimal(on_store) != item.quantity_on_hand:
+            differing.append((full_name, on_store, item.quantity_on_hand))
+    return Agreement(matched, differing)
 
+
+class Narrator:
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.started = time.monotonic()
+
+    def say(self, text: str) -> None:
+        self.out.write(f"[{time.monotonic() - self.started:5.1f}s] {text}\n")
+        self.out.flush()
+
+
+async def _settle(engine: Engine, qb: QuickBooksSim, store: EmulatedStore, deadline: float) -> Agreement:
+    """Wait until nothing is pending and the two sides agree (or the deadline passes)."""
+    assert engine.db is not None
+    agreement = compare(qb, store)
+    while time.monotonic() < deadline:
+        waiting = await engine.db.fetchval(
+            "SELECT count(*) FROM pending WHERE state != 'failed'"
+        ) + await engine.db.fetchval("SELECT count(*) FROM orders WHERE qb_state IN ('new', 'sent')")
+        agreement = compare(qb, store)
+        if waiting == 0 and not agreement.differing:
+            break
+        await asyncio.sleep(0.2)
+    return agreement
+
+
+async def run_demo(*, platform: str = "woocommerce", seconds: float = 60.0, out: TextIO | None = None) -> int:
     from .engine.logs import configure_logging
 
     out = out or sys.stdout
-    # The demo tells its story on stdout; only warnings and errors of the engine go to stderr.
-    configure_logging(level="warning", json=False)
+    # The demo tells its story on stdout; only the engine's warnings and errors go to stderr.
+    configure_logging(level="error", json=False)
+    say = Narrator(out).say
+    rng = random.Random(20261127)
+    deadline = time.monotonic() + seconds
+    store = EmulatedStore(platform)
+    qb = QuickBooksSim()
+    seed_catalog(qb, store, rng)
     with tempfile.TemporaryDirectory(prefix="connex-demo-") as tmp:
+        await store.start()
         password = secrets.token_urlsafe(16)
-        config = demo_config(Path(tmp), password)
-        qb = QuickBooksSim()
-        seed_quickbooks(qb)
-        async with Engine(config) as engine, aiohttp.ClientSession() as http:
-            assert engine.db is not None
-            wc = WebConnectorSim(engine.url, config.qbwc.username, password, qb, http=http)
-            _say(out, f"connex-tui demo: Web Connector endpoint at {engine.url}")
-            _say(out, f"QuickBooks (simulated): {len(qb.items)} items, redwine {qb.item('redwine').quantity_on_hand}")
-            for n in range(1, max(sessions, 1) + 1):
-                if n == 2:
-                    await add_order(engine.db, StoreOrder("demo-1001", "1001", (OrderLine("redwine", Decimal(5)),)))
-                    _say(out, "store order #1001: 5 x redwine imported")
-                if n == 3:
-                    qb.adjust_quantity("SKU-0007", 10)
-                    _say(out, "QuickBooks: inventory adjustment +10 SKU-0007")
-                run = await wc.run_once()
-                _say(out, _session_line(n, run))
-            row = await engine.db.fetchone("SELECT qb_state, txn_id FROM orders WHERE store_id = 'demo-1001'")
-            pending = await engine.db.fetchval("SELECT count(*) FROM pending")
-            redwine = await engine.db.fetchval("SELECT quantity FROM pending WHERE sku = 'redwine'")
-            _say(out, f"order #1001 in QuickBooks: {row['qb_state'] if row else 'not imported'} (TxnID {row['txn_id'] if row else '-'})")
-            _say(out, f"QuickBooks redwine now {qb.item('redwine').quantity_on_hand}; queued for the store: redwine {redwine}")
-            _say(out, f"pending queue: {pending} SKUs waiting to be pushed to the store")
-            ok = row is not None and row["qb_state"] == "posted" and qb.item("redwine").quantity_on_hand == 15
-            _say(out, "demo finished: " + ("QuickBooks and connex-tui agree" if ok else "something did not sync (see above)"))
-            return 0 if ok else 1
+        config = demo_config(Path(tmp), password, store.storefront_config())
+        stop = asyncio.Event()
+        try:
+            async with Engine(config) as engine, aiohttp.ClientSession() as http:
+                wc = WebConnectorSim(engine.url, config.qbwc.username, password, qb, http=http)
+                say(f"store emulator ({platform}) at {store.url}; Web Connector endpoint at {engine.url}")
+                say(f"QuickBooks: {len(qb.items)} items, redwine {qb.item('redwine').quantity_on_hand}; "
+                    f"store: redwine {store.stock('redwine')}, {QB_ONLY_SKU} only in QuickBooks")
+                connector = asyncio.create_task(wc.run_every(WC_INTERVAL, stop))
+                await _play_the_day(engine, qb, store, say, rng)
+                agreement = await _settle(engine, qb, store, deadline)
+                stop.set()
+                await connector
+                await _report(engine, qb, store, wc, agreement, say)
+                return 0 if not agreement.differing else 1
+        finally:
+            stop.set()
+            await store.stop()
+
+
+async def _play_the_day(engine: Engine, qb: QuickBooksSim, store: EmulatedStore, say, rng: random.Random) -> None:
+    await asyncio.sleep(2 * WC_INTERVAL)
+    order = store.order([("redwine", 5)])
+    say("store: order for 5 x redwine placed")
+    await _wait_for(lambda: qb.item("redwine").quantity_on_hand == 15, 20)
+    say(f"QuickBooks: order posted, redwine {qb.item('redwine').quantity_on_hand}")
+    for _ in range(5):
+        store.order([(f"SKU-{rng.randint(1, CATALOG_SIZE - 1):04d}", 1), ("redwine", 1)])
+    say("store: 5 more orders placed")
+    qb.adjust_quantity("SKU-0007", 10)
+    say("QuickBooks: inventory adjustment +10 SKU-0007")
+    # Typed in QuickBooks by a person: no Web Connector session involved.
+    qb.process(credit_memo_request("redwine", 3))
+    say("QuickBooks: credit memo for 3 x redwine (stock goes up)")
+    store.refund(order, [("redwine", 2)])
+    say("store: 2 x redwine of the first order refunded and restocked")
+
+
+async def _wait_for(predicate, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate() and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+
+
+async def _report(engine: Engine, qb: QuickBooksSim, store: EmulatedStore, wc: WebConnectorSim, agreement: Agreement, say) -> None:
+    assert engine.db is not None
+    db = engine.db
+    posted = await db.fetchval("SELECT count(*) FROM orders WHERE qb_state = 'posted' AND qb_kind != 'credit_memo'")
+    memos = await db.fetchval("SELECT count(*) FROM orders WHERE qb_state = 'posted' AND qb_kind = 'credit_memo'")
+    ok_lines = await db.fetchval("SELECT count(*) FROM sku_log WHERE ok = 1")
+    failed = await db.fetchall("SELECT sku, reason FROM sku_log WHERE ok = 0 ORDER BY id")
+    say(f"Web Connector sessions: {len(wc.runs)}; orders posted once each: {posted}; credit memos from refunds: {memos}")
+    say(f"stock updates pushed to the store: {ok_lines}; requests to the store: {engine.store.stats.requests if engine.store else 0}")
+    for row in failed[:3]:
+        say(f"failed: {row['sku']}: {row['reason']}")
+    say(f"redwine: QuickBooks {qb.item('redwine').quantity_on_hand}, store {store.stock('redwine')}")
+    if agreement.differing:
+        say(f"NOT in agreement: {len(agreement.differing)} of {agreement.matched} SKUs differ, e.g. {agreement.differing[:3]}")
+    else:
+        say(f"store and QuickBooks agree on all {agreement.matched} matched SKUs")

@@ -162,11 +162,19 @@ def test_qwc_file_has_the_fields_and_stable_guids(tmp_path: Path) -> None:
     assert PASSWORD not in first.stdout
 
 
-def test_demo_runs_and_ends_in_agreement() -> None:
-    result = cli("demo", "--headless")
+@pytest.mark.parametrize("platform", ["woocommerce", "shopify"])
+def test_demo_runs_and_ends_in_agreement(platform: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "connex_tui.cli", "demo", "--headless", "--platform", platform, "--seconds", "45"],
+        capture_output=True, text=True, timeout=90,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "order #1001 in QuickBooks: posted" in result.stdout
-    assert "QuickBooks redwine now 15; queued for the store: redwine 15" in result.stdout
+    out = result.stdout
+    assert "QuickBooks: order posted, redwine 15" in out
+    assert "orders posted once each: 6; credit memos from refunds: 1" in out
+    assert "failed: QB-ONLY-1: SKU not found on the store" in out
+    assert "redwine: QuickBooks 15, store 15" in out
+    assert "store and QuickBooks agree on all 300 matched SKUs" in out
 
 
 def test_map_command_adds_lists_and_removes_mappings(tmp_path: Path) -> None:

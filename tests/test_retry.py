@@ -112,3 +112,20 @@ def test_retry_after_parsing_and_backoff_shape() -> None:
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") is None and retry_after_seconds(None) is None
     policy = RetryPolicy(base_delay=1, max_delay=8)
     assert all(0 <= backoff(n, policy) <= min(8, 2**n) for n in range(10) for _ in range(20))
+
+
+async def test_timeouts_do_not_put_the_url_with_its_credentials_in_the_error() -> None:
+    import socket
+
+    with socket.socket() as listener:  # accepts, never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        stats = RequestStats()
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(StoreUnavailable) as info:
+                await request_with_retry(
+                    session, "GET", f"http://127.0.0.1:{port}/x?consumer_secret=cs_SECRET", what="Test GET /x",
+                    policy=RetryPolicy(attempts=2, base_delay=0.01, timeout=0.2), stats=stats,
+                )
+    assert "cs_SECRET" not in str(info.value) and "TimeoutError" in str(info.value)

@@ -70,9 +70,10 @@ class InventoryPusher:
     async def next_due(self) -> str | None:
         return await self.db.fetchval("SELECT min(next_attempt) FROM pending WHERE state = 'pending'")
 
-    async def push_once(self) -> PushOutcome:
-        """One batch; an outcome with taken == 0 means nothing was due."""
-        rows = await self._take_due()
+    async def push_once(self, *, full_batches_only: bool = False) -> PushOutcome:
+        """One batch; an outcome with taken == 0 means nothing was due (or, with
+        `full_batches_only`, not enough to fill a batch)."""
+        rows = await self._take_due(self.store.batch_limit if full_batches_only else 1)
         outcome = PushOutcome(taken=len(rows))
         if not rows:
             return outcome
@@ -87,7 +88,7 @@ class InventoryPusher:
                  retrying=outcome.retrying)
         return outcome
 
-    async def _take_due(self) -> list[tuple[str, str]]:
+    async def _take_due(self, at_least: int) -> list[tuple[str, str]]:
         now = utcnow()
         async with self.db.transaction() as conn:
             async with conn.execute(
@@ -96,6 +97,8 @@ class InventoryPusher:
                 (now, self.store.batch_limit),
             ) as cur:
                 rows = [(row[0], row[1]) for row in await cur.fetchall()]
+            if len(rows) < at_least:
+                return []
             await conn.executemany(
                 "UPDATE pending SET state = 'in_flight', pushed_quantity = quantity, updated_at = ? WHERE sku = ?",
                 [(now, sku) for sku, _ in rows],

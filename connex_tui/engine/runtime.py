@@ -19,7 +19,7 @@ from ..storefronts.base import Storefront
 from ..storefronts.factory import make_storefront
 from .config import Config
 from .db import Database
-from .events import Event, EventBus, PendingQueued
+from .events import Event, EventBus, PendingQueued, SessionEnded
 from .qbwc_session import QBWCSessions
 from .scheduler import Scheduler
 from .sync_tasks import SyncTasks
@@ -90,7 +90,7 @@ class Engine:
         self.bus.subscribe(self._on_event)
 
     def _on_event(self, event: Event) -> None:
-        if isinstance(event, PendingQueued) and self.scheduler is not None:
+        if isinstance(event, (PendingQueued, SessionEnded)) and self.scheduler is not None:
             self.scheduler.wake("inventory")
 
     async def _serve(self) -> None:

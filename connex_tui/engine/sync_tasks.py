@@ -19,6 +19,9 @@ from .scheduler import TaskResult, TaskSpec
 log = structlog.get_logger("connex.tasks")
 
 INVENTORY_IDLE_SECONDS = 30  # the inventory task is woken by the Web Connector; this is its fallback
+# While a Web Connector session is reading items, only full batches are pushed (the fewest API
+# calls); the rest goes when the session ends, or when it has been quiet this long.
+SESSION_QUIET_SECONDS = 5.0
 PAUSE_KEY = "inventory.paused"
 COLUMN = {"name": "name", "full_name": "full_name", "manufacturer_part_number": "mpn"}
 
@@ -44,13 +47,20 @@ class SyncTasks:
     async def orders(self) -> TaskResult:
         return TaskResult(str(await self.importer.run()))
 
+    async def _session_reading(self) -> bool:
+        quiet_since = (datetime.now(timezone.utc) - timedelta(seconds=SESSION_QUIET_SECONDS)).isoformat(timespec="milliseconds")
+        return bool(await self.db.fetchval(
+            "SELECT count(*) FROM qbwc_sessions WHERE ended IS NULL AND last_seen >= ?", (quiet_since,)
+        ))
+
     async def inventory(self) -> TaskResult:
         """Drain the queue batch after batch; come back when the next retry is due."""
         if await self.db.get_meta(PAUSE_KEY) == "1":
             return TaskResult("paused")
         total = PushOutcome()
+        reading = await self._session_reading()
         while True:
-            outcome = await self.pusher.push_once()
+            outcome = await self.pusher.push_once(full_batches_only=reading)
             total.taken += outcome.taken
             total.pushed += outcome.pushed
             total.failed += outcome.failed
@@ -59,6 +69,9 @@ class SyncTasks:
                 break
         due = await self.pusher.next_due()
         again = datetime.fromisoformat(due) if due else None
+        if reading and due:
+            # Held back for a fuller batch: look again once the session has had time to go quiet.
+            again = datetime.now(timezone.utc) + timedelta(seconds=SESSION_QUIET_SECONDS)
         return TaskResult(str(total), again)
 
     async def catalog(self) -> TaskResult:

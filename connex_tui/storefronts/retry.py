@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from .base import CredentialsError, RequestStats, StoreUnavailable
+from .base import CredentialsError, RequestStats, StorefrontError, StoreUnavailable
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -79,12 +79,21 @@ async def request_with_retry(
             async with session.request(method, url, timeout=timeout, **kwargs) as resp:
                 body = await resp.read()
                 result = HTTPResult(resp.status, dict(resp.headers), body)
+        except aiohttp.ClientSSLError:
+            # Retrying cannot fix a certificate; and the store is not "down".
+            raise StorefrontError(
+                f"{what}: the store's TLS certificate could not be verified"
+                " (behind a proxy? set the CA bundle the proxy uses)"
+            ) from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as exc:
-            last_problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            # The type only: aiohttp's messages carry the full URL, which may hold signed credentials.
+            last_problem = type(exc).__name__
+            last_retry_after = None
         else:
             if result.status in (401, 403):
+                hint = " (or a firewall in front of the store refused us)" if result.status == 403 else ""
                 raise CredentialsError(
-                    f"{what}: the store refused our credentials (HTTP {result.status}); check your credentials"
+                    f"{what}: the store refused our credentials (HTTP {result.status}); check your credentials{hint}"
                 )
             if result.status not in RETRY_STATUSES:
                 return result
