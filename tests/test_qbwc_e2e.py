@@ -332,3 +332,15 @@ async def test_an_item_re_read_at_the_watermark_is_not_queued_again(engine: Engi
     run = await web_connector.run_once()
     assert "<FromModifiedDate>" in run.requests[0]
     assert [tuple(r) for r in await engine.db.fetchall("SELECT sku, quantity FROM pending")] == [("redwine", "22")]
+
+
+async def test_an_order_quickbooks_cannot_take_fails_alone_and_the_session_goes_on(
+    engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim
+) -> None:
+    await add_order(engine.db, order("wc-16", "1016", sku=""))
+    await add_order(engine.db, order("wc-17", "1017"))
+    run = await web_connector.run_once()
+    assert run.status == "ok"
+    state, _, error = await qb_state(engine, "wc-16")
+    assert state == "failed" and error.startswith("The order cannot be sent to QuickBooks")
+    assert (await qb_state(engine, "wc-17"))[0] == "posted"

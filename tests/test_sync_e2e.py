@@ -281,3 +281,19 @@ async def test_engine_stopped_mid_batch_loses_nothing(tmp_path, http) -> None:
             await restarted.stop()
     finally:
         await sync.store.stop()
+
+
+async def test_an_order_line_without_a_sku_waits_as_failed_with_the_reason(tmp_path, http) -> None:
+    sync = await start_sync(tmp_path, "woocommerce", http)
+    try:
+        unnamed = sync.store.emulator.add_product("", 5, name="Gift wrap")
+        sync.store.order([("redwine", 1)])
+        sync.store.emulator.place_order([("redwine", 1), (unnamed, 1)])
+        await sync.import_orders()
+        rows = await sync.db.fetchall("SELECT qb_state, error FROM orders ORDER BY id")
+        assert rows[0]["qb_state"] == "new"
+        assert rows[1]["qb_state"] == "failed" and "line 2 has no SKU" in rows[1]["error"]
+        await sync.session()
+        assert len(sync.qb.transactions) == 1
+    finally:
+        await sync.stop()

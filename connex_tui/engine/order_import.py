@@ -45,7 +45,7 @@ def _to_order(data: StoreOrderData) -> StoreOrder:
         customer=data.customer,
         placed_at=data.created_at or None,
         modified_at=data.modified_at,
-        lines=tuple(OrderLine(l.sku, l.quantity, l.price, l.name) for l in data.lines if l.sku and l.quantity > 0),
+        lines=tuple(OrderLine(l.sku, l.quantity, l.price, l.name) for l in data.lines if l.quantity > 0),
         raw=data.raw,
     )
 
@@ -86,6 +86,7 @@ class OrderImporter:
                 return
             outcome.imported += 1
             log.info("order_imported", order=data.number, lines=len(data.lines))
+            await self._check_lines(conn, order_id, data)
             await self._credit_memos(conn, order_id, data, outcome)
             return
         order_id, state = row[0], row[1]
@@ -103,6 +104,19 @@ class OrderImporter:
             return
         if state != "skipped":
             await self._credit_memos(conn, order_id, data, outcome)
+
+    async def _check_lines(self, conn: aiosqlite.Connection, order_id: int, data: StoreOrderData) -> None:
+        """An order QuickBooks cannot take as it is waits as failed, with the reason, for a person."""
+        unnamed = [n for n, line in enumerate(data.lines, start=1) if not line.sku.strip()]
+        if not data.lines:
+            reason = "the order has no lines"
+        elif unnamed:
+            reason = (f"line {', '.join(map(str, unnamed))} has no SKU on the store, so it matches no QuickBooks"
+                      " item: give the product a SKU (or map it), then re-queue the order")
+        else:
+            return
+        await conn.execute("UPDATE orders SET qb_state = 'failed', error = ? WHERE id = ?", (reason, order_id))
+        log.warning("order_failed", order=data.number, reason=reason)
 
     async def _credit_memos(
         self, conn: aiosqlite.Connection, order_id: int, data: StoreOrderData, outcome: ImportOutcome

@@ -298,11 +298,20 @@ class QBWCSessions:
             customer=self.config.orders.customer,
             match=self.config.inventory.match,
         )
-        requests, outstanding = [], {}
+        requests, outstanding, unusable = [], {}, []
         for row in rows:
             request_id = f"add-{row['id']}"
-            requests.append(txn_add_rq(row["qb_kind"], docs[row["id"]], request_id))
+            try:
+                requests.append(txn_add_rq(row["qb_kind"], docs[row["id"]], request_id))
+            except (KeyError, ValueError) as exc:
+                unusable.append((row["id"], str(exc)))
+                continue
             outstanding[request_id] = {"type": "add", "order": row["id"]}
+        for order_id, problem in unusable:
+            await self._fail_orders(conn, [order_id], f"The order cannot be sent to QuickBooks: {problem}")
+        rows = [r for r in rows if f"add-{r['id']}" in outstanding]
+        if not rows:
+            return await self._add_step(conn, session)
         # Marked 'sent' before QuickBooks sees them: if the answer is lost, the next session looks
         # them up before adding anything again.
         marks = ",".join("?" * len(rows))
