@@ -12,13 +12,18 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Event:
-    pass
+    def describe(self) -> tuple[str, str]:
+        """(level, one line for a person) as the event log shows it."""
+        return "info", type(self).__name__
 
 
 @dataclass(frozen=True)
 class SessionStarted(Event):
     session_id: int
     client: str
+
+    def describe(self) -> tuple[str, str]:
+        return "info", f"Web Connector session {self.session_id} started ({self.client or 'unknown address'})"
 
 
 @dataclass(frozen=True)
@@ -28,12 +33,19 @@ class SessionEnded(Event):
     requests: int
     summary: str
 
+    def describe(self) -> tuple[str, str]:
+        level = "info" if self.result == "ok" else "error"
+        return level, f"Web Connector session {self.session_id} ended: {self.summary} ({self.requests} calls)"
+
 
 @dataclass(frozen=True)
 class OrderPosted(Event):
     order_id: int
     number: str
     txn_id: str
+
+    def describe(self) -> tuple[str, str]:
+        return "info", f"order {self.number} posted to QuickBooks (TxnID {self.txn_id})"
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,9 @@ class OrderFailed(Event):
     number: str
     reason: str
 
+    def describe(self) -> tuple[str, str]:
+        return "error", f"order {self.number} failed: {self.reason}"
+
 
 @dataclass(frozen=True)
 class PendingQueued(Event):
@@ -49,11 +64,38 @@ class PendingQueued(Event):
 
     count: int
 
+    def describe(self) -> tuple[str, str]:
+        return "info", f"{self.count} stock updates queued"
+
 
 @dataclass(frozen=True)
 class ItemsRead(Event):
     count: int
     queued: int
+
+    def describe(self) -> tuple[str, str]:
+        return "info", f"{self.count} QuickBooks items read, {self.queued} stock updates queued"
+
+
+@dataclass(frozen=True)
+class StockPushed(Event):
+    pushed: int
+    failed: int
+    retrying: int
+
+    def describe(self) -> tuple[str, str]:
+        level = "warning" if self.failed or self.retrying else "info"
+        return level, f"stock batch: {self.pushed} pushed, {self.failed} failed, {self.retrying} to retry"
+
+
+@dataclass(frozen=True)
+class TaskFinished(Event):
+    name: str
+    summary: str
+    ok: bool
+
+    def describe(self) -> tuple[str, str]:
+        return ("info" if self.ok else "error"), f"task {self.name}: {self.summary}"
 
 
 Listener = Callable[[Event], None]

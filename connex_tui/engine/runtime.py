@@ -19,6 +19,7 @@ from ..storefronts.base import Storefront
 from ..storefronts.factory import make_storefront
 from .config import Config
 from .db import Database
+from .event_log import EventRecorder
 from .events import Event, EventBus, PendingQueued, SessionEnded
 from .qbwc_session import QBWCSessions
 from .scheduler import Scheduler
@@ -56,6 +57,7 @@ class Engine:
         self.sessions: QBWCSessions | None = None
         self.tasks: SyncTasks | None = None
         self.scheduler: Scheduler | None = None
+        self.recorder: EventRecorder | None = None
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -70,6 +72,8 @@ class Engine:
         """`serve`: the Web Connector endpoint; `sync`: the storefront tasks (when a store is set)."""
         self.db = await Database.open(self.config.database.path)
         self.sessions = QBWCSessions(self.db, self.config, self.bus)
+        self.recorder = EventRecorder(self.db, self.bus)
+        self.recorder.start()
         if sync:
             await self._start_sync()
         if serve:
@@ -81,11 +85,11 @@ class Engine:
             self.store = make_storefront(self.config.storefront)
         if self.store is None:
             return
-        self.tasks = SyncTasks(self.db, self.store, self.config)
+        self.tasks = SyncTasks(self.db, self.store, self.config, self.bus)
         recovered = await self.tasks.pusher.recover()
         if recovered:
             log.warning("pending_recovered", rows=recovered, reason="left in flight by an earlier stop")
-        self.scheduler = Scheduler(self.db, self.tasks.specs())
+        self.scheduler = Scheduler(self.db, self.tasks.specs(), self.bus)
         await self.scheduler.start()
         self.bus.subscribe(self._on_event)
 
@@ -124,6 +128,9 @@ class Engine:
         if self.store is not None and self._own_store:
             await self.store.close()
             self.store = None
+        if self.recorder is not None:
+            await self.recorder.stop()
+            self.recorder = None
         if self.db is not None:
             await self.db.close()
             self.db = None

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 import structlog
 
 from .db import Database
+from .events import EventBus, TaskFinished
 
 log = structlog.get_logger("connex.tasks")
 
@@ -47,8 +48,9 @@ def _iso(moment: datetime) -> str:
 
 
 class Scheduler:
-    def __init__(self, db: Database, specs: list[TaskSpec]) -> None:
+    def __init__(self, db: Database, specs: list[TaskSpec], bus: EventBus | None = None) -> None:
         self.db = db
+        self.bus = bus or EventBus()
         self.specs = {spec.name: spec for spec in specs}
         self._wake = {name: asyncio.Event() for name in self.specs}
         self._loops: list[asyncio.Task[None]] = []
@@ -117,12 +119,16 @@ class Scheduler:
             try:
                 result = await spec.run()
                 summary = f"ok: {result.summary}"
+                ok = True
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a failing task is recorded and retried later, never fatal
                 log.error("task_failed", task=spec.name, error=str(exc)[:300])
                 result = TaskResult(str(exc))
                 summary = f"error: {exc}"
+                ok = False
+            if not ok or spec.name != "inventory":  # pushes have their own event per batch
+                self.bus.emit(TaskFinished(spec.name, summary, ok))
             next_run = started + timedelta(seconds=spec.interval_seconds)
             if result.again_at is not None and result.again_at < next_run:
                 next_run = max(result.again_at, _now())

@@ -152,3 +152,19 @@ MIGRATIONS.append(
     ALTER TABLE pending ADD COLUMN pushed_quantity TEXT
     """
 )
+
+MIGRATIONS.append(
+    # 3: the event log the interface tails (also from another process), and the state of a queue
+    # drain for the dashboard's progress bar.
+    """
+    CREATE TABLE events (
+        id      INTEGER PRIMARY KEY,
+        at      TEXT NOT NULL,
+        level   TEXT NOT NULL CHECK (level IN ('info', 'warning', 'error')),
+        kind    TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX sku_log_ok ON sku_log(ok, id);
+    CREATE INDEX orders_imported_at ON orders(imported_at)
+    """
+)

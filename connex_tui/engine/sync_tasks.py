@@ -11,6 +11,8 @@ from ..storefronts.base import Storefront
 from .catalog import refresh_catalog
 from .config import Config
 from .db import Database, utcnow
+from .event_log import trim_events
+from .events import EventBus, StockPushed
 from .items import SKU_FIELD, queue_stock, store_quantities
 from .order_import import OrderImporter
 from .pusher import InventoryPusher, PushOutcome
@@ -27,8 +29,9 @@ COLUMN = {"name": "name", "full_name": "full_name", "manufacturer_part_number": 
 
 
 class SyncTasks:
-    def __init__(self, db: Database, store: Storefront, config: Config) -> None:
+    def __init__(self, db: Database, store: Storefront, config: Config, bus: EventBus | None = None) -> None:
         self.db = db
+        self.bus = bus or EventBus()
         self.store = store
         self.config = config
         self.importer = OrderImporter(db, store, config)
@@ -61,6 +64,8 @@ class SyncTasks:
         reading = await self._session_reading()
         while True:
             outcome = await self.pusher.push_once(full_batches_only=reading)
+            if outcome.taken:
+                self.bus.emit(StockPushed(outcome.pushed, outcome.failed, outcome.retrying))
             total.taken += outcome.taken
             total.pushed += outcome.pushed
             total.failed += outcome.failed
@@ -101,7 +106,11 @@ class SyncTasks:
         cutoff = datetime.now(timezone.utc) - timedelta(days=self.config.inventory.log_retention_days)
         async with self.db.transaction() as conn:
             cur = await conn.execute("DELETE FROM sku_log WHERE at < ?", (cutoff.isoformat(timespec="milliseconds"),))
-        return TaskResult(f"{cur.rowcount} SKU log lines older than {self.config.inventory.log_retention_days} days removed")
+        events = await trim_events(self.db)
+        return TaskResult(
+            f"{cur.rowcount} SKU log lines older than {self.config.inventory.log_retention_days} days"
+            f" and {events} old events removed"
+        )
 
 
 __all__ = ["SyncTasks", "PAUSE_KEY", "SKU_FIELD"]
