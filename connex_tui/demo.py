@@ -12,6 +12,7 @@ on every matched SKU, and says so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import secrets
 import sys
@@ -107,39 +108,96 @@ async def _settle(engine: Engine, qb: QuickBooksSim, store: EmulatedStore, deadl
     return agreement
 
 
+class DemoWorld:
+    """Everything the demo runs: the store emulator, QuickBooks, the engine and the Web Connector
+    calling it every WC_INTERVAL seconds. An async context manager; `folder` holds the database."""
+
+    def __init__(self, platform: str, folder: Path, *, seed: int = 20261127) -> None:
+        self.platform = platform
+        self.folder = folder
+        self.rng = random.Random(seed)
+        self.store = EmulatedStore(platform)
+        self.qb = QuickBooksSim()
+        seed_catalog(self.qb, self.store, self.rng)
+        self.password = secrets.token_urlsafe(16)
+        self._stop = asyncio.Event()
+        self._stack = contextlib.AsyncExitStack()
+
+    async def __aenter__(self) -> DemoWorld:
+        await self.store.start()
+        self._stack.push_async_callback(self.store.stop)
+        self.config = demo_config(self.folder, self.password, self.store.storefront_config())
+        self.engine = await self._stack.enter_async_context(Engine(self.config))
+        http = await self._stack.enter_async_context(aiohttp.ClientSession())
+        self.wc = WebConnectorSim(self.engine.url, self.config.qbwc.username, self.password, self.qb, http=http)
+        connector = asyncio.create_task(self.wc.run_every(WC_INTERVAL, self._stop))
+        self._stack.push_async_callback(self._stop_connector, connector)
+        return self
+
+    async def _stop_connector(self, connector: asyncio.Task[None]) -> None:
+        self._stop.set()
+        await connector
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+
 async def run_demo(*, platform: str = "woocommerce", seconds: float = 60.0, out: TextIO | None = None) -> int:
+    """The headless demo: tells the story on stdout and exits 0 when both sides agree."""
     from .engine.logs import configure_logging
 
     out = out or sys.stdout
-    # The demo tells its story on stdout; only the engine's warnings and errors go to stderr.
+    # The demo tells its story on stdout; only the engine's errors go to stderr.
     configure_logging(level="error", json=False)
     say = Narrator(out).say
-    rng = random.Random(20261127)
     deadline = time.monotonic() + seconds
-    store = EmulatedStore(platform)
-    qb = QuickBooksSim()
-    seed_catalog(qb, store, rng)
     with tempfile.TemporaryDirectory(prefix="connex-demo-") as tmp:
-        await store.start()
-        password = secrets.token_urlsafe(16)
-        config = demo_config(Path(tmp), password, store.storefront_config())
-        stop = asyncio.Event()
+        async with DemoWorld(platform, Path(tmp)) as world:
+            say(f"store emulator ({platform}) at {world.store.url}; Web Connector endpoint at {world.engine.url}")
+            say(f"QuickBooks: {len(world.qb.items)} items, redwine {world.qb.item('redwine').quantity_on_hand}; "
+                f"store: redwine {world.store.stock('redwine')}, {QB_ONLY_SKU} only in QuickBooks")
+            await _play_the_day(world.engine, world.qb, world.store, say, world.rng)
+            agreement = await _settle(world.engine, world.qb, world.store, deadline)
+            await _report(world.engine, world.qb, world.store, world.wc, agreement, say)
+            return 0 if not agreement.differing else 1
+
+
+async def run_demo_tui(*, platform: str = "woocommerce", mouse: bool = True) -> int:
+    """The full-screen demo: the interface on the live demo world; the day goes on until `q`."""
+    from .app import ConnexApp, run_app
+    from .backend import Backend
+    from .engine.logs import configure_logging
+
+    with tempfile.TemporaryDirectory(prefix="connex-demo-") as tmp:
+        # Logging goes to a file: nothing may write into the screen.
+        log_file = open(Path(tmp) / "demo.log", "w", encoding="utf-8")  # noqa: SIM115 - closed below
+        configure_logging(level="info", stream=log_file)
         try:
-            async with Engine(config) as engine, aiohttp.ClientSession() as http:
-                wc = WebConnectorSim(engine.url, config.qbwc.username, password, qb, http=http)
-                say(f"store emulator ({platform}) at {store.url}; Web Connector endpoint at {engine.url}")
-                say(f"QuickBooks: {len(qb.items)} items, redwine {qb.item('redwine').quantity_on_hand}; "
-                    f"store: redwine {store.stock('redwine')}, {QB_ONLY_SKU} only in QuickBooks")
-                connector = asyncio.create_task(wc.run_every(WC_INTERVAL, stop))
-                await _play_the_day(engine, qb, store, say, rng)
-                agreement = await _settle(engine, qb, store, deadline)
-                stop.set()
-                await connector
-                await _report(engine, qb, store, wc, agreement, say)
-                return 0 if not agreement.differing else 1
+            async with DemoWorld(platform, Path(tmp)) as world:
+                app = ConnexApp(Backend.attached(world.engine), title_suffix=f"demo · {platform}")
+                day = asyncio.create_task(_keep_the_day_going(world))
+                try:
+                    await run_app(app, mouse=mouse)
+                finally:
+                    day.cancel()
+                    await asyncio.gather(day, return_exceptions=True)
         finally:
-            stop.set()
-            await store.stop()
+            configure_logging(level="error", json=False)
+            log_file.close()
+    return 0
+
+
+async def _keep_the_day_going(world: DemoWorld) -> None:
+    """The scripted day, then a store order or a QuickBooks adjustment every few seconds."""
+    await _play_the_day(world.engine, world.qb, world.store, lambda text: None, world.rng)
+    while True:
+        await asyncio.sleep(world.rng.uniform(2, 5))
+        sku = f"SKU-{world.rng.randint(1, CATALOG_SIZE - 1):04d}"
+        if world.rng.random() < 0.7:
+            if (world.store.stock(sku) or 0) > 0:
+                world.store.order([(sku, 1)])
+        else:
+            world.qb.adjust_quantity(sku, world.rng.randint(1, 12))
 
 
 async def _play_the_day(engine: Engine, qb: QuickBooksSim, store: EmulatedStore, say, rng: random.Random) -> None:
