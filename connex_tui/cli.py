@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .soap.qwc import QWCError
 from .engine.config import (
     Config,
     ConfigError,
@@ -151,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("The terminal interface is not built yet; running headless (Ctrl+C stops).", file=sys.stderr)
             asyncio.run(run_headless(_load(args)))
             return 0
-    except ConfigError as exc:
+    except (ConfigError, QWCError) as exc:
         print(f"connex-tui: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

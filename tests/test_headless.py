@@ -150,7 +150,7 @@ def test_qwc_file_has_the_fields_and_stable_guids(tmp_path: Path) -> None:
     root = etree.fromstring(first.stdout.encode())
     saved = etree.fromstring((tmp_path / "connex.qwc").read_bytes())
     assert root.tag == "QBWCXML"
-    assert root.findtext("AppURL") == "http://127.0.0.1:8123/qbwc"
+    assert root.findtext("AppURL") == "http://localhost:8123/qbwc"  # a host name, as QBWC requires
     assert root.findtext("AppSupport") == root.findtext("AppURL")
     assert root.findtext("UserName") == "qbwc" and root.findtext("QBType") == "QBFS"
     assert root.findtext("Scheduler/RunEveryNMinutes") == "2"

@@ -276,6 +276,13 @@ class StorefrontConfig:
         required_when=_platform_in("shopify"),
     )
     api_version: str = setting(Kind.STR, "2025-07", "Shopify Admin API version")
+    ca_bundle: Path | None = setting(
+        Kind.PATH,
+        None,
+        "CA certificates (PEM) to verify the store with, e.g. a TLS-inspecting proxy's; default: the system's",
+        starter="/etc/ssl/certs/proxy-ca.pem",
+        commented=True,
+    )
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from ..soap.qbxml import (
     txn_add_rq,
     txn_query_by_ref_rq,
 )
+from .auth_throttle import AuthThrottle
 from .config import Config
 from .db import Database, utcnow
 from .events import EventBus, ItemsRead, OrderFailed, OrderPosted, PendingQueued, SessionEnded, SessionStarted
@@ -106,6 +107,7 @@ class QBWCSessions:
         self.config = config
         self.bus = bus or EventBus()
         self.now = now
+        self.auth_throttle = AuthThrottle()
 
     # --- the handshake ------------------------------------------------------------------------
 
@@ -117,12 +119,18 @@ class QBWCSessions:
 
     async def authenticate(self, username: str, password: str, client: str) -> list[str]:
         qbwc = self.config.qbwc
+        wait = self.auth_throttle.locked_for(client)
+        if wait:
+            log.warning("qbwc_auth_refused", client=client, reason="too many failed logins", seconds_left=round(wait))
+            return ["", "nvu"]
         # Both comparisons always run, in constant time, so timing tells nothing about which failed.
         user_ok = hmac.compare_digest(username.encode("utf-8"), qbwc.username.encode("utf-8"))
         pass_ok = hmac.compare_digest(password.encode("utf-8"), qbwc.password.reveal().encode("utf-8"))
         if not (user_ok & pass_ok):
-            log.warning("qbwc_auth_failed", client=client, username=username[:64])
+            lock = self.auth_throttle.failed(client)
+            log.warning("qbwc_auth_failed", client=client, username=username[:64], locked_seconds=lock)
             return ["", "nvu"]
+        self.auth_throttle.succeeded(client)
         now = self.now()
         ticket = new_ticket()
         async with self.db.transaction() as conn:

@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from ..soap.qwc import new_guid, qwc_document
+from ..soap.qwc import app_url_for_qwc, new_guid, qwc_document
 from ..soap.server import CallObserver, make_app, start_endpoint
 from ..storefronts.base import Storefront
 from ..storefronts.factory import make_storefront
@@ -139,7 +139,7 @@ class Engine:
     async def qwc(self) -> str:
         assert self.db is not None
         q = self.config.qbwc
-        app_url = q.public_url or self.url
+        app_url = app_url_for_qwc(q.public_url or self.url)
         return qwc_document(
             app_name=q.app_name,
             app_url=app_url,

@@ -2,8 +2,39 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 from xml.sax.saxutils import escape
+
+LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+
+
+class QWCError(ValueError):
+    """An AppURL the Web Connector would refuse; the message says why and what to set."""
+
+
+def app_url_for_qwc(url: str) -> str:
+    """The AppURL as the Web Connector accepts it: https, or http on localhost only (QBWC1010),
+    and a host name, not an IP address (QBWC1001/1002); a loopback address becomes "localhost"."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if host in LOOPBACK:
+        netloc = "localhost" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+    if parts.scheme != "https":
+        raise QWCError(
+            f"the Web Connector only accepts https for a host other than localhost, and {url} is http:"
+            " set [qbwc] public_url to the https address it reaches (or tls_cert and tls_key)"
+        )
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return url
+    raise QWCError(
+        f"the Web Connector needs a host name, not an IP address, in the AppURL ({url}):"
+        " set [qbwc] public_url to https://your-host-name/..."
+    )
 
 
 def new_guid() -> str:

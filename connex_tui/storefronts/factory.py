@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
 from typing import Any
 
 from .base import Storefront
@@ -11,12 +13,20 @@ def make_storefront(storefront_config: Any) -> Storefront | None:
     """`storefront_config` is the engine's StorefrontConfig (duck-typed: this package does not
     import the engine). None for platform "none"."""
     c = storefront_config
+    verify = tls_context(c.ca_bundle)
     if c.platform == "woocommerce":
         from .woocommerce import WooCommerceClient
 
-        return WooCommerceClient(c.url, c.consumer_key.reveal(), c.consumer_secret.reveal())
+        return WooCommerceClient(c.url, c.consumer_key.reveal(), c.consumer_secret.reveal(), ssl=verify)
     if c.platform == "shopify":
         from .shopify import ShopifyClient
 
-        return ShopifyClient(c.url, c.access_token.reveal(), c.location_id, api_version=c.api_version)
+        return ShopifyClient(c.url, c.access_token.reveal(), c.location_id, api_version=c.api_version, ssl=verify)
     return None
+
+
+def tls_context(ca_bundle: Path | None) -> ssl.SSLContext | None:
+    """Certificates are always verified; a CA bundle only changes which authorities are trusted."""
+    if ca_bundle is None:
+        return None
+    return ssl.create_default_context(cafile=str(ca_bundle))

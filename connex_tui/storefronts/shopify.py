@@ -283,6 +283,7 @@ class ShopifyClient:
         policy: RetryPolicy = RetryPolicy(),
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        ssl: Any = None,
     ) -> None:
         base = url.rstrip("/")
         if "://" not in base:
@@ -301,6 +302,7 @@ class ShopifyClient:
         self._own_session = session is None
         self._clock = clock
         self._sleep = sleep
+        self._ssl = ssl  # None: verify with the system's CAs; an SSLContext: e.g. a proxy's CA bundle
         self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:  # never the token
@@ -335,6 +337,7 @@ class ShopifyClient:
                 stats=self.stats,
                 sleep=self._sleep,
                 json={"query": query, "variables": variables},
+                **({"ssl": self._ssl} if self._ssl is not None else {}),
                 headers={"X-Shopify-Access-Token": self._token, "Accept": "application/json"},
             )
         finally:
