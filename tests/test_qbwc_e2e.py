@@ -344,3 +344,20 @@ async def test_an_order_quickbooks_cannot_take_fails_alone_and_the_session_goes_
     state, _, error = await qb_state(engine, "wc-16")
     assert state == "failed" and error.startswith("The order cannot be sent to QuickBooks")
     assert (await qb_state(engine, "wc-17"))[0] == "posted"
+
+
+async def test_a_restart_closes_sessions_left_open_so_the_next_one_is_not_busy(
+    engine_factory, config_factory, qb: QuickBooksSim, http: aiohttp.ClientSession
+) -> None:
+    config = config_factory()
+    first = await engine_factory(config)
+    await add_order(first.db, order("wc-18", "1018"))
+    dropping = WebConnectorSim(first.url, "qbwc", PASSWORD, qb, http=http, drop_after=1)
+    assert (await dropping.run_once()).dropped
+    await first.stop()
+
+    second = await engine_factory(config)
+    assert await second.db.fetchval("SELECT result FROM qbwc_sessions") == "interrupted"
+    run = await WebConnectorSim(second.url, "qbwc", PASSWORD, qb, http=http).run_once()
+    assert run.auth[1] == "" and "SalesReceiptQueryRq" in run.requests[0]
+    assert len(qb.transactions) == 1 and (await qb_state(second, "wc-18"))[0] == "posted"

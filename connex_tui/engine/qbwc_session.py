@@ -109,6 +109,18 @@ class QBWCSessions:
         self.now = now
         self.auth_throttle = AuthThrottle()
 
+    async def close_interrupted(self) -> int:
+        """At start-up: sessions an earlier process left open cannot go on (the Web Connector's
+        calls failed while we were down, and it gave up). Closing them lets the next session in
+        instead of answering "busy"; their orders stay 'sent' and are looked up next time."""
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE qbwc_sessions SET ended = ?, result = 'interrupted',"
+                " error = coalesce(error, 'connex-tui stopped during this session') WHERE ended IS NULL",
+                (self.now().isoformat(timespec="milliseconds"),),
+            )
+            return cur.rowcount
+
     # --- the handshake ------------------------------------------------------------------------
 
     async def server_version(self) -> str:

@@ -72,6 +72,9 @@ class Engine:
         """`serve`: the Web Connector endpoint; `sync`: the storefront tasks (when a store is set)."""
         self.db = await Database.open(self.config.database.path)
         self.sessions = QBWCSessions(self.db, self.config, self.bus)
+        interrupted = await self.sessions.close_interrupted()
+        if interrupted:
+            log.warning("qbwc_sessions_interrupted", sessions=interrupted, reason="left open by an earlier stop")
         self.recorder = EventRecorder(self.db, self.bus)
         self.recorder.start()
         if sync:
