@@ -1,0 +1,95 @@
+"""Web Connector calls out of order, repeated or failing: nothing is lost, nothing posted twice."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from connex_tui.engine.orders import OrderLine, StoreOrder, add_order
+from connex_tui.engine.runtime import Engine
+from connex_tui.sim.quickbooks import QuickBooksSim
+from connex_tui.sim.webconnector import WebConnectorSim
+
+from .conftest import PASSWORD
+
+
+async def start_session(wc: WebConnectorSim) -> str:
+    ticket, answer = await wc.call("authenticate", strUserName="qbwc", strPassword=PASSWORD)
+    assert answer == ""
+    return ticket
+
+
+async def send(wc: WebConnectorSim, ticket: str) -> str:
+    return await wc.call("sendRequestXML", ticket=ticket, strHCPResponse="", strCompanyFileName="c.qbw",
+                         qbXMLCountry="US", qbXMLMajorVers=13, qbXMLMinorVers=0)
+
+
+async def states(engine: Engine) -> list[str]:
+    return [r[0] for r in await engine.db.fetchall("SELECT qb_state FROM orders ORDER BY id")]
+
+
+async def test_response_before_any_request_changes_nothing(engine: Engine, web_connector: WebConnectorSim) -> None:
+    await add_order(engine.db, StoreOrder("f1", "F1", (OrderLine("redwine", Decimal(1)),)))
+    ticket = await start_session(web_connector)
+    fake = ('<?xml version="1.0" ?><QBXML><QBXMLMsgsRs><SalesReceiptAddRs requestID="add-1" statusCode="0" '
+            'statusSeverity="Info"><SalesReceiptRet><TxnID>1-1</TxnID></SalesReceiptRet></SalesReceiptAddRs>'
+            "</QBXMLMsgsRs></QBXML>")
+    percent = await web_connector.call("receiveResponseXML", ticket=ticket, response=fake, hresult="", message="")
+    assert 0 <= percent < 100
+    assert await states(engine) == ["new"]  # not "posted" on the word of a response we never asked for
+
+
+async def test_request_asked_twice_keeps_the_first_adds_in_doubt_and_never_re_adds_them(
+    engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim
+) -> None:
+    await add_order(engine.db, StoreOrder("f2", "F2", (OrderLine("redwine", Decimal(2)),)))
+    ticket = await start_session(web_connector)
+    first = await send(web_connector, ticket)
+    assert "SalesReceiptAddRq" in first
+    qb.begin_session()
+    qb.process(first)  # QuickBooks did it, but the answer never came back...
+    second = await send(web_connector, ticket)  # ...and the Web Connector asks again
+    assert "SalesReceiptAddRq" not in second
+    assert await states(engine) == ["sent"]
+    await web_connector.call("closeConnection", ticket=ticket)
+    qb.end_session()
+    run = await web_connector.run_once()  # the next session looks it up and finds it
+    assert "SalesReceiptQueryRq" in run.requests[0]
+    assert len(qb.transactions) == 1 and await states(engine) == ["posted"]
+    assert qb.item("redwine").quantity_on_hand == 18
+
+
+async def test_an_hresult_other_than_a_parse_error_leaves_the_orders_in_doubt(
+    engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim
+) -> None:
+    await add_order(engine.db, StoreOrder("f3", "F3", (OrderLine("redwine", Decimal(1)),)))
+    ticket = await start_session(web_connector)
+    await send(web_connector, ticket)
+    percent = await web_connector.call("receiveResponseXML", ticket=ticket, response="",
+                                       hresult="0x80040408", message="Could not start QuickBooks.")
+    assert percent == -1
+    assert "0x80040408" in await web_connector.call("getLastError", ticket=ticket)
+    assert (await web_connector.call("closeConnection", ticket=ticket)).startswith("Failed:")
+    assert await states(engine) == ["sent"]
+    run = await web_connector.run_once()  # not found in QuickBooks: added, once
+    assert [("SalesReceiptQueryRq" in r, "SalesReceiptAddRq" in r) for r in run.requests[:2]] == [(True, False), (False, True)]
+    assert len(qb.transactions) == 1 and await states(engine) == ["posted"]
+
+
+async def test_close_twice_and_calls_after_close(engine: Engine, web_connector: WebConnectorSim) -> None:
+    ticket = await start_session(web_connector)
+    assert (await web_connector.call("closeConnection", ticket=ticket)).startswith("OK")
+    assert await web_connector.call("closeConnection", ticket=ticket) == "Session already closed."
+    assert await send(web_connector, ticket) == ""
+    assert await web_connector.call("receiveResponseXML", ticket=ticket, response="", hresult="", message="") == -1
+
+
+async def test_a_second_authenticate_during_a_session_is_busy_and_the_first_goes_on(
+    engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim
+) -> None:
+    await add_order(engine.db, StoreOrder("f4", "F4", (OrderLine("redwine", Decimal(1)),)))
+    ticket = await start_session(web_connector)
+    assert await web_connector.call("authenticate", strUserName="qbwc", strPassword=PASSWORD) == ["", "busy"]
+    qb.begin_session()
+    request = await send(web_connector, ticket)
+    percent = await web_connector.call("receiveResponseXML", ticket=ticket, response=qb.process(request), hresult="", message="")
+    assert 0 <= percent <= 100 and await states(engine) == ["posted"]
