@@ -113,24 +113,52 @@ async def test_unknown_sku_fails_after_one_catalog_refresh_and_a_retry_succeeds_
 
 
 async def test_transient_failures_back_off_then_fail_after_max_attempts(db) -> None:
-    store = ScriptedStore({"a": 0})
+    store = ScriptedStore({"a": 0, "ok": 0})
     pusher = InventoryPusher(db, store, max_attempts=3)
     await queue(db, a=5)
+    busy = {"a": StockResult("a", ok=False, reason="the store answered 500 for this item")}
     for attempt in (1, 2):
-        store.fail_next.append(StoreUnavailable("the store is unavailable (HTTP 503) after 6 tries"))
+        await queue(db, ok=attempt)  # another SKU in the same batch goes through: the store is up
+        store.fail_next.append(busy)
         await pusher.push_once()
-        row = await db.fetchone("SELECT state, attempts, next_attempt, last_error FROM pending")
-        assert (row[0], row[1]) == ("pending", attempt) and "503" in row[3]
+        row = await db.fetchone("SELECT state, attempts, next_attempt, last_error FROM pending WHERE sku = 'a'")
+        assert (row[0], row[1]) == ("pending", attempt) and "500" in row[3]
         assert row[2] > utcnow()  # not due again at once
         assert (await pusher.push_once()).taken == 0
         async with db.transaction() as conn:
             await conn.execute("UPDATE pending SET next_attempt = ?", (utcnow(),))
-    store.fail_next.append(StoreUnavailable("HTTP 503"))
+    await queue(db, ok=9)
+    store.fail_next.append(busy)
     await pusher.push_once()
     assert (await pending(db))["a"][1:3] == ("failed", 3)
     assert await retry_all_failed(db) == 1
     await pusher.push_once()
     assert store.stock["a"] == 5
+
+
+async def test_a_store_outage_holds_the_queue_without_using_up_attempts(db) -> None:
+    store = ScriptedStore({f"s{n}": 0 for n in range(5)}, batch_limit=2)
+    pusher = InventoryPusher(db, store, max_attempts=2)
+    await queue(db, **{f"s{n}": n + 1 for n in range(5)})
+    waits = []
+    for outage in range(1, 6):  # down for longer than max_attempts would allow per SKU
+        store.fail_next.append(StoreUnavailable("the store is unavailable (HTTP 503) after 6 tries"))
+        outcome = await pusher.push_once()
+        assert outcome.taken == 2 and outcome.retrying == 2 and outcome.failed == 0
+        assert (await pusher.push_once()).taken == 0  # the whole queue waits for the store
+        rows = await pending(db)
+        assert all(state == "pending" and attempts == 0 for _, state, attempts, _ in rows.values())
+        due = datetime.fromisoformat(await pusher.next_due())
+        waits.append((due - datetime.now(timezone.utc)).total_seconds())
+        async with db.transaction() as conn:
+            await conn.execute("UPDATE pending SET next_attempt = ?", (utcnow(),))
+    assert waits[0] <= 5.5 and max(waits) <= 300 and waits[-1] > waits[0]  # growing, bounded
+    log = await db.fetchall("SELECT reason FROM sku_log WHERE ok = 0")
+    assert len(log) == 10 and all("store seems down" in r[0] and "HTTP 503" in r[0] for r in log)
+    while (await pusher.push_once()).taken:
+        pass
+    assert store.stock == {f"s{n}": n + 1 for n in range(5)} and await pending(db) == {}
+    assert await db.get_meta("store.outages") == "0"
 
 
 def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:

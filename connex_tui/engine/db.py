@@ -92,6 +92,13 @@ class Database:
     async def get_meta(self, key: str) -> str | None:
         return await self.fetchval("SELECT value FROM meta WHERE key = ?", (key,))
 
+    async def set_meta_now(self, key: str, value: str) -> None:
+        """In a transaction of its own; skipped when the value is already there."""
+        if await self.get_meta(key) == value:
+            return
+        async with self.transaction() as conn:
+            await self.set_meta(conn, key, value)
+
     async def set_meta(self, conn: aiosqlite.Connection, key: str, value: str) -> None:
         """Inside a transaction the caller holds."""
         await conn.execute(

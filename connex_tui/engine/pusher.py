@@ -27,6 +27,11 @@ NOT_ON_STORE = "SKU not found on the store: does the QuickBooks item name match 
 BACKOFF_BASE = 5.0  # seconds; doubles per attempt
 BACKOFF_MAX = 3600.0
 CATALOG_REFRESH_MIN_SECONDS = 30.0  # a missing SKU refreshes the index at most this often
+# When a whole batch fails for passing reasons, the store is down, not the SKUs: nothing counts
+# against their attempts, and the queue waits for the store with its own bounded backoff.
+OUTAGE_BACKOFF_BASE = 5.0
+OUTAGE_BACKOFF_MAX = 300.0
+OUTAGE_KEY = "store.outages"
 
 
 @dataclass
@@ -40,9 +45,11 @@ class PushOutcome:
         return f"{self.pushed} pushed, {self.failed} failed, {self.retrying} to retry"
 
 
-def backoff_seconds(attempts: int, rng: random.Random | None = None) -> float:
+def backoff_seconds(
+    attempts: int, rng: random.Random | None = None, *, ceiling_base: float = BACKOFF_BASE, cap: float = BACKOFF_MAX
+) -> float:
     """Exponential with jitter: between half and all of base * 2^(attempts-1), capped."""
-    ceiling = min(BACKOFF_MAX, BACKOFF_BASE * (2 ** max(attempts - 1, 0)))
+    ceiling = min(cap, ceiling_base * (2 ** min(max(attempts - 1, 0), 30)))
     return (rng or random).uniform(ceiling / 2, ceiling)
 
 
@@ -82,7 +89,12 @@ class InventoryPusher:
         results = {r.sku: r for r in [StockResult(sku, ok=False, permanent=True, reason=NOT_ON_STORE)
                                       for sku, _ in rows if sku.lower() not in entries]}
         if updates:
-            results.update({r.sku: r for r in await self._set_stock(updates)})
+            stock_results = await self._set_stock(updates)
+            if all(not r.ok and not r.permanent for r in stock_results):
+                await self._store_down(rows, stock_results[0].reason, outcome)
+                return outcome
+            await self.db.set_meta_now(OUTAGE_KEY, "0")
+            results.update({r.sku: r for r in stock_results})
         await self._record(rows, results, outcome)
         log.info("inventory_batch", taken=outcome.taken, pushed=outcome.pushed, failed=outcome.failed,
                  retrying=outcome.retrying)
@@ -131,6 +143,33 @@ class InventoryPusher:
             raise exc
         except StoreUnavailable as exc:
             return [StockResult(u.sku, ok=False, reason=str(exc)) for u in updates]
+
+    async def _store_down(self, rows: list[tuple[str, str]], reason: str, outcome: PushOutcome) -> None:
+        """Every update in the batch failed for passing reasons: wait for the store, keep the SKUs'
+        attempts as they are, and say so once per SKU in the log."""
+        outages = int(await self.db.get_meta(OUTAGE_KEY) or 0) + 1
+        wait = backoff_seconds(outages, ceiling_base=OUTAGE_BACKOFF_BASE, cap=OUTAGE_BACKOFF_MAX)
+        now_dt = datetime.now(timezone.utc)
+        now, until = now_dt.isoformat(timespec="milliseconds"), (now_dt + timedelta(seconds=wait)).isoformat(timespec="milliseconds")
+        note = f"{reason} (the store seems down; retrying in {wait:.0f} s)"
+        async with self.db.transaction() as conn:
+            await self.db.set_meta(conn, OUTAGE_KEY, str(outages))
+            # Everything waiting is held back, not only this batch: the store is down for all of it.
+            await conn.execute(
+                "UPDATE pending SET next_attempt = max(next_attempt, ?) WHERE state = 'pending'", (until,)
+            )
+            for sku, quantity in rows:
+                await conn.execute(
+                    "UPDATE pending SET state = 'pending', next_attempt = ?, last_error = ?, updated_at = ?"
+                    " WHERE sku = ? AND state = 'in_flight'",
+                    (until, note, now, sku),
+                )
+                await conn.execute(
+                    "INSERT INTO sku_log(at, sku, old_qty, new_qty, ok, reason) VALUES (?,?,?,?,0,?)",
+                    (now, sku, None, quantity, note),
+                )
+        outcome.retrying += len(rows)
+        log.warning("store_unavailable", skus=len(rows), outages=outages, retry_in=round(wait, 1), reason=reason[:300])
 
     async def _release(self, skus: list[str]) -> None:
         async with self.db.transaction() as conn:
