@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .admin import ADMIN_COMMANDS, add_admin_commands, run_admin
 from .soap.qwc import QWCError
 from .engine.config import (
     Config,
@@ -51,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     mapping.add_argument("store_sku", nargs="?", help="the SKU on the store (omit to list the mappings)")
     mapping.add_argument("qb_item", nargs="?", help="the QuickBooks item (the [inventory] match field's value)")
     mapping.add_argument("--remove", action="store_true", help="remove the mapping of STORE_SKU")
+
+    add_admin_commands(sub, _add_config)
 
     qwc = sub.add_parser("qwc", help="write the .qwc file to add connex-tui to the Web Connector")
     _add_config(qwc)
@@ -142,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .demo import run_demo
 
             return asyncio.run(run_demo(platform=args.platform, seconds=args.seconds))
+        if command in ADMIN_COMMANDS:
+            return asyncio.run(run_admin(args, _load(args), sys.stdout))
         if command == "map":
             return asyncio.run(edit_mappings(_load(args), args.store_sku, args.qb_item, args.remove))
         if command == "qwc":
