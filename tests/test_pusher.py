@@ -206,7 +206,7 @@ async def test_bad_credentials_put_the_batch_back_untouched(db) -> None:
     assert await pending(db) == {"a": ("5", "pending", 0, None)}
 
 
-async def test_rows_left_in_flight_by_a_crash_are_recovered(db) -> None:
+async def test_rows_left_in_flight_by_a_crash_are_recovered_after_the_store_timeout(db) -> None:
     store = ScriptedStore({"a": 0})
     pusher = InventoryPusher(db, store)
     await queue(db, a=5)
@@ -214,8 +214,17 @@ async def test_rows_left_in_flight_by_a_crash_are_recovered(db) -> None:
         await conn.execute("UPDATE pending SET state = 'in_flight'")
     assert (await pusher.push_once()).taken == 0
     assert await pusher.recover() == 1
+    # Not at once: the interrupted request may still land on the store.
+    assert (await pusher.push_once()).taken == 0
+    row = await db.fetchone("SELECT state, attempts, next_attempt FROM pending")
+    assert (row[0], row[1]) == ("pending", 1)
+    assert (datetime.fromisoformat(row[2]) - datetime.now(timezone.utc)).total_seconds() > 55
+    await queue(db, a=6)  # QuickBooks changes it meanwhile: the wait is kept, the quantity is new
+    assert (await pusher.push_once()).taken == 0
+    async with db.transaction() as conn:
+        await conn.execute("UPDATE pending SET next_attempt = ?", (utcnow(),))
     await pusher.push_once()
-    assert store.stock["a"] == 5
+    assert store.stock["a"] == 6
 
 
 async def test_drop_removes_rows(db) -> None:

@@ -93,3 +93,40 @@ async def test_a_second_authenticate_during_a_session_is_busy_and_the_first_goes
     request = await send(web_connector, ticket)
     percent = await web_connector.call("receiveResponseXML", ticket=ticket, response=qb.process(request), hresult="", message="")
     assert 0 <= percent <= 100 and await states(engine) == ["posted"]
+
+
+async def test_an_order_whose_sender_was_cut_off_waits_for_quickbooks_instead_of_being_added_twice(
+    engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim
+) -> None:
+    """Web Connector A hands QuickBooks an add, connex-tui restarts, Web Connector B looks the order
+    up before QuickBooks has finished A's request: B must not add it again."""
+    await add_order(engine.db, StoreOrder("f5", "F5", (OrderLine("redwine", Decimal(1)),)))
+    ticket = await start_session(web_connector)
+    held = await send(web_connector, ticket)  # QuickBooks is still chewing on this
+    assert await engine.sessions.close_interrupted() == 1  # what a restart does
+
+    run_b = await web_connector.run_once()
+    assert "SalesReceiptQueryRq" in run_b.requests[0]
+    assert not any("SalesReceiptAddRq" in r for r in run_b.requests)
+    assert await states(engine) == ["sent"]
+
+    qb.begin_session()
+    qb.process(held)  # A's request completes after all
+    qb.end_session()
+    await web_connector.run_once()
+    assert len(qb.transactions) == 1 and await states(engine) == ["posted"]
+
+
+async def test_an_order_in_doubt_is_added_again_once_quickbooks_cannot_still_be_at_it(
+    engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim
+) -> None:
+    await add_order(engine.db, StoreOrder("f6", "F6", (OrderLine("redwine", Decimal(1)),)))
+    ticket = await start_session(web_connector)
+    await send(web_connector, ticket)  # lost on the way: QuickBooks never sees it
+    await engine.sessions.close_interrupted()
+    await web_connector.run_once()
+    assert await states(engine) == ["sent"]
+    async with engine.db.transaction() as conn:  # eleven minutes later
+        await conn.execute("UPDATE orders SET sent_at = '2000-01-01T00:00:00+00:00'")
+    await web_connector.run_once()
+    assert len(qb.transactions) == 1 and await states(engine) == ["posted"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from datetime import datetime, timedelta, timezone
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -274,6 +275,12 @@ async def test_engine_stopped_mid_batch_loses_nothing(tmp_path, http) -> None:
         await restarted.start()
         try:
             sync.engine = restarted
+            held = await restarted.db.fetchval(
+                "SELECT count(*) FROM pending WHERE state = 'pending' AND next_attempt > ?",
+                ((datetime.now(timezone.utc) + timedelta(seconds=50)).isoformat(),))
+            assert held > 0  # recovered rows wait out the store's request timeout first
+            async with restarted.db.transaction() as conn:  # as if that minute had passed
+                await conn.execute("UPDATE pending SET next_attempt = ?", (datetime.now(timezone.utc).isoformat(),))
             await sync.drain()
             assert all(sync.store.stock(sku) == 9 for sku in skus)
             assert sync.store.stock("redwine") == 20

@@ -61,16 +61,23 @@ def _int_quantity(text: str) -> int:
 
 
 class InventoryPusher:
-    def __init__(self, db: Database, store: Storefront, *, max_attempts: int = 8) -> None:
+    def __init__(self, db: Database, store: Storefront, *, max_attempts: int = 8, request_timeout: float = 60.0) -> None:
         self.db = db
         self.store = store
         self.max_attempts = max_attempts
+        self.request_timeout = request_timeout  # the longest a store request can be under way
 
     async def recover(self) -> int:
-        """Rows a crash left in flight go back to pending (start-up only)."""
+        """Rows a crash left in flight go back to pending (start-up only). Not at once: the request
+        that carried them may still land on the store, and a newer quantity pushed before it would
+        lose to it; after the store's request timeout, the last write is ours."""
+        later = (datetime.now(timezone.utc) + timedelta(seconds=self.request_timeout)).isoformat(timespec="milliseconds")
         async with self.db.transaction() as conn:
             cur = await conn.execute(
-                "UPDATE pending SET state = 'pending', next_attempt = ? WHERE state = 'in_flight'", (utcnow(),)
+                "UPDATE pending SET state = 'pending', attempts = attempts + 1, next_attempt = ?,"
+                " last_error = 'interrupted by a restart; pushed again once the earlier request cannot land'"
+                " WHERE state = 'in_flight'",
+                (later,),
             )
             return cur.rowcount
 

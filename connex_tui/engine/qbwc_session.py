@@ -336,9 +336,9 @@ class QBWCSessions:
         # them up before adding anything again.
         marks = ",".join("?" * len(rows))
         await conn.execute(
-            f"UPDATE orders SET qb_state = 'sent', sent_session = ?, attempts = attempts + 1, updated_at = ?"
-            f" WHERE id IN ({marks})",
-            (session.id, utcnow(), *[r["id"] for r in rows]),
+            f"UPDATE orders SET qb_state = 'sent', sent_session = ?, sent_at = ?, attempts = attempts + 1,"
+            f" updated_at = ? WHERE id IN ({marks})",
+            (session.id, self.now().isoformat(timespec="milliseconds"), utcnow(), *[r["id"] for r in rows]),
         )
         return requests, outstanding
 
@@ -491,7 +491,11 @@ class QBWCSessions:
             )
             return
         marks = ",".join("?" * len(order_ids))
-        async with conn.execute(f"SELECT id, store_id FROM orders WHERE id IN ({marks})", order_ids) as cur:
+        async with conn.execute(
+            "SELECT o.id, o.store_id, o.sent_at, s.result AS sender_result FROM orders o"
+            f" LEFT JOIN qbwc_sessions s ON s.id = o.sent_session WHERE o.id IN ({marks})",
+            order_ids,
+        ) as cur:
             orders = list(await cur.fetchall())
         for order in orders:
             marker = memo_marker(order["store_id"])
@@ -500,12 +504,24 @@ class QBWCSessions:
                 session.state["found"] += 1
                 log.info("order_found_in_quickbooks", session=session.id, order_id=order["id"])
                 await self._post_order(conn, session, order["id"], found["TxnID"])
-            else:
-                # Not in QuickBooks: it was never posted, so it is added again (in this session).
+            elif self._surely_not_in_progress(order):
+                # Not in QuickBooks, and QuickBooks is not still working on it: add it again.
                 await conn.execute(
                     "UPDATE orders SET qb_state = 'new', sent_session = NULL, updated_at = ? WHERE id = ?",
                     (utcnow(), order["id"]),
                 )
+            else:
+                # Not there yet, but the request that carried it may still be inside QuickBooks
+                # (the session was cut off, not closed): look again next session.
+                await conn.execute("UPDATE orders SET sent_session = ? WHERE id = ?", (session.id, order["id"]))
+                log.info("order_still_in_doubt", session=session.id, order_id=order["id"])
+
+    def _surely_not_in_progress(self, order: aiosqlite.Row) -> bool:
+        """The Web Connector closed the session that sent it (it only does so once QuickBooks has
+        answered), or it was sent long enough ago that QuickBooks cannot still be at it."""
+        if order["sender_result"] in ("ok", "error") or not order["sent_at"]:
+            return True
+        return self.now() - _parse_time(order["sent_at"]) > BUSY_WINDOW
 
     async def _apply_items(self, conn: aiosqlite.Connection, session: Session, kind: str, rs: QBResponse | None) -> None:
         state = session.state

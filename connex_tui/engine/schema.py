@@ -168,3 +168,11 @@ MIGRATIONS.append(
     CREATE INDEX orders_imported_at ON orders(imported_at)
     """
 )
+
+MIGRATIONS.append(
+    # 4: when an order was handed to the Web Connector, so an order in doubt is added again only
+    # once QuickBooks can no longer be working on the first request.
+    """
+    ALTER TABLE orders ADD COLUMN sent_at TEXT
+    """
+)

@@ -35,7 +35,9 @@ class SyncTasks:
         self.store = store
         self.config = config
         self.importer = OrderImporter(db, store, config)
-        self.pusher = InventoryPusher(db, store, max_attempts=config.inventory.max_attempts)
+        self.pusher = InventoryPusher(
+            db, store, max_attempts=config.inventory.max_attempts, request_timeout=config.storefront.timeout_seconds
+        )
 
     def specs(self) -> list[TaskSpec]:
         inv = self.config.inventory

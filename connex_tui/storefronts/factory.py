@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import Storefront
+from .retry import RetryPolicy
 
 
 def make_storefront(storefront_config: Any) -> Storefront | None:
@@ -14,14 +15,17 @@ def make_storefront(storefront_config: Any) -> Storefront | None:
     import the engine). None for platform "none"."""
     c = storefront_config
     verify = tls_context(c.ca_bundle)
+    policy = RetryPolicy(timeout=float(c.timeout_seconds))
     if c.platform == "woocommerce":
         from .woocommerce import WooCommerceClient
 
-        return WooCommerceClient(c.url, c.consumer_key.reveal(), c.consumer_secret.reveal(), ssl=verify)
+        return WooCommerceClient(c.url, c.consumer_key.reveal(), c.consumer_secret.reveal(), ssl=verify, policy=policy)
     if c.platform == "shopify":
         from .shopify import ShopifyClient
 
-        return ShopifyClient(c.url, c.access_token.reveal(), c.location_id, api_version=c.api_version, ssl=verify)
+        return ShopifyClient(
+            c.url, c.access_token.reveal(), c.location_id, api_version=c.api_version, ssl=verify, policy=policy
+        )
     return None
 
 
