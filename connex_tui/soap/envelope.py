@@ -7,6 +7,7 @@ escapes again on the way out.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
@@ -60,6 +61,16 @@ def parse_call(body: bytes) -> SoapCall:
     return SoapCall(method, args)
 
 
+# What XML 1.0 cannot carry at all: C0 controls but tab, newline and CR; lone surrogates; U+FFFE/U+FFFF.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _text(value: str) -> str:
+    """`value` as element content: escaped, and any character XML cannot carry replaced by U+FFFD,
+    so that the answer is well-formed (and encodable) whatever a handler or a parser message held."""
+    return escape(_NOT_XML.sub("\ufffd", value))
+
+
 _HEAD = (
     '<?xml version="1.0" encoding="utf-8"?>'
     f'<soap:Envelope xmlns:soap="{SOAP11_ENV}" '
@@ -73,9 +84,9 @@ def render_result(method: str, value: str | int | list[str]) -> bytes:
     """`<{method}Response><{method}Result>…` in the Intuit namespace."""
     if isinstance(value, list):
         # Empty strings stay as elements: the Web Connector fails authentication without them.
-        inner = "".join(f"<string>{escape(item)}</string>" for item in value)
+        inner = "".join(f"<string>{_text(item)}</string>" for item in value)
     else:
-        inner = escape(str(value))
+        inner = _text(str(value))
     xml = (
         f'{_HEAD}<{method}Response xmlns="{TNS}"><{method}Result>{inner}</{method}Result>'
         f"</{method}Response>{_TAIL}"
@@ -86,6 +97,6 @@ def render_result(method: str, value: str | int | list[str]) -> bytes:
 def render_fault(fault: SoapFault) -> bytes:
     xml = (
         f"{_HEAD}<soap:Fault><faultcode>soap:{fault.code}</faultcode>"
-        f"<faultstring>{escape(fault.message)}</faultstring></soap:Fault>{_TAIL}"
+        f"<faultstring>{_text(fault.message)}</faultstring></soap:Fault>{_TAIL}"
     )
     return xml.encode("utf-8")

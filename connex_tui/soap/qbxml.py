@@ -6,8 +6,11 @@ text goes through `qb_text` first, because QuickBooks Desktop stores ISO-8859-1 
 anything else, and is cut to the field's length limit (QuickBooks answers 3070 otherwise).
 
 Responses are parsed leniently: QuickBooks may return enum values and elements newer than the
-version we asked for, so they are never schema-validated; we only insist on what we act on (the
-`statusCode` of every `...Rs`).
+version we asked for, so they are never schema-validated; we only insist on what we act on: the
+`statusCode` of every `...Rs`, its iterator attributes, and the Ret fields we ask for with
+IncludeRetElement (one text value each; QuantityOnHand a QUANTYPE, TimeModified a real date and
+time). The response is relayed by the Web Connector over the network, so anything else is refused
+with QBXMLParseError rather than recorded, or left to fail further on.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Literal
 from xml.sax.saxutils import escape
@@ -86,11 +89,22 @@ _ITEM_RETURNS = (
     "ManufacturerPartNumber",
     "QuantityOnHand",
 )
+# What a response's Rets may hold of what we asked for: one text value each (see _check_ret).
+_RET_FIELDS = frozenset(_ADD_RETURNS + _QUERY_RETURNS + _ITEM_RETURNS)
 
 # DATETIMETYPE from qbxmltypes130.xsd (without its empty-string alternative).
 _DATETIME_RE = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(T[0-9]{1,2}(:[0-9]{1,2}(:[0-9]{1,2}([+-][0-9]{1,2}:[0-9]{1,2})?)?)?)?")
 _VERSION_RE = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}")
 _INT_RE = re.compile(r"[+-]?[0-9]+")  # not int(): it would accept "1_0" and non-ASCII digits
+# INTTYPE as QuickBooks writes it (a 32-bit int). The bound also keeps int() away from thousands of
+# digits (a ValueError past 4300) and SQLite away from integers it cannot store (OverflowError).
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+# QUANTYPE from qbxmltypes130.xsd: no exponent, no NaN or Infinity, at most 10 + 5 digits.
+_QUANTITY_RE = re.compile(r"[+-]?[0-9]{1,10}(\.[0-9]{1,5})?")
+# DATETIMETYPE zero-padded, as QuickBooks writes TimeModified; the groups are checked as a date too.
+_TIME_RE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})(?:T([0-9]{2})(?::([0-9]{2})(?::([0-9]{2})(?:[+-]([0-9]{2}):([0-9]{2}))?)?)?)?"
+)
 
 # Typographic characters NFKD leaves alone but that have an obvious Latin-1 spelling.
 _TYPOGRAPHIC: dict[str, str] = {
@@ -447,7 +461,10 @@ def _to_dict(element: etree._Element) -> dict[str, Any]:
         if name is None:
             continue
         if len(child):
-            value: Any = _to_dict(child)
+            if any(isinstance(grandchild.tag, str) for grandchild in child):
+                value: Any = _to_dict(child)
+            else:  # text split by a comment or processing instruction is still one text
+                value = "".join(child.itertext())
         else:
             value = child.text or ""
         if name in out:
@@ -461,7 +478,14 @@ def _to_dict(element: etree._Element) -> dict[str, Any]:
     return out
 
 
-def _int_attr(element: etree._Element, name: str, attr: str, *, required: bool) -> int | None:
+def _show(value: str, limit: int = 60) -> str:
+    """`value` for an error message: repr, cut short."""
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + f"... ({len(value)} characters)"
+
+
+def _int_attr(
+    element: etree._Element, name: str, attr: str, *, required: bool, minimum: int = _INT_MIN
+) -> int | None:
     raw = element.get(attr)
     if raw is None:
         if required:
@@ -469,8 +493,49 @@ def _int_attr(element: etree._Element, name: str, attr: str, *, required: bool) 
         return None
     text = raw.strip()
     if not _INT_RE.fullmatch(text):
-        raise QBXMLParseError(f"{name} has a non-integer {attr}: {raw!r}")
-    return int(text)
+        raise QBXMLParseError(f"{name} has a non-integer {attr}: {_show(raw)}")
+    digits = text.lstrip("+-").lstrip("0")
+    value = 0 if len(digits) > 10 else int(digits or "0") * (-1 if text.startswith("-") else 1)
+    if len(digits) > 10 or not minimum <= value <= _INT_MAX:
+        raise QBXMLParseError(f"{name} has an out-of-range {attr}: {_show(raw)}")
+    return value
+
+
+def _is_time(text: str) -> bool:
+    match = _TIME_RE.fullmatch(text)
+    if match is None:
+        return False
+    year, month, day, hour, minute, second, offset_hours, offset_minutes = match.groups()
+    try:
+        datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
+    except ValueError:
+        return False
+    return offset_hours is None or (int(offset_hours) <= 23 and int(offset_minutes) <= 59)
+
+
+def _check_ret(rs_name: str, ret_name: str, index: int, ret: dict[str, Any]) -> None:
+    """The Ret fields we ask for (and act on) are one text each, and the typed ones are well-typed;
+    what else a Ret holds is not our business."""
+    where = f"{rs_name}: {ret_name} {index}"
+    for key, value in ret.items():
+        if key in _RET_FIELDS and not isinstance(value, str):
+            shape = "more than one" if isinstance(value, list) else "a structured"
+            raise QBXMLParseError(f"{where} has {shape} {key} where one text value belongs")
+    quantity = ret.get("QuantityOnHand")
+    if quantity is not None and quantity.strip() and not _QUANTITY_RE.fullmatch(quantity.strip()):
+        raise QBXMLParseError(f"{where} has a QuantityOnHand that is not a qbXML quantity: {_show(quantity)}")
+    modified = ret.get("TimeModified")
+    if modified and not _is_time(modified):
+        raise QBXMLParseError(f"{where} has a TimeModified that is not a qbXML date and time: {_show(modified)}")
+
+
+def _iterator_id(rs: etree._Element, name: str) -> str | None:
+    """The iteratorID, which we send back verbatim in the next request: one QuickBooks could not
+    read back unchanged (outside Latin-1, control characters) is refused here, not there."""
+    value = rs.get("iteratorID")
+    if value and (_latin1(value) != value or "\n" in value or "\t" in value):
+        raise QBXMLParseError(f"{name} has an iteratorID that cannot be sent back to QuickBooks: {_show(value)}")
+    return value
 
 
 def _default_severity(code: int) -> str:
@@ -483,8 +548,9 @@ def _default_severity(code: int) -> str:
 
 def parse_response(xml: str | bytes) -> list[QBResponse]:
     """One QBResponse per `...Rs` element of a QBXML/QBXMLMsgsRs response, in document order."""
+    data: str | bytes
     if isinstance(xml, str):
-        data = xml.strip().encode("utf-8")
+        data = xml.strip()  # text: parse_untrusted ignores the encoding its declaration names
     elif isinstance(xml, (bytes, bytearray)):
         data = bytes(xml).strip()
     else:
@@ -514,7 +580,13 @@ def parse_response(xml: str | bytes) -> list[QBResponse]:
                 continue  # comments, PIs, and anything that is not a response: tolerate
             code = _int_attr(rs, name, "statusCode", required=True)
             assert code is not None
-            rets = [_to_dict(child) for child in rs if (_name(child.tag) or "").endswith("Ret")]
+            rets: list[dict[str, Any]] = []
+            for child in rs:
+                ret_name = _name(child.tag)
+                if ret_name is not None and ret_name.endswith("Ret"):
+                    ret = _to_dict(child)
+                    _check_ret(name, ret_name, len(rets) + 1, ret)
+                    rets.append(ret)
             responses.append(
                 QBResponse(
                     name=name,
@@ -522,8 +594,8 @@ def parse_response(xml: str | bytes) -> list[QBResponse]:
                     status_code=code,
                     severity=rs.get("statusSeverity") or _default_severity(code),
                     message=rs.get("statusMessage") or "",
-                    iterator_id=rs.get("iteratorID"),
-                    iterator_remaining=_int_attr(rs, name, "iteratorRemainingCount", required=False),
+                    iterator_id=_iterator_id(rs, name),
+                    iterator_remaining=_int_attr(rs, name, "iteratorRemainingCount", required=False, minimum=0),
                     rets=rets,
                 )
             )

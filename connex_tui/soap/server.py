@@ -104,6 +104,32 @@ def _xml_response(body: bytes, status: int = 200) -> web.Response:
     return web.Response(body=body, status=status, content_type="text/xml", charset="utf-8")
 
 
+async def _read_body(request: web.Request, max_body_bytes: int) -> bytes:
+    """The request body as sent, or SoapFault: too large (413), unreadable, or compressed.
+
+    The Web Connector never compresses what it sends; a Content-Encoding is refused rather than
+    decoded (no decompression bomb, no decoder errors escaping as aiohttp's text/plain 500).
+    `start_endpoint` switches aiohttp's own decoding off, so the body is read as it came.
+    """
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise SoapFault(
+            "Client", f"the request body is larger than the limit of {max_body_bytes} bytes", 413
+        ) from None
+    except web.RequestPayloadError:
+        # Only when aiohttp decodes the body itself (an app not started by start_endpoint).
+        raise SoapFault("Client", "the request body could not be decoded") from None
+    coding = request.headers.get("Content-Encoding", "").strip().lower()
+    if coding not in ("", "identity"):
+        raise SoapFault(
+            "Client",
+            f"a request body with Content-Encoding {coding[:40]!r} is not accepted:"
+            " send the SOAP envelope as plain text/xml",
+        )
+    return body
+
+
 def make_app(
     handler: QBWCHandler,
     *,
@@ -119,12 +145,7 @@ def make_app(
         client = request.remote or ""
         method = "?"
         try:
-            try:
-                body = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                raise SoapFault(
-                    "Client", f"the request body is larger than the limit of {max_body_bytes} bytes", 413
-                ) from None
+            body = await _read_body(request, max_body_bytes)
             call = parse_call(body)
             method = call.method
             try:
@@ -159,8 +180,12 @@ def make_app(
 async def start_endpoint(
     app: web.Application, host: str, port: int, ssl_context: Any = None
 ) -> tuple[web.AppRunner, int]:
-    """Start serving; returns the runner (to stop it) and the port bound (useful with port 0)."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    """Start serving; returns the runner (to stop it) and the port bound (useful with port 0).
+
+    aiohttp's request-body decoding is off: a Content-Encoding is refused by the endpoint itself
+    (see `_read_body`) with a SOAP fault, instead of aiohttp answering a text/plain 400 or 500.
+    """
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
     await site.start()
