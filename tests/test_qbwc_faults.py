@@ -130,3 +130,77 @@ async def test_an_order_in_doubt_is_added_again_once_quickbooks_cannot_still_be_
         await conn.execute("UPDATE orders SET sent_at = '2000-01-01T00:00:00+00:00'")
     await web_connector.run_once()
     assert len(qb.transactions) == 1 and await states(engine) == ["posted"]
+
+
+async def test_an_answer_of_the_wrong_kind_or_given_twice_is_not_trusted(
+    engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim
+) -> None:
+    await add_order(engine.db, StoreOrder("f7", "F7", (OrderLine("redwine", Decimal(1)),)))
+    ticket = await start_session(web_connector)
+    request = await send(web_connector, ticket)
+    qb.begin_session()
+    real = qb.process(request)
+    twice = real.replace("</QBXMLMsgsRs>", real.split("<QBXMLMsgsRs>")[1].split("</QBXMLMsgsRs>")[0] + "</QBXMLMsgsRs>")
+    assert twice.count("<SalesReceiptAddRs") == 2
+    await web_connector.call("receiveResponseXML", ticket=ticket, response=twice, hresult="", message="")
+    assert await states(engine) == ["sent"]  # stays in doubt: looked up next session, not guessed
+    await web_connector.call("closeConnection", ticket=ticket)
+    run = await web_connector.run_once()
+    assert "SalesReceiptQueryRq" in run.requests[0]
+    assert len(qb.transactions) == 1 and await states(engine) == ["posted"]
+
+    await add_order(engine.db, StoreOrder("f8", "F8", (OrderLine("redwine", Decimal(1)),)))
+    ticket = await start_session(web_connector)
+    request = await send(web_connector, ticket)
+    wrong_kind = qb.process(request).replace("SalesReceiptAddRs", "InvoiceAddRs").replace("SalesReceiptRet", "InvoiceRet")
+    await web_connector.call("receiveResponseXML", ticket=ticket, response=wrong_kind, hresult="", message="")
+    assert (await states(engine))[1] == "sent"
+
+
+async def test_an_answer_that_cannot_be_recorded_ends_the_session_with_words(
+    engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim, monkeypatch
+) -> None:
+    await add_order(engine.db, StoreOrder("f9", "F9", (OrderLine("redwine", Decimal(1)),)))
+    ticket = await start_session(web_connector)
+    request = await send(web_connector, ticket)
+    qb.begin_session()
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(engine.sessions, "_apply_add", broken)
+    percent = await web_connector.call("receiveResponseXML", ticket=ticket, response=qb.process(request), hresult="", message="")
+    assert percent == -1
+    assert "looked up next session" in await web_connector.call("getLastError", ticket=ticket)
+    assert await states(engine) == ["sent"]
+    assert await engine.db.fetchval("SELECT count(*) FROM qb_requests") == 0  # rolled back together
+
+
+async def test_an_item_page_larger_than_asked_or_without_quantities_pushes_nothing(
+    engine: Engine, web_connector: WebConnectorSim
+) -> None:
+    ticket = await start_session(web_connector)
+    request = await send(web_connector, ticket)
+    request_id = request.split('requestID="', 1)[1].split('"', 1)[0]
+
+    def page(items: str) -> str:
+        return ('<?xml version="1.0" ?><QBXML><QBXMLMsgsRs>'
+                f'<ItemInventoryQueryRs requestID="{request_id}" statusCode="0" statusSeverity="Info" '
+                f'iteratorRemainingCount="0" iteratorID="{{a}}">{items}</ItemInventoryQueryRs></QBXMLMsgsRs></QBXML>')
+
+    item = ("<ItemInventoryRet><ListID>L{n}</ListID><TimeModified>2026-11-27T10:00:00</TimeModified>"
+            "<EditSequence>1</EditSequence><Name>S{n}</Name><FullName>S{n}</FullName><IsActive>true</IsActive>{q}"
+            "</ItemInventoryRet>")
+    too_many = page("".join(item.format(n=n, q="<QuantityOnHand>5</QuantityOnHand>") for n in range(101)))
+    assert await web_connector.call("receiveResponseXML", ticket=ticket, response=too_many, hresult="", message="") == -1
+    assert "101 items in a page of at most 100" in await web_connector.call("getLastError", ticket=ticket)
+    assert await engine.db.fetchval("SELECT count(*) FROM items") == 0
+    await web_connector.call("closeConnection", ticket=ticket)
+
+    ticket = await start_session(web_connector)
+    request = await send(web_connector, ticket)
+    request_id = request.split('requestID="', 1)[1].split('"', 1)[0]
+    empty = page(item.format(n=1, q="<QuantityOnHand></QuantityOnHand>") + item.format(n=2, q=""))
+    assert await web_connector.call("receiveResponseXML", ticket=ticket, response=empty, hresult="", message="") >= 0
+    assert await engine.db.fetchval("SELECT count(*) FROM items") == 2
+    assert await engine.db.fetchval("SELECT count(*) FROM pending") == 0  # not pushed as zero stock

@@ -144,8 +144,8 @@ async def _queue_quantities(
     on_hand: dict[str, Decimal] = {}
     for ret in rets:
         value = ret.get(field)
-        if not value or str(ret.get("IsActive", "true")).lower() == "false":
-            continue  # no SKU to match, or an inactive item: nothing to push
+        if not value or str(ret.get("IsActive", "true")).lower() == "false" or not ret.get("QuantityOnHand"):
+            continue  # no SKU to match, an inactive item, or no quantity given: nothing to push
         on_hand[value] = _decimal(ret.get("QuantityOnHand", "0"))
     wanted = await store_quantities(conn, on_hand, quantity_mode=quantity_mode)
     await queue_stock(conn, wanted, now)

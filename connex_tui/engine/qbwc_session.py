@@ -70,6 +70,32 @@ def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+def _rs_name(request: str) -> str:
+    """The response element a request fragment asks for: <SalesReceiptAddRq ...> -> SalesReceiptAddRs."""
+    tag = request[1:].split(" ", 1)[0].split(">", 1)[0]
+    return tag[:-2] + "Rs" if tag.endswith("Rq") else tag
+
+
+def _answers(responses: list[QBResponse], outstanding: dict[str, Any]) -> dict[str, QBResponse]:
+    """The one answer per request we can trust: an Rs of the kind we asked for, under a requestID
+    given once. A duplicated or mismatched Rs counts as no answer (its orders stay in doubt)."""
+    counts: dict[str, int] = {}
+    for rs in responses:
+        if rs.request_id is not None:
+            counts[rs.request_id] = counts.get(rs.request_id, 0) + 1
+    answers = {}
+    for rs in responses:
+        entry = outstanding.get(rs.request_id or "")
+        if entry is None:
+            continue
+        if counts[rs.request_id] > 1 or ("rs" in entry and rs.name != entry["rs"]):
+            log.warning("qbxml_ambiguous_answer", request_id=rs.request_id[:40], element=rs.name[:60],
+                        expected=entry.get("rs"), copies=counts[rs.request_id])
+            continue
+        answers[rs.request_id] = rs
+    return answers
+
+
 @dataclass
 class Session:
     id: int
@@ -299,8 +325,11 @@ class QBWCSessions:
         requests, outstanding = [], {}
         for kind, kind_rows in by_kind.items():
             request_id = f"chk-{kind}-{session.requests}"
-            requests.append(txn_query_by_ref_rq(kind, [r["ref_number"] for r in kind_rows], request_id))
-            outstanding[request_id] = {"type": "check", "kind": kind, "orders": [r["id"] for r in kind_rows]}
+            request = txn_query_by_ref_rq(kind, [r["ref_number"] for r in kind_rows], request_id)
+            requests.append(request)
+            outstanding[request_id] = {
+                "type": "check", "kind": kind, "orders": [r["id"] for r in kind_rows], "rs": _rs_name(request)
+            }
         return requests, outstanding
 
     async def _add_step(self, conn: aiosqlite.Connection, session: Session) -> tuple[list[str], dict] | None:
@@ -322,11 +351,12 @@ class QBWCSessions:
         for row in rows:
             request_id = f"add-{row['id']}"
             try:
-                requests.append(txn_add_rq(row["qb_kind"], docs[row["id"]], request_id))
+                request = txn_add_rq(row["qb_kind"], docs[row["id"]], request_id)
             except (KeyError, ValueError) as exc:
                 unusable.append((row["id"], str(exc)))
                 continue
-            outstanding[request_id] = {"type": "add", "order": row["id"]}
+            requests.append(request)
+            outstanding[request_id] = {"type": "add", "order": row["id"], "rs": _rs_name(request)}
         for order_id, problem in unusable:
             await self._fail_orders(conn, [order_id], f"The order cannot be sent to QuickBooks: {problem}")
         rows = [r for r in rows if f"add-{r['id']}" in outstanding]
@@ -363,7 +393,7 @@ class QBWCSessions:
             iterator="Continue" if continuing else "Start",
             iterator_id=items["iterator_id"],
         )
-        return [request], {request_id: {"type": "items", "kind": kind}}
+        return [request], {request_id: {"type": "items", "kind": kind, "rs": _rs_name(request)}}
 
     # --- receiveResponseXML -------------------------------------------------------------------
 
@@ -391,7 +421,18 @@ class QBWCSessions:
                 log.error("qbxml_response_unreadable", session=session.id, reason=str(exc)[:300])
                 await self._save(conn, session, error=state["error"])
                 return -1
-            await self._apply(conn, session, outstanding, responses)
+            await conn.execute("SAVEPOINT apply_response")
+            try:
+                await self._apply(conn, session, outstanding, responses)
+            except Exception as exc:  # a response we could not record must not leave the session stuck
+                await conn.execute("ROLLBACK TO apply_response")
+                log.error("qbxml_response_not_recorded", session=session.id, error=f"{type(exc).__name__}: {str(exc)[:200]}")
+                state["error"] = (
+                    "connex-tui could not record QuickBooks' answer; the orders in it are looked up next session."
+                )
+                await self._save(conn, session, error=state["error"])
+                return -1
+            await conn.execute("RELEASE apply_response")
             state["done"] += 1
             await self._save(conn, session, error=state["error"])
             if state["error"]:
@@ -405,18 +446,19 @@ class QBWCSessions:
         adds = [entry["order"] for entry in outstanding.values() if entry["type"] == "add"]
         if hresult.lower() == PARSE_ERROR_HRESULT.lower() and adds:
             # QuickBooks refused the whole message set unread: nothing was posted.
-            reason = f"QuickBooks could not read the request ({hresult}: {message}). This is a connex-tui bug; please report it."
+            reason = (f"QuickBooks could not read the request ({hresult[:40]}: {message[:500]})."
+                      " This is a connex-tui bug; please report it.")
             await self._fail_orders(conn, adds, reason)
-        state["error"] = f"QuickBooks reported an error ({hresult}): {message or 'no message'}"
+        state["error"] = f"QuickBooks reported an error ({hresult[:40]}): {(message or 'no message')[:2000]}"
         if any(entry["type"] == "items" for entry in outstanding.values()):
             self._drop_outstanding({"outstanding": outstanding, "items": state["items"]})
-        log.error("qbwc_hresult", session=session.id, hresult=hresult, message=message[:300])
+        log.error("qbwc_hresult", session=session.id, hresult=hresult[:40], message=message[:300])
         await self._record_request(conn, session, outstanding, None)
 
     async def _apply(
         self, conn: aiosqlite.Connection, session: Session, outstanding: dict, responses: list[QBResponse]
     ) -> None:
-        by_id = {r.request_id: r for r in responses if r.request_id is not None}
+        by_id = _answers(responses, outstanding)
         for request_id, entry in outstanding.items():
             rs = by_id.get(request_id)
             await self._record_request(conn, session, {request_id: entry}, rs)
@@ -426,9 +468,10 @@ class QBWCSessions:
                 await self._apply_check(conn, session, entry["orders"], rs)
             else:
                 await self._apply_items(conn, session, entry["kind"], rs)
-        unknown = set(by_id) - set(outstanding)
+        unknown = {r.request_id for r in responses} - set(outstanding)
         if unknown:
-            log.warning("qbxml_unknown_request_ids", session=session.id, request_ids=sorted(unknown)[:10])
+            log.warning("qbxml_unknown_request_ids", session=session.id,
+                        request_ids=[str(i)[:40] for i in sorted(unknown, key=str)[:10]])
 
     async def _apply_add(self, conn: aiosqlite.Connection, session: Session, order_id: int, rs: QBResponse | None) -> None:
         if rs is None:
@@ -532,8 +575,13 @@ class QBWCSessions:
             log.warning("qbxml_iterator_restarted", session=session.id, kind=kind)
             return
         if rs is None or status not in ("ok", "no_match", "warning"):
-            code = "no answer" if rs is None else f"{rs.status_code}: {rs.message}"
+            code = "no answer" if rs is None else f"{rs.status_code}: {rs.message[:500]}"
             state["error"] = f"Reading {kind} items from QuickBooks failed ({code})."
+            return
+        if len(rs.rets) > self.config.qbwc.max_returned:
+            # QuickBooks never sends more than MaxReturned; a page that does is not QuickBooks'.
+            state["error"] = (f"Reading {kind} items from QuickBooks failed: {len(rs.rets)} items in a page"
+                              f" of at most {self.config.qbwc.max_returned}.")
             return
         recorded = await record_items(
             conn,
@@ -618,11 +666,11 @@ class QBWCSessions:
             session = await self._session(conn, ticket, count=True)
             if session is not None:
                 session.state["error"] = (
-                    f"The Web Connector could not open QuickBooks ({hresult}): {message or 'no message'}."
+                    f"The Web Connector could not open QuickBooks ({hresult[:40]}): {(message or 'no message')[:2000]}."
                     " Is QuickBooks running with the company file open?"
                 )
                 await self._save(conn, session, error=session.state["error"])
-        log.error("qbwc_connection_error", hresult=hresult, message=message[:300])
+        log.error("qbwc_connection_error", hresult=hresult[:40], message=message[:300])
         return "done"
 
     async def get_last_error(self, ticket: str) -> str:
