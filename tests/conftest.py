@@ -78,3 +78,23 @@ def schema() -> Any:
     if found is None:
         pytest.skip("qbXML schema not found: set CONNEX_QBXML_SPEC_DIR or put shared/spec beside the checkout")
     return found
+
+
+# --------------------------------------------------------------------------- interface snapshots
+# pytest-textual-snapshot stores SVGs in <test dir>/__snapshots__/; ours live in the top-level
+# `snapshots/<test module>/` folder. `snap_compare` looks `SVGImageExtension` up as a module global
+# when it runs, so rebinding it here is enough (pinned: pytest-textual-snapshot 1.1.0).
+try:
+    import pytest_textual_snapshot as _pts
+except ImportError:  # pragma: no cover - the plugin is a test extra
+    _pts = None
+
+if _pts is not None:
+    _SNAPSHOT_ROOT = Path(__file__).resolve().parents[1] / "snapshots"
+
+    class TopLevelSVG(_pts.SVGImageExtension):
+        @classmethod
+        def dirname(cls, *, test_location: Any) -> str:
+            return str(_SNAPSHOT_ROOT / test_location.basename)
+
+    _pts.SVGImageExtension = TopLevelSVG

@@ -1,0 +1,229 @@
+"""Pending: the queue of stock updates waiting for the store, failed first."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from textual import on
+from textual.binding import Binding
+from textual.content import Content
+from textual.widget import Widget
+from textual.widgets import DataTable, Input, Label
+
+from ..backend import PAGE
+from ..engine.views import PendingRow
+from ..widgets import fmt
+from ..widgets.diff_table import Column, DiffTable
+from ..widgets.fmt import Styled
+from .base import DataScreen
+from .dialogs import ConfirmDialog, DetailDialog
+
+STATE = {"failed": Styled("failed", "error"), "in_flight": Styled("sending", "warning"), "pending": Styled("pending", "")}
+NEAR_END = 20  # rows from the end at which the next page is read
+
+
+@dataclass(frozen=True)
+class PendingSnapshot:
+    rows: list[PendingRow]
+    total: int
+    failed: int
+
+
+class PendingScreen(DataScreen):
+    MODE = "pending"
+    TITLE = "Pending"
+    BINDINGS = DataScreen.BINDINGS + [
+        Binding("r", "retry", "Retry", tooltip="Retry the selected SKU now", id="pending.retry"),
+        Binding("R", "retry_all", "Retry all failed", tooltip="Retry every failed SKU (asks first)", id="pending.retry_all"),
+        Binding("d", "drop", "Drop", tooltip="Drop the selected SKU from the queue (asks first)", id="pending.drop"),
+        Binding("slash", "filter", "Filter", tooltip="Show only SKUs containing some text", id="pending.filter"),
+        Binding("enter", "detail", "Detail", tooltip="Everything about the selected SKU", id="pending.detail"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="pending.clear_filter"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sku_filter = ""
+        self.limit = PAGE
+        self.total = 0
+        self.failed = 0
+        self.rows: dict[str, PendingRow] = {}
+
+    def compose_body(self) -> Iterable[Widget]:
+        yield Label("", id="summary", classes="summary")
+        yield DiffTable(
+            [
+                Column("sku", "SKU", 18),
+                Column("qty", "Qty", 6),
+                Column("state", "State", 7),
+                Column("attempts", "Tries", 5),
+                Column("next", "Next try", 10),
+                Column("error", "Last error"),
+            ],
+            id="pending-table",
+        )
+        yield Input(placeholder="filter by SKU (enter: done, escape: clear)", id="filter", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.query_one(DiffTable).focus()
+
+    # ------------------------------------------------------------------ data
+
+    def params(self) -> tuple[str, int]:
+        return (self.sku_filter, self.limit)
+
+    async def fetch(self, params: tuple[str, int]) -> PendingSnapshot:
+        sku_filter, limit = params
+        rows, total = await self.backend.pending_page(sku_filter=sku_filter, limit=limit)
+        return PendingSnapshot(rows, total, await self.backend.pending_failed_count())
+
+    def apply(self, data: PendingSnapshot) -> None:
+        now = self.now
+        self.total, self.failed = data.total, data.failed
+        self.rows = {row.sku: row for row in data.rows}
+        table = self.query_one(DiffTable)
+        table.sync(
+            [
+                (
+                    row.sku,
+                    (
+                        row.sku,
+                        fmt.quantity(row.quantity),
+                        STATE.get(row.state, Styled(row.state)),
+                        str(row.attempts),
+                        fmt.due(row.next_attempt, now) if row.state == "pending" else "-",
+                        Styled(fmt.one_line(row.last_error, 300), "error" if row.state == "failed" else "muted"),
+                    ),
+                )
+                for row in data.rows
+            ]
+        )
+        shown = len(data.rows)
+        parts = [f"{self.total:,} in the queue" if not self.sku_filter else f"{self.total:,} matching '{self.sku_filter}'"]
+        parts.append(f"{self.failed:,} failed (listed first)")
+        if shown < self.total:
+            parts.append(f"showing {shown:,}, more load as you scroll")
+        self.query_one("#summary", Label).update(Content(" · ".join(parts)))
+        self.update_bindings()
+
+    # ------------------------------------------------------------------ selection
+
+    @property
+    def selected(self) -> PendingRow | None:
+        key = self.query_one(DiffTable).cursor_key
+        return self.rows.get(key) if key is not None else None
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.update_bindings()
+        table = self.query_one(DiffTable)
+        if event.cursor_row >= table.row_count - NEAR_END and self.limit < self.total:
+            self.limit += PAGE
+            self.request_refresh()
+
+    @on(DataTable.RowSelected)
+    async def _clicked(self, _event: DataTable.RowSelected) -> None:
+        await self.action_detail()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("retry", "drop"):
+            row = self.selected
+            if row is None:
+                return False
+            return None if row.state == "in_flight" else True
+        if action == "detail":
+            return self.selected is not None
+        if action == "retry_all":
+            return self.failed > 0
+        if action == "clear_filter":
+            return bool(self.sku_filter) or self.query_one("#filter", Input).display
+        return True
+
+    # ------------------------------------------------------------------ actions
+
+    async def action_retry(self) -> None:
+        row = self.selected
+        if row is None:
+            return
+        if await self.backend.retry([row.sku]):
+            self.notify(f"{row.sku}: queued to be pushed now", title="Retry")
+        else:
+            self.notify(f"{row.sku} is being sent right now; nothing to retry", severity="warning")
+        self.request_refresh()
+
+    def action_retry_all(self) -> None:
+        count = self.failed
+
+        async def answered(yes: bool | None) -> None:
+            if yes:
+                done = await self.backend.retry_all_failed()
+                self.notify(f"{done:,} failed SKUs queued to be pushed again", title="Retry all failed")
+                self.request_refresh()
+
+        self.app.push_screen(
+            ConfirmDialog("Retry all failed", f"Push all {count:,} failed SKUs to the store again?", yes="Retry all"),
+            answered,
+        )
+
+    def action_drop(self) -> None:
+        row = self.selected
+        if row is None:
+            return
+
+        async def answered(yes: bool | None) -> None:
+            if yes:
+                if await self.backend.drop([row.sku]):
+                    self.notify(f"{row.sku} dropped from the queue", title="Drop")
+                else:
+                    self.notify(f"{row.sku} is being sent right now; not dropped", severity="warning")
+                self.request_refresh()
+
+        self.app.push_screen(
+            ConfirmDialog(
+                "Drop SKU",
+                f"Drop {row.sku} from the queue?\nThe store will not get quantity {fmt.quantity(row.quantity)}"
+                " until QuickBooks changes it again.",
+                yes="Drop",
+            ),
+            answered,
+        )
+
+    async def action_detail(self) -> None:
+        row = self.selected
+        if row is None:
+            return
+        now = self.now
+        current = await self.backend.pending_row(row.sku) or row
+        history = await self.backend.sku_history(row.sku)
+        fields = [
+            ("SKU", current.sku),
+            ("Quantity", fmt.quantity(current.quantity)),
+            ("State", STATE.get(current.state, Styled(current.state)).text),
+            ("Attempts", str(current.attempts)),
+            ("Next attempt", fmt.full_time(current.next_attempt, now) if current.state != "failed" else "- (failed)"),
+            ("Last error", current.last_error or "-"),
+        ]
+        recent = "\n".join(
+            f"{fmt.clock_time(line.at, now)}  {'ok  ' if line.ok else 'FAIL'}  "
+            f"{fmt.quantity(line.old_qty)} -> {fmt.quantity(line.new_qty)}  {fmt.one_line(line.reason, 200)}"
+            for line in history
+        )
+        self.app.push_screen(DetailDialog(f"SKU {current.sku}", fields, footer=f"Recent pushes\n{recent}" if recent else ""))
+
+    def action_filter(self) -> None:
+        self.show_filter()
+
+    def action_clear_filter(self) -> None:
+        self.hide_filter(clear=True)
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.sku_filter = event.value.strip()
+        self.limit = PAGE
+        self.request_refresh()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self, _event: Input.Submitted) -> None:
+        self.hide_filter(clear=False)
