@@ -11,9 +11,14 @@ snapshot in a worker and applies it by difference.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
+import os
+import signal
+import sys
+import termios
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -389,6 +394,34 @@ def logging_off_screen(app: App[Any], log_file: Path | None = None) -> Iterator[
 
 
 async def run_app(app: ConnexApp, *, mouse: bool = True, log_file: Path | None = None) -> None:
-    """Run the interface in the current loop (next to an engine the caller started)."""
-    with logging_off_screen(app, log_file):
-        await app.run_async(mouse=mouse)
+    """Run the interface in the current loop (next to an engine the caller started). The terminal
+    going away (SIGHUP) or SIGTERM ends it like `q`, so the caller can stop the engine cleanly."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        loop.add_signal_handler(sig, app.exit)
+    watchdog = asyncio.create_task(_exit_when_terminal_is_lost(app))
+    try:
+        with logging_off_screen(app, log_file):
+            await app.run_async(mouse=mouse)
+    finally:
+        watchdog.cancel()
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _exit_when_terminal_is_lost(app: ConnexApp, every: float = 1.0) -> None:
+    """A terminal that went away without a SIGHUP (no controlling terminal, a dropped pty): its
+    attributes can no longer be read. Exit as on `q`, so the engine is stopped cleanly."""
+    try:
+        fd = sys.__stdin__.fileno() if sys.__stdin__ is not None else -1
+    except (ValueError, OSError):
+        return
+    if fd < 0 or not os.isatty(fd):
+        return
+    while True:
+        await asyncio.sleep(every)
+        try:
+            termios.tcgetattr(fd)
+        except (termios.error, OSError):
+            app.exit()
+            return

@@ -34,14 +34,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="connex-tui", description="QuickBooks Desktop <-> web store sync.")
     sub = parser.add_subparsers(dest="command")
 
-    run = sub.add_parser("run", help="run the engine (the Web Connector endpoint and the sync)")
+    run = sub.add_parser("run", help="run the engine (the Web Connector endpoint and the sync) with the interface")
     _add_config(run)
     run.add_argument("--headless", action="store_true", help="no interface; JSON log lines on stderr")
+    run.add_argument("--no-mouse", action="store_true", help="do not capture the mouse (keyboard only)")
 
-    demo = sub.add_parser("demo", help="run the whole sync against simulated QuickBooks and Web Connector")
+    demo = sub.add_parser("demo", help="the whole sync, live, against a simulated store, QuickBooks and Web Connector")
     demo.add_argument("--headless", action="store_true", help="print what happens instead of drawing the interface")
+    demo.add_argument("--no-mouse", action="store_true", help="do not capture the mouse (keyboard only)")
     demo.add_argument("--platform", choices=("woocommerce", "shopify"), default="woocommerce", help="which store to emulate")
     demo.add_argument("--seconds", type=float, default=60.0, metavar="N", help="give up waiting for agreement after N seconds")
+
+    monitor = sub.add_parser("monitor", help="the interface on the database of an engine running elsewhere (headless)")
+    _add_config(monitor)
+    monitor.add_argument("--no-mouse", action="store_true", help="do not capture the mouse (keyboard only)")
 
     init = sub.add_parser("init", help="write a commented starter configuration file")
     init.add_argument("path", nargs="?", default=None, help="where to write it (default: ./connex.toml)")
@@ -86,6 +92,51 @@ async def run_headless(config: Config) -> None:
         await stop.wait()
     finally:
         await engine.stop()
+
+
+def log_file_for(config: Config) -> Path:
+    """Where the engine's log lines go while the interface owns the terminal."""
+    return config.database.path.with_name(config.database.path.stem + ".log")
+
+
+async def run_with_interface(config: Config, *, mouse: bool) -> None:
+    """The engine first, then the interface in the same loop: the Web Connector endpoint keeps
+    answering while the screen renders. The engine stops when the interface ends, also when the
+    terminal goes away (SIGHUP) or on SIGTERM."""
+    from .app import ConnexApp, run_app
+    from .backend import Backend
+    from .engine.logs import configure_logging
+    from .engine.runtime import Engine
+
+    log_path = log_file_for(config)
+    with log_path.open("a", encoding="utf-8") as log_stream:
+        # Every log line goes to the file, before, during and after the interface: none on screen.
+        configure_logging(level=config.logging.level, secrets=config.secrets(), stream=log_stream)
+        engine = Engine(config)
+        await engine.start()
+        try:
+            app = ConnexApp(Backend.attached(engine))
+            await run_app(app, mouse=mouse, log_file=log_path)
+        finally:
+            await engine.stop()
+
+
+async def run_monitor(config: Config, *, mouse: bool) -> int:
+    """The interface on an engine's database; commands go through the database."""
+    from .app import ConnexApp, run_app
+    from .backend import Backend
+
+    if not config.database.path.exists():
+        print(f"connex-tui: no database at {config.database.path}: is the engine running with this --config?",
+              file=sys.stderr)
+        return 2
+    backend = await Backend.open(config.database.path, secrets=config.secrets())
+    try:
+        app = ConnexApp(backend, title_suffix="monitor")
+        await run_app(app, mouse=mouse)
+    finally:
+        await backend.close()
+    return 0
 
 
 async def write_qwc(config: Config, output: str | None) -> None:
@@ -142,9 +193,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {target} (mode 600): set [storefront] and check [qbwc], then run `connex-tui qwc`")
             return 0
         if command == "demo":
-            from .demo import run_demo
+            from .demo import run_demo, run_demo_tui
 
-            return asyncio.run(run_demo(platform=args.platform, seconds=args.seconds))
+            if args.headless or not sys.stdout.isatty():
+                return asyncio.run(run_demo(platform=args.platform, seconds=args.seconds))
+            return asyncio.run(run_demo_tui(platform=args.platform, mouse=not args.no_mouse))
+        if command == "monitor":
+            return asyncio.run(run_monitor(_load(args), mouse=not args.no_mouse))
         if command in ADMIN_COMMANDS:
             return asyncio.run(run_admin(args, _load(args), sys.stdout))
         if command == "map":
@@ -153,9 +208,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(write_qwc(_load(args), args.output))
             return 0
         if command == "run":
-            if not getattr(args, "headless", False):
-                print("The terminal interface is not built yet; running headless (Ctrl+C stops).", file=sys.stderr)
-            asyncio.run(run_headless(_load(args)))
+            config = _load(args)
+            if getattr(args, "headless", False):
+                asyncio.run(run_headless(config))
+            else:
+                asyncio.run(run_with_interface(config, mouse=not getattr(args, "no_mouse", False)))
             return 0
     except (ConfigError, QWCError) as exc:
         print(f"connex-tui: {exc}", file=sys.stderr)

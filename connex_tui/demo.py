@@ -168,22 +168,17 @@ async def run_demo_tui(*, platform: str = "woocommerce", mouse: bool = True) -> 
     from .backend import Backend
     from .engine.logs import configure_logging
 
+    configure_logging(level="info")
     with tempfile.TemporaryDirectory(prefix="connex-demo-") as tmp:
-        # Logging goes to a file: nothing may write into the screen.
-        log_file = open(Path(tmp) / "demo.log", "w", encoding="utf-8")  # noqa: SIM115 - closed below
-        configure_logging(level="info", stream=log_file)
-        try:
-            async with DemoWorld(platform, Path(tmp)) as world:
-                app = ConnexApp(Backend.attached(world.engine), title_suffix=f"demo · {platform}")
-                day = asyncio.create_task(_keep_the_day_going(world))
-                try:
-                    await run_app(app, mouse=mouse)
-                finally:
-                    day.cancel()
-                    await asyncio.gather(day, return_exceptions=True)
-        finally:
-            configure_logging(level="error", json=False)
-            log_file.close()
+        async with DemoWorld(platform, Path(tmp)) as world:
+            app = ConnexApp(Backend.attached(world.engine), title_suffix=f"demo · {platform}")
+            day = asyncio.create_task(_keep_the_day_going(world))
+            try:
+                # Log lines go to a file while the interface owns the terminal.
+                await run_app(app, mouse=mouse, log_file=Path(tmp) / "demo.log")
+            finally:
+                day.cancel()
+                await asyncio.gather(day, return_exceptions=True)
     return 0
 
 

@@ -26,6 +26,7 @@ POLL_SECONDS = 1.0  # how soon a change made by another process (run now) is not
 class TaskResult:
     summary: str
     again_at: datetime | None = None  # run again sooner than the interval (the queue has more)
+    quiet: bool = False  # nothing happened worth an entry in the event log
 
 
 TaskFn = Callable[[], Awaitable[TaskResult]]
@@ -127,7 +128,7 @@ class Scheduler:
                 result = TaskResult(str(exc))
                 summary = f"error: {exc}"
                 ok = False
-            if not ok or spec.name != "inventory":  # pushes have their own event per batch
+            if not ok or not result.quiet:
                 self.bus.emit(TaskFinished(spec.name, summary, ok))
             next_run = started + timedelta(seconds=spec.interval_seconds)
             if result.again_at is not None and result.again_at < next_run:

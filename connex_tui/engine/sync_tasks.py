@@ -50,7 +50,8 @@ class SyncTasks:
         ]
 
     async def orders(self) -> TaskResult:
-        return TaskResult(str(await self.importer.run()))
+        outcome = await self.importer.run()
+        return TaskResult(str(outcome), quiet=not (outcome.imported or outcome.skipped or outcome.credit_memos))
 
     async def _session_reading(self) -> bool:
         quiet_since = (datetime.now(timezone.utc) - timedelta(seconds=SESSION_QUIET_SECONDS)).isoformat(timespec="milliseconds")
@@ -79,7 +80,7 @@ class SyncTasks:
         if reading and due:
             # Held back for a fuller batch: look again once the session has had time to go quiet.
             again = datetime.now(timezone.utc) + timedelta(seconds=SESSION_QUIET_SECONDS)
-        return TaskResult(str(total), again)
+        return TaskResult(str(total), again, quiet=True)  # each batch has its own event
 
     async def catalog(self) -> TaskResult:
         return TaskResult(f"{await refresh_catalog(self.db, self.store)} SKUs on the store")

@@ -201,7 +201,8 @@ async def dashboard(db: Database) -> Dashboard:
         orders_imported_today=await db.fetchval(
             "SELECT count(*) FROM orders WHERE imported_at >= ? AND qb_kind != 'credit_memo'", (today,)),
         orders_posted_today=await db.fetchval(
-            "SELECT count(*) FROM orders WHERE qb_state = 'posted' AND updated_at >= ?", (today,)),
+            "SELECT count(*) FROM orders WHERE qb_state = 'posted' AND qb_kind != 'credit_memo' AND updated_at >= ?",
+            (today,)),
         orders_failed=await db.fetchval("SELECT count(*) FROM orders WHERE qb_state = 'failed'"),
         pending=counts[0] or 0,
         in_flight=counts[1] or 0,
