@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import aiosqlite
 
 from ..storefronts.base import CatalogEntry, Storefront
 from .db import Database, utcnow
@@ -48,7 +47,3 @@ async def lookup(db: Database, skus: Sequence[str]) -> dict[str, CatalogEntry]:
         )
         for row in rows
     }
-
-
-async def record_store_quantity(conn: aiosqlite.Connection, sku: str, quantity: int | None) -> None:
-    await conn.execute("UPDATE catalog SET quantity = ? WHERE sku_key = ?", (quantity, sku.lower()))

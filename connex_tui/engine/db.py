@@ -108,6 +108,12 @@ class Database:
         )
 
 
+def chunked(values: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
+    """Pieces small enough for one `IN (...)` list on any SQLite build (the usual limit is 32,766)."""
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
 def _split_sql(script: str) -> Iterable[str]:
     # Our migrations hold no triggers or string literals with ';', so a plain split is exact.
     for statement in script.split(";"):

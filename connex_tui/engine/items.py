@@ -14,7 +14,7 @@ from typing import Any
 
 import aiosqlite
 
-from .db import utcnow
+from .db import chunked, utcnow
 from .skus import store_skus_for
 
 SKU_FIELD = {"name": "Name", "full_name": "FullName", "manufacturer_part_number": "ManufacturerPartNumber"}
@@ -51,16 +51,16 @@ async def unposted_units(conn: aiosqlite.Connection, skus: Sequence[str]) -> dic
     posted yet (positive)."""
     if not skus:
         return {}
-    marks = ",".join("?" * len(skus))
-    sql = (
-        "SELECT lower(l.sku) AS sku, l.quantity, o.qb_kind FROM order_lines l JOIN orders o ON o.id = l.order_id"
-        f" WHERE o.qb_state IN ('new', 'sent') AND lower(l.sku) IN ({marks})"
-    )
     totals: dict[str, Decimal] = {}
-    async with conn.execute(sql, [s.lower() for s in skus]) as cur:
-        async for row in cur:
-            sign = 1 if row[2] == "credit_memo" else -1
-            totals[row[0]] = totals.get(row[0], Decimal(0)) + sign * _decimal(row[1])
+    for part in chunked([s.lower() for s in skus]):
+        sql = (
+            "SELECT lower(l.sku) AS sku, l.quantity, o.qb_kind FROM order_lines l JOIN orders o ON o.id = l.order_id"
+            f" WHERE o.qb_state IN ('new', 'sent') AND lower(l.sku) IN ({','.join('?' * len(part))})"
+        )
+        async with conn.execute(sql, part) as cur:
+            async for row in cur:
+                sign = 1 if row[2] == "credit_memo" else -1
+                totals[row[0]] = totals.get(row[0], Decimal(0)) + sign * _decimal(row[1])
     return totals
 
 

@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 import structlog
 
 from ..storefronts.base import CatalogEntry, CredentialsError, StockResult, StockUpdate, Storefront, StoreUnavailable
-from .catalog import lookup, record_store_quantity, refresh_catalog
+from .catalog import lookup, refresh_catalog
 from .db import Database, utcnow
 
 log = structlog.get_logger("connex.inventory")
@@ -186,30 +186,35 @@ class InventoryPusher:
             )
 
     async def _record(self, rows: list[tuple[str, str]], results: dict[str, StockResult], outcome: PushOutcome) -> None:
+        """All outcomes of a batch in one transaction, with one statement per kind of change (the
+        write lock is held briefly: the Web Connector's calls wait on the same lock)."""
         now_dt = datetime.now(timezone.utc)
         now = now_dt.isoformat(timespec="milliseconds")
+        missing = StockResult("", ok=False, reason="the store gave no answer for this SKU")
+        done = [(sku, quantity, results.get(sku) or missing) for sku, quantity in rows]
+        pushed = [(sku, quantity, r) for sku, quantity, r in done if r.ok]
+        outcome.pushed += len(pushed)
         async with self.db.transaction() as conn:
-            for sku, quantity in rows:
-                result = results.get(sku) or StockResult(sku, ok=False, reason="the store gave no answer for this SKU")
-                if result.ok:
-                    outcome.pushed += 1
-                    await conn.execute(
-                        "INSERT INTO sku_log(at, sku, old_qty, new_qty, ok, reason) VALUES (?,?,?,?,1,'')",
-                        (now, sku, _text(result.before), _text(result.after if result.after is not None else quantity)),
-                    )
-                    await record_store_quantity(conn, sku, result.after if result.after is not None else _int_quantity(quantity))
-                    # Deleted only if QuickBooks did not report a newer quantity while we pushed.
-                    cur = await conn.execute(
-                        "DELETE FROM pending WHERE sku = ? AND quantity = pushed_quantity", (sku,)
-                    )
-                    if cur.rowcount == 0:
-                        await conn.execute(
-                            "UPDATE pending SET state = 'pending', attempts = 0, next_attempt = ?, last_error = NULL"
-                            " WHERE sku = ?",
-                            (now, sku),
-                        )
-                    continue
-                await self._record_failure(conn, sku, quantity, result, now_dt, outcome)
+            if pushed:
+                after = [(sku, r.after if r.after is not None else _int_quantity(quantity)) for sku, quantity, r in pushed]
+                await conn.executemany(
+                    "INSERT INTO sku_log(at, sku, old_qty, new_qty, ok, reason) VALUES (?,?,?,?,1,'')",
+                    [(now, sku, _text(r.before), str(a)) for (sku, _, r), (_, a) in zip(pushed, after)],
+                )
+                await conn.executemany("UPDATE catalog SET quantity = ? WHERE sku_key = ?", [(a, sku.lower()) for sku, a in after])
+                # Deleted only if QuickBooks did not report a newer quantity while we pushed; a row
+                # that changed goes back to pending with the newer quantity.
+                await conn.executemany(
+                    "DELETE FROM pending WHERE sku = ? AND quantity = pushed_quantity", [(sku,) for sku, _, _ in pushed]
+                )
+                await conn.executemany(
+                    "UPDATE pending SET state = 'pending', attempts = 0, next_attempt = ?, last_error = NULL"
+                    " WHERE sku = ? AND state = 'in_flight'",
+                    [(now, sku) for sku, _, _ in pushed],
+                )
+            for sku, quantity, result in done:
+                if not result.ok:
+                    await self._record_failure(conn, sku, quantity, result, now_dt, outcome)
 
     async def _record_failure(self, conn, sku: str, quantity: str, result: StockResult, now_dt: datetime,
                               outcome: PushOutcome) -> None:

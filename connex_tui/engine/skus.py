@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import aiosqlite
 
-from .db import Database, utcnow
+from .db import Database, chunked, utcnow
 
 
 async def _rows(conn: aiosqlite.Connection, sql: str, params: Sequence[str]) -> list[aiosqlite.Row]:
@@ -23,12 +23,11 @@ async def store_skus_for(conn: aiosqlite.Connection, qb_values: Sequence[str]) -
     """QuickBooks value (lower-cased) -> store SKU, for every value given: mapped ones get their
     store SKU, the rest are their own SKU."""
     result = {value.lower(): value for value in qb_values}
-    if qb_values:
-        marks = ",".join("?" * len(qb_values))
+    if not qb_values or not await _any_mappings(conn):
+        return result
+    for part in chunked([v.lower() for v in qb_values]):
         rows = await _rows(
-            conn,
-            f"SELECT lower(qb_item), store_sku FROM mappings WHERE lower(qb_item) IN ({marks})",
-            [v.lower() for v in qb_values],
+            conn, f"SELECT lower(qb_item), store_sku FROM mappings WHERE lower(qb_item) IN ({','.join('?' * len(part))})", part
         )
         result.update({row[0]: row[1] for row in rows})
     return result
@@ -37,15 +36,19 @@ async def store_skus_for(conn: aiosqlite.Connection, qb_values: Sequence[str]) -
 async def qb_values_for(conn: aiosqlite.Connection, store_skus: Sequence[str]) -> dict[str, str]:
     """Store SKU (lower-cased) -> the QuickBooks value it refers to."""
     result = {sku.lower(): sku for sku in store_skus}
-    if store_skus:
-        marks = ",".join("?" * len(store_skus))
+    if not store_skus or not await _any_mappings(conn):
+        return result
+    for part in chunked([s.lower() for s in store_skus]):
         rows = await _rows(
-            conn,
-            f"SELECT store_sku_key, qb_item FROM mappings WHERE store_sku_key IN ({marks})",
-            [s.lower() for s in store_skus],
+            conn, f"SELECT store_sku_key, qb_item FROM mappings WHERE store_sku_key IN ({','.join('?' * len(part))})", part
         )
         result.update({row[0]: row[1] for row in rows})
     return result
+
+
+async def _any_mappings(conn: aiosqlite.Connection) -> bool:
+    """Most stores have none: then no lookup is needed at all."""
+    return bool(await _rows(conn, "SELECT 1 FROM mappings LIMIT 1", ()))
 
 
 async def set_mapping(db: Database, store_sku: str, qb_item: str) -> None:

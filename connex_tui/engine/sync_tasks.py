@@ -12,7 +12,7 @@ from .catalog import refresh_catalog
 from .config import Config
 from .db import Database, utcnow
 from .event_log import trim_events
-from .events import EventBus, StockPushed
+from .events import EventBus, PendingQueued, StockPushed
 from .items import SKU_FIELD, queue_stock, store_quantities
 from .order_import import OrderImporter
 from .pusher import InventoryPusher, PushOutcome
@@ -102,6 +102,8 @@ class SyncTasks:
                 if sku.lower() in on_store and on_store[sku.lower()] != int(qty)
             }
             await queue_stock(conn, differences, utcnow())
+        if differences:
+            self.bus.emit(PendingQueued(len(differences)))  # the inventory task pushes them now
         log.info("reconciled", compared=len([s for s in wanted if s.lower() in on_store]), queued=len(differences))
         return TaskResult(f"{len(differences)} of {len(wanted)} SKUs differed and were queued")
 
