@@ -96,7 +96,9 @@ async def test_commands_retry_drop_pause_and_run_now(db: Database) -> None:
         await queue_stock(conn, {"a": Decimal(1), "b": Decimal(2)}, utcnow())
         await conn.execute("UPDATE pending SET state = 'failed', attempts = 8, last_error = 'x'")
         await conn.execute("INSERT INTO tasks(name, interval_seconds, next_run) VALUES ('inventory', 30, '2999-01-01')")
+        await db.set_meta(conn, "catalog.refreshed_at", utcnow())
     assert await commands.retry(db, ["a"]) == 1
+    assert await db.get_meta("catalog.refreshed_at") is None  # the store's index is read again
     row = await db.fetchone("SELECT state, attempts, last_error FROM pending WHERE sku = 'a'")
     assert tuple(row) == ("pending", 0, None)
     assert await db.fetchval("SELECT next_run FROM tasks WHERE name = 'inventory'") < "2999"

@@ -30,14 +30,23 @@ async def _nudge_inventory(db: Database) -> None:
         await run_task_now(db, "inventory")
 
 
+async def _look_at_the_store_again(db: Database) -> None:
+    """A person retrying says something changed, most often a SKU added to the store: the next
+    push of a SKU the index does not know refreshes the index at once (not after its usual wait)."""
+    async with db.transaction() as conn:
+        await conn.execute("DELETE FROM meta WHERE key = 'catalog.refreshed_at'")
+
+
 async def retry(db: Database, skus: Sequence[str]) -> int:
     count = await queue.retry_skus(db, skus)
+    await _look_at_the_store_again(db)
     await _nudge_inventory(db)
     return count
 
 
 async def retry_all_failed(db: Database) -> int:
     count = await queue.retry_all_failed(db)
+    await _look_at_the_store_again(db)
     await _nudge_inventory(db)
     return count
 
