@@ -63,7 +63,7 @@ import re
 import secrets
 import ssl as ssl_module
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -443,20 +443,29 @@ class WooCommerceClient:
                 continue
         return _NOT_JSON
 
-    async def _all_pages(self, path: str, params: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    async def _all_pages(
+        self,
+        path: str,
+        params: Sequence[tuple[str, str]],
+        keep: Callable[[dict[str, Any]], dict[str, Any]] = lambda row: row,
+    ) -> list[dict[str, Any]]:
+        """Every row of a paginated list. `keep` trims each row as its page arrives, so a catalog of
+        100,000 products is never held as 100,000 full product documents (nor their raw bodies)."""
         base = [*params, ("per_page", str(PER_PAGE))]
-        first, rows = await self._page(path, base, 1)
-        total_pages = first.headers.get("X-WP-TotalPages")
+
+        async def page(number: int) -> tuple[str | None, list[dict[str, Any]]]:
+            result, rows = await self._page(path, base, number)
+            return result.headers.get("X-WP-TotalPages"), [keep(row) for row in rows]
+
+        total_pages, rows = await page(1)
         if total_pages is not None and total_pages.strip().isdigit():
-            pages = int(total_pages)
-            rest = await asyncio.gather(*(self._page(path, base, n) for n in range(2, pages + 1)))
-            for _, more in rest:
+            for _, more in await asyncio.gather(*(page(n) for n in range(2, int(total_pages) + 1))):
                 rows.extend(more)
             return rows
-        page, last = 1, rows  # no pagination headers (stripped by a proxy): read until a short page
+        number, last = 1, rows  # no pagination headers (stripped by a proxy): read until a short page
         while len(last) >= PER_PAGE:
-            page += 1
-            _, last = await self._page(path, base, page)
+            number += 1
+            _, last = await page(number)
             rows.extend(last)
         return rows
 
@@ -555,12 +564,14 @@ class WooCommerceClient:
 
     # ------------------------------------------------------------------ catalog
     async def catalog(self) -> list[CatalogEntry]:
-        products = await self._all_pages("products", [("orderby", "id"), ("order", "asc")])
+        products = await self._all_pages("products", [("orderby", "id"), ("order", "asc")], keep=_catalog_fields)
         # A variable product lists its variation ids; fetch only those that have some (or when the
         # field is missing altogether).
         variable = [p for p in products if p.get("type") == "variable" and ("variations" not in p or p["variations"])]
         by_id = [("orderby", "id"), ("order", "asc")]
-        variations = await asyncio.gather(*(self._all_pages(f"products/{p['id']}/variations", by_id) for p in variable))
+        variations = await asyncio.gather(
+            *(self._all_pages(f"products/{p['id']}/variations", by_id, keep=_catalog_fields) for p in variable)
+        )
         entries = [self._entry(p, None) for p in products]
         for parent, rows in zip(variable, variations):
             entries.extend(self._entry(v, str(parent["id"])) for v in rows)
@@ -685,3 +696,11 @@ class WooCommerceClient:
 
 
 _NOT_JSON = object()
+
+
+_CATALOG_FIELDS = ("id", "sku", "type", "variations", "manage_stock", "stock_quantity")
+
+
+def _catalog_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """What the SKU index needs of a product or variation (a full product is ~2.6 KB of JSON)."""
+    return {key: row[key] for key in _CATALOG_FIELDS if key in row}
