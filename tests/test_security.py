@@ -171,3 +171,39 @@ def test_world_readable_config_with_secrets_gets_a_warning(tmp_path: Path) -> No
     quiet = subprocess.run([sys.executable, "-m", "connex_tui.cli", "qwc", "--config", str(config)],
                            capture_output=True, text=True, timeout=60)
     assert "warning" not in quiet.stderr
+
+
+@pytest.mark.parametrize("platform", ["woocommerce", "shopify"])
+async def test_a_whole_sync_writes_no_secret_anywhere_even_without_the_redactor(tmp_path, http, platform) -> None:
+    """The redactor is a last line of defence; here it is given no secrets to mask, so a leak shows."""
+    import argparse
+
+    from connex_tui.admin import add_admin_commands, run_admin
+
+    from .test_sync_e2e import start_sync
+
+    stream = io.StringIO()
+    configure_logging(level="debug", secrets=[], stream=stream)
+    try:
+        sync = await start_sync(tmp_path, platform, http)
+        try:
+            sync.qb.add_item("qb-only", 1)
+            sync.store.order([("redwine", 2)])
+            await sync.sync()
+            wrong = sync.wc.password
+            sync.wc.password = "not-the-password"
+            await sync.wc.run_once()
+            sync.wc.password = wrong
+            parser = argparse.ArgumentParser()
+            add_admin_commands(parser.add_subparsers(dest="command"), lambda p: p.add_argument("--config"))
+            out = io.StringIO()
+            for argv in (["status", "--json"], ["queue", "list", "--json"], ["log", "--json"], ["orders", "--json"]):
+                await run_admin(parser.parse_args(argv), sync.config, out)
+        finally:
+            await sync.stop()
+    finally:
+        configure_logging(level="warning", json=False)
+    written = stream.getvalue() + out.getvalue()
+    assert "order_posted" in written and "qbwc_auth_failed" in written
+    for secret in sync.config.secrets():
+        assert secret not in written, f"a secret ({len(secret)} characters) was written"
