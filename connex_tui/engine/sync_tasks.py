@@ -9,11 +9,12 @@ import structlog
 
 from ..storefronts.base import Storefront
 from .catalog import refresh_catalog
+from .commands import is_paused
 from .config import Config
 from .db import Database, utcnow
 from .event_log import trim_events
 from .events import EventBus, PendingQueued, StockPushed
-from .items import SKU_FIELD, queue_stock, store_quantities
+from .items import queue_stock, store_quantities
 from .order_import import OrderImporter
 from .pusher import InventoryPusher, PushOutcome
 from .scheduler import TaskResult, TaskSpec
@@ -24,7 +25,6 @@ INVENTORY_IDLE_SECONDS = 30  # the inventory task is woken by the Web Connector;
 # While a Web Connector session is reading items, only full batches are pushed (the fewest API
 # calls); the rest goes when the session ends, or when it has been quiet this long.
 SESSION_QUIET_SECONDS = 5.0
-PAUSE_KEY = "inventory.paused"
 COLUMN = {"name": "name", "full_name": "full_name", "manufacturer_part_number": "mpn"}
 
 
@@ -61,7 +61,7 @@ class SyncTasks:
 
     async def inventory(self) -> TaskResult:
         """Drain the queue batch after batch; come back when the next retry is due."""
-        if await self.db.get_meta(PAUSE_KEY) == "1":
+        if await is_paused(self.db):
             return TaskResult("paused")
         total = PushOutcome()
         reading = await self._session_reading()
@@ -73,7 +73,7 @@ class SyncTasks:
             total.pushed += outcome.pushed
             total.failed += outcome.failed
             total.retrying += outcome.retrying
-            if outcome.taken < self.store.batch_limit or await self.db.get_meta(PAUSE_KEY) == "1":
+            if outcome.taken < self.store.batch_limit or await is_paused(self.db):
                 break
         due = await self.pusher.next_due()
         again = datetime.fromisoformat(due) if due else None
@@ -118,4 +118,3 @@ class SyncTasks:
         )
 
 
-__all__ = ["SyncTasks", "PAUSE_KEY", "SKU_FIELD"]

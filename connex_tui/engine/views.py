@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from .commands import is_paused
 from .db import Database
 
 PAGE = 200
@@ -211,7 +212,7 @@ async def dashboard(db: Database) -> Dashboard:
         drain_done=done,
         drain_total=total,
         latest_failures=await latest_failures(db),
-        paused=await db.get_meta("inventory.paused") == "1",
+        paused=await is_paused(db),
     )
 
 
