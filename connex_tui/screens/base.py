@@ -15,8 +15,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 
+from ..widgets.footer import ConnexFooter
 from ..widgets.status_bar import StatusBar
 from .messages import Loaded
 
@@ -64,7 +65,7 @@ class DataScreen(Screen[None], inherit_bindings=False):
     def compose(self) -> ComposeResult:
         yield StatusBar(self.MODE)
         yield from self.compose_body()
-        yield Footer(compact=True, show_command_palette=True)
+        yield ConnexFooter(compact=True, show_command_palette=True)
 
     def compose_body(self) -> Iterable[Widget]:
         return ()
