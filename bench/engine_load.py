@@ -59,7 +59,6 @@ import argparse
 import asyncio
 import ctypes
 import json
-import math
 import multiprocessing
 import os
 import random
@@ -88,6 +87,8 @@ from connex_tui.engine.logs import configure_logging
 from connex_tui.sim.quickbooks import QuickBooksSim
 from connex_tui.sim.webconnector import WebConnectorError, WebConnectorSim
 
+from bench.common import finish, format_table, item_names, latency_ms, latency_text, raise_keyboard_interrupt, verdict
+
 CHECKOUT = Path(__file__).resolve().parent.parent
 DEFAULT_ITEMS = 100_000
 DEFAULT_PENDING = 10_000
@@ -109,10 +110,6 @@ DRAIN_TIMEOUT = 600.0
 STOP_TIMEOUT = 60.0
 HAMMER_METHODS = ("serverVersion", "authenticate", "getLastError")
 UNKNOWN_TICKET = "0" * 40
-
-
-def item_names(count: int) -> list[str]:
-    return [f"LOAD-{n:06d}" for n in range(1, count + 1)]
 
 
 def iso_now() -> str:
@@ -532,24 +529,6 @@ class Hammer:
             self.calls.append(Call(started, method, time.perf_counter() - started, ok))
 
 
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile (0 for no values)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[rank - 1]
-
-
-def latency_ms(seconds: Sequence[float]) -> dict[str, float | int]:
-    return {
-        "calls": len(seconds),
-        "p50": round(percentile(seconds, 0.50) * 1000, 3),
-        "p99": round(percentile(seconds, 0.99) * 1000, 3),
-        "max": round(max(seconds, default=0.0) * 1000, 3),
-    }
-
-
 def window_latencies(calls: Sequence[Call], start: float, end: float) -> dict[str, Any]:
     inside = [c for c in calls if start <= c.started < end]
     out: dict[str, Any] = {"all": latency_ms([c.seconds for c in inside])}
@@ -801,14 +780,6 @@ def problems(data: dict[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------- output
 
 
-def _verdict(ok: bool) -> str:
-    return "met" if ok else "MISSED"
-
-
-def _lat(stats: dict[str, Any]) -> str:
-    return f"p50 {stats['p50']:.2f}  p99 {stats['p99']:.2f}  max {stats['max']:.2f}  ({stats['calls']} calls)"
-
-
 def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
     target_mb, target_ms = data["targets"]["rss_mb"], data["targets"]["p99_ms"]
     engine, memory, session, push, endpoint = (data[k] for k in ("engine", "memory", "session", "push", "endpoint"))
@@ -825,8 +796,8 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
     peaks = "  ".join(f"{phase} {mb:.1f}" for phase, mb in memory["phase_max_rss_mb"].items())
     rows += [
         ("max VmRSS per phase MB", peaks),
-        ("resident target", f"< {target_mb:g} MB: VmRSS {_verdict(memory['meets_target_rss'])}, "
-                            f"VmHWM {memory['peak_hwm_mb']:.1f} MB {_verdict(memory['meets_target_hwm'])}"),
+        ("resident target", f"< {target_mb:g} MB: VmRSS {verdict(memory['meets_target_rss'])}, "
+                            f"VmHWM {memory['peak_hwm_mb']:.1f} MB {verdict(memory['meets_target_hwm'])}"),
         ("initial drain", f"{data['initial_drain']['rows']} rows pushed, queue empty {data['initial_drain']['seconds']:.2f} s "
                           f"after the endpoint listened (with the first catalog run)"),
         ("session", f"{session['status']}: {session['items_read']} items read, {session['queued']} queued, "
@@ -834,30 +805,24 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
                     f"{session['drained_after_close_s']:.2f} s after close"),
     ]
     for method in ("sendRequestXML", "receiveResponseXML"):
-        rows.append((f"  server ms {method}", _lat(session["server_ms"][method])))
+        rows.append((f"  server ms {method}", latency_text(session["server_ms"][method])))
     rows += [
         ("push", f"{push['queued']} SKUs drained in {push['drain_s']:.2f} s after the insert ({push['skus_per_s']} SKUs/s; "
                  f"insert {push['insert_s']:.3f} s, first batch after {push['first_batch_s']} s), {push['failed']} failed, "
                  f"{push['store_differing']} differ on the store"),
-        ("endpoint idle ms", _lat(endpoint["idle"]["all"])),
-        ("endpoint pushing ms", f"{_lat(endpoint['pushing']['all'])}   target p99 < {target_ms:g} ms: "
-                                f"{_verdict(endpoint['meets_target'])}"),
+        ("endpoint idle ms", latency_text(endpoint["idle"]["all"])),
+        ("endpoint pushing ms", f"{latency_text(endpoint['pushing']['all'])}   target p99 < {target_ms:g} ms: "
+                                f"{verdict(endpoint['meets_target'])}"),
     ]
     for method in HAMMER_METHODS:
-        rows.append((f"  {method}", _lat(endpoint["pushing"][method])))
-    rows.append(("  engine's own ms", _lat(endpoint["server_ms_pushing"]["all"])))
+        rows.append((f"  {method}", latency_text(endpoint["pushing"][method])))
+    rows.append(("  engine's own ms", latency_text(endpoint["server_ms_pushing"]["all"])))
     rows.append(("calls in all", f"{endpoint['calls']}" + (" (stopped at --max-calls)" if endpoint["bounded"] else "")))
     if "reconcile" in data:
         rec = data["reconcile"]
         rows.append(("reconcile", f"{rec['result']} (ran within {rec['seconds']:.2f} s; queue empty "
                                   f"{rec['drained_after_s']:.2f} s later, {rec['failed']} failed)"))
     return rows
-
-
-def format_table(data: dict[str, Any]) -> str:
-    rows = _rows(data)
-    width = max(len(label) for label, _ in rows)
-    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -896,18 +861,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _interrupted(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = print) -> int:
     args = parse_args(argv)
     if not Path("/proc/self/status").exists():
         print("error: this benchmark reads /proc/<pid>/status (Linux only)", file=sys.stderr)
         return 2
     configure_logging(level="warning", json=False)
-    signal.signal(signal.SIGTERM, _interrupted)  # stop the engine and the store on the way out
-    names = item_names(args.items)
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)  # stop the engine and the store on the way out
+    names = item_names(args.items, prefix="LOAD", digits=6)
     store_rng = random.Random(args.seed + 1)
     store = StoreProcess(names[: args.store_skus], [store_rng.randint(0, 50) for _ in range(args.store_skus)])
     try:
@@ -915,11 +876,8 @@ def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = prin
             data = asyncio.run(run_load(args, store, names, Path(tmp)))
     finally:
         store.stop()
-    out(json.dumps(data, indent=2) if args.json else format_table(data))
-    errors = problems(data)
-    for error in errors:
-        print(f"error: {error}", file=sys.stderr)
-    return 1 if errors else 0
+    text = json.dumps(data, indent=2) if args.json else format_table(_rows(data))
+    return finish(text, problems(data), out)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import random
 import re
 import secrets
@@ -37,8 +36,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -46,13 +44,14 @@ from typing import Any
 
 import aiohttp
 
-from connex_tui.engine.config import Config, parse_config
 from connex_tui.engine.db import Database
 from connex_tui.engine.logs import configure_logging
 from connex_tui.engine.orders import OrderLine, StoreOrder, insert_order
 from connex_tui.engine.runtime import Engine
 from connex_tui.sim.quickbooks import QuickBooksSim
 from connex_tui.sim.webconnector import RunResult, WebConnectorSim
+
+from bench.common import bench_config, finish, format_table, item_names, latency_ms, latency_text, profiled
 
 DEFAULT_ORDERS = 1000
 DEFAULT_ITEMS = 10_000
@@ -66,20 +65,6 @@ _RQ_TAG = re.compile(r"<(\w+)Rq\b")
 
 
 # --------------------------------------------------------------------------- set-up
-
-
-def bench_config(folder: Path, password: str) -> Config:
-    """Port 0, item reads never skipped; every other setting at its default."""
-    data = {
-        "database": {"path": str(folder / "bench.db")},
-        "qbwc": {"host": "127.0.0.1", "port": 0, "password": password, "read_min_interval_seconds": 0},
-        "storefront": {"platform": "none"},
-    }
-    return parse_config(data, folder / "bench.toml", {})
-
-
-def item_names(count: int) -> list[str]:
-    return [f"BENCH-{n:05d}" for n in range(1, count + 1)]
 
 
 def make_orders(count: int, skus: Sequence[str], rng: random.Random) -> list[StoreOrder]:
@@ -148,46 +133,6 @@ def time_process(qb: QuickBooksSim) -> Stopwatch:
 
     qb.process = timed  # type: ignore[method-assign]
     return watch
-
-
-@contextmanager
-def profiled(path: Path | None) -> Iterator[None]:
-    """Profile the block with pyinstrument (every task on the loop) into `path`, if asked and installed."""
-    if path is None:
-        yield
-        return
-    try:
-        from pyinstrument import Profiler
-    except ImportError:
-        print(f"--profile: pyinstrument is not installed; {path} not written", file=sys.stderr)
-        yield
-        return
-    profiler = Profiler(async_mode="disabled")  # the server's handlers run in tasks of their own
-    profiler.start()
-    try:
-        yield
-    finally:
-        profiler.stop()
-        path.write_text(profiler.output_text(unicode=True, color=False), encoding="utf-8")
-        print(f"--profile: pyinstrument report written to {path}", file=sys.stderr)
-
-
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile (0 for no values)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[rank - 1]
-
-
-def latency_ms(values: Sequence[float]) -> dict[str, float | int]:
-    return {
-        "calls": len(values),
-        "p50": round(percentile(values, 0.50) * 1000, 3),
-        "p99": round(percentile(values, 0.99) * 1000, 3),
-        "max": round(max(values, default=0.0) * 1000, 3),
-    }
 
 
 def request_kinds(requests: Sequence[str]) -> dict[str, int]:
@@ -301,21 +246,13 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
         ("  item pages", str(qbxml["item_pages"])),
     ]
     for name, stats in data["server_ms"].items():
-        rows.append(
-            (f"server ms {name}", f"p50 {stats['p50']:.2f}  p99 {stats['p99']:.2f}  max {stats['max']:.2f}  ({stats['calls']} calls)")
-        )
+        rows.append((f"server ms {name}", latency_text(stats)))
     rows += [
         ("server total s", f"{data['server_total_s']:.3f}"),
         ("QuickBooks sim s", f"{data['sim_s']:.3f}  ({data['sim_calls']} calls)"),
         ("wall s", f"{data['wall_s']:.3f}"),
     ]
     return rows
-
-
-def format_table(data: dict[str, Any]) -> str:
-    rows = _rows(data)
-    width = max(len(label) for label, _ in rows)
-    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -336,11 +273,8 @@ def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = prin
     configure_logging(level="warning", json=False)  # keep the engine's log lines off the table
     outcome = asyncio.run(run_session(args.orders, args.items, args.seed, args.profile))
     data = report(outcome, args.orders, args.items)
-    out(json.dumps(data, indent=2) if args.json else format_table(data))
-    errors = problems(outcome, args.orders, args.items)
-    for error in errors:
-        print(f"error: {error}", file=sys.stderr)
-    return 1 if errors else 0
+    text = json.dumps(data, indent=2) if args.json else format_table(_rows(data))
+    return finish(text, problems(outcome, args.orders, args.items), out)
 
 
 if __name__ == "__main__":

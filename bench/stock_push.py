@@ -70,13 +70,15 @@ import aiohttp
 import aiosqlite
 from aiohttp import web
 
-from connex_tui.engine.config import Config, parse_config
+from connex_tui.engine.config import Config
 from connex_tui.engine.logs import configure_logging
 from connex_tui.engine.runtime import Engine
 from connex_tui.sim.quickbooks import QuickBooksSim
 from connex_tui.sim.stores import EmulatedStore
 from connex_tui.sim.webconnector import WebConnectorSim
 from connex_tui.storefronts.base import RequestStats, Storefront
+
+from bench.common import bench_config, finish, item_names
 
 PLATFORMS = ("woocommerce", "shopify")
 DEFAULT_ITEMS = (1000, 10_000)
@@ -85,6 +87,7 @@ POLL_SECONDS = 0.005
 SETUP_TIMEOUT = 900.0
 PUSH_TIMEOUT = 600.0
 FIRST_TASKS = ("orders", "catalog", "inventory", "cleanup")
+ORDERS_POLL = {"poll_seconds": 3600}  # orders polled hourly: after its first run, no order poll during the push
 
 
 # --------------------------------------------------------------------------- set-up
@@ -116,21 +119,6 @@ class PhaseClock:
     def go_real(self) -> None:
         self._offset = self._now - time.monotonic()
         self.virtual = False
-
-
-def bench_config(folder: Path, password: str, storefront: dict[str, str]) -> Config:
-    """As tests/conftest.py make_config: port 0, item reads never skipped, orders polled hourly."""
-    data = {
-        "database": {"path": str(folder / "bench.db")},
-        "qbwc": {"host": "127.0.0.1", "port": 0, "password": password, "read_min_interval_seconds": 0},
-        "storefront": storefront,
-        "orders": {"poll_seconds": 3600},
-    }
-    return parse_config(data, folder / "bench.toml", {})
-
-
-def item_names(count: int) -> list[str]:
-    return [f"BENCH-{n:05d}" for n in range(1, count + 1)]
 
 
 def start_quantity(n: int) -> int:
@@ -250,7 +238,7 @@ async def run_case(platform: str, items: int) -> Case:
     setup_started = time.perf_counter()
     await store.start()
     with tempfile.TemporaryDirectory(prefix="connex-bench-") as tmp:
-        config = bench_config(Path(tmp), password, store.storefront_config())
+        config = bench_config(Path(tmp), password, storefront=store.storefront_config(), orders=ORDERS_POLL)
         client = make_client(platform, config, clock)
         engine = Engine(config, storefront=client)
         reader: aiosqlite.Connection | None = None
@@ -432,12 +420,10 @@ def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = prin
             rows.append(case.row)
             errors += [f"{platform} N={items}: {problem}" for problem in case.problems]
     if args.json:
-        out(json.dumps({"delta": DELTA, "poll_ms": POLL_SECONDS * 1000, "rows": rows}, indent=2))
+        text = json.dumps({"delta": DELTA, "poll_ms": POLL_SECONDS * 1000, "rows": rows}, indent=2)
     else:
-        out(format_table(rows))
-    for error in errors:
-        print(f"error: {error}", file=sys.stderr)
-    return 1 if errors else 0
+        text = format_table(rows)
+    return finish(text, errors, out)
 
 
 if __name__ == "__main__":

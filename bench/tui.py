@@ -67,7 +67,6 @@ import argparse
 import asyncio
 import gc
 import json
-import math
 import multiprocessing
 import os
 import platform
@@ -78,22 +77,24 @@ import sys
 import tempfile
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from connex_tui.engine.config import Config, parse_config
 from connex_tui.engine.db import Database
 from connex_tui.engine.logs import configure_logging
 from connex_tui.engine.runtime import Engine
 from connex_tui.sim.quickbooks import QuickBooksSim
 from connex_tui.sim.webconnector import WebConnectorError, WebConnectorSim
+
+from bench.common import bench_config, finish, format_table, profiled, raise_keyboard_interrupt, verdict
+from bench.common import latency_ms as common_latency_ms
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 DEFAULT_LOG_LINES = 100_000
@@ -115,6 +116,11 @@ SWITCH_TIMEOUT = 15.0
 LAG_TICK = 0.01
 POLL = 0.001
 PROBE_MAX_IN_FLIGHT = 64
+# --profile shows Textual's, Rich's, aiohttp's and the project's frames, the ones above 0.5 % of the time.
+PROFILE_FRAMES: dict[str, Any] = {"show_regex": r".*(textual|rich|connex_tui|aiohttp|aiosqlite|bench).*",
+                                  "filter_threshold": 0.005}
+# This benchmark's latency figures count under "n" and keep two decimals (its JSON has always had them so).
+latency_ms = partial(common_latency_ms, count_key="n", digits=2)
 
 
 def iso(moment: datetime) -> str:
@@ -339,16 +345,6 @@ class ClientProcess:
 # --------------------------------------------------------------------------- set-up
 
 
-def bench_config(folder: Path, password: str) -> Config:
-    data = {
-        "database": {"path": str(folder / "tui.db")},
-        "qbwc": {"host": "127.0.0.1", "port": 0, "username": USERNAME, "password": password,
-                 "read_min_interval_seconds": 0},
-        "storefront": {"platform": "none"},
-    }
-    return parse_config(data, folder / "tui.toml", {})
-
-
 async def seed_database(path: Path, log_lines: int, pending: int, seed: int = 1) -> None:
     """Migrate with the engine's own code, then everything in one transaction."""
     rng = random.Random(seed)
@@ -424,25 +420,6 @@ async def seed_database(path: Path, log_lines: int, pending: int, seed: int = 1)
 
 
 # --------------------------------------------------------------------------- measuring
-
-
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile (0 for no values)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[rank - 1]
-
-
-def latency_ms(seconds: Sequence[float], high: float = 0.99) -> dict[str, float | int]:
-    name = f"p{round(high * 100)}"
-    return {
-        "n": len(seconds),
-        "p50": round(percentile(seconds, 0.50) * 1000, 2),
-        name: round(percentile(seconds, high) * 1000, 2),
-        "max": round(max(seconds, default=0.0) * 1000, 2),
-    }
 
 
 @dataclass
@@ -536,32 +513,6 @@ class StallRecorder:
             "by_task": [{"what": what, "count": len(values), "total_ms": round(sum(values) * 1000, 1),
                          "max_ms": round(max(values) * 1000, 1)} for what, values in top],
         }
-
-
-@contextmanager
-def profiled(path: Path | None, label: str) -> Iterator[None]:
-    """Profile the block with pyinstrument (every task on the loop) and append the report to `path`,
-    if asked and installed. Textual's, Rich's, aiohttp's and the project's frames are shown."""
-    if path is None:
-        yield
-        return
-    try:
-        from pyinstrument import Profiler
-    except ImportError:
-        print(f"--profile: pyinstrument is not installed; {path} not written", file=sys.stderr)
-        yield
-        return
-    profiler = Profiler(interval=0.001, async_mode="disabled")
-    profiler.start()
-    try:
-        yield
-    finally:
-        profiler.stop()
-        text = profiler.output_text(unicode=True, color=False, processor_options={
-            "show_regex": r".*(textual|rich|connex_tui|aiohttp|aiosqlite|bench).*", "filter_threshold": 0.005})
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(f"===== {label}\n{text}\n")
-        print(f"--profile: pyinstrument report of {label} appended to {path}", file=sys.stderr)
 
 
 class GcMonitor:
@@ -751,12 +702,12 @@ def switch_stats(switches: Sequence[Switch], gcm: GcMonitor) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for _key, mode in CYCLE:
         items = by_mode.get(mode, [])
-        out[mode] = {"loaded_ms": latency_ms([s.loaded_s for s in items], 0.95),
-                     "shown_ms": latency_ms([s.shown_s for s in items], 0.95)}
+        out[mode] = {"loaded_ms": latency_ms([s.loaded_s for s in items], high=0.95),
+                     "shown_ms": latency_ms([s.shown_s for s in items], high=0.95)}
     slow = [s for s in switches if s.shown_s * 1000 >= TARGET_SWITCH_MS / 2]
     out["all"] = {
-        "loaded_ms": latency_ms([s.loaded_s for s in switches], 0.95),
-        "shown_ms": latency_ms([s.shown_s for s in switches], 0.95),
+        "loaded_ms": latency_ms([s.loaded_s for s in switches], high=0.95),
+        "shown_ms": latency_ms([s.shown_s for s in switches], high=0.95),
         "over_target": sum(1 for s in switches if s.shown_s * 1000 >= TARGET_SWITCH_MS),
         # switches of 100 ms or more, and how many of them had a full garbage collection inside
         "over_half_target": len(slow),
@@ -816,7 +767,7 @@ async def run_bench(args: argparse.Namespace, client: ClientProcess, folder: Pat
     from connex_tui.backend import Backend
 
     password = secrets.token_urlsafe(16)
-    config = bench_config(folder, password)
+    config = bench_config(folder, password, name="tui", qbwc={"username": USERNAME})
     setup_started = time.perf_counter()
     await seed_database(config.database.path, args.log_lines, args.pending)
     setup_s = time.perf_counter() - setup_started
@@ -871,7 +822,7 @@ async def run_bench(args: argparse.Namespace, client: ClientProcess, folder: Pat
             # ------------------------------------------------------------ 1. switches
             switches: list[Switch] = []
             phase_started = time.perf_counter()
-            with profiled(args.profile, "phase 1: screen switches"):
+            with profiled(args.profile, label="phase 1: screen switches", processor_options=PROFILE_FRAMES):
                 for _round in range(args.rounds):
                     for key, mode in CYCLE:
                         switches.append(await switch(app, probes, paints, key, mode))
@@ -895,7 +846,8 @@ async def run_bench(args: argparse.Namespace, client: ClientProcess, folder: Pat
             cpu, start = time.process_time(), time.perf_counter()
             client.start(url, password, args, 3600)
             try:
-                with profiled(args.profile, "phase 2: app_busy (switching, scrolling the SKU log, SOAP calls)"):
+                with profiled(args.profile, label="phase 2: app_busy (switching, scrolling the SKU log, SOAP calls)",
+                              processor_options=PROFILE_FRAMES):
                     for _round in range(args.busy_rounds):
                         for key, mode in CYCLE:
                             busy_switches.append(await switch(app, probes, paints, key, mode))
@@ -917,7 +869,7 @@ async def run_bench(args: argparse.Namespace, client: ClientProcess, folder: Pat
             data["busy"] = {
                 "rounds": args.busy_rounds,
                 "switch": switch_stats(busy_switches, gcm)["all"],
-                "older_page_ms": latency_ms(pages, 0.95),
+                "older_page_ms": latency_ms(pages, high=0.95),
                 "sku_log_rows_loaded": len(sku_log.rows),
                 "switches_since_start": len(switches) + len(busy_switches) + 2 + len(CYCLE),
             }
@@ -978,10 +930,6 @@ def problems(data: dict[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------- output
 
 
-def _verdict(ok: bool) -> str:
-    return "met" if ok else "MISSED"
-
-
 def _lat(stats: dict[str, Any], high: str = "p99") -> str:
     return f"p50 {stats['p50']:7.2f}  {high} {stats[high]:7.2f}  max {stats['max']:7.2f}  (n {stats['n']})"
 
@@ -1013,8 +961,8 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
             rows.append((f"  {mode}", f"loaded {_lat(stats['loaded_ms'], 'p95')}   shown {_lat(stats['shown_ms'], 'p95')}"))
         stats = switch["all"]
         rows.append(("  all", f"loaded {_lat(stats['loaded_ms'], 'p95')}   shown {_lat(stats['shown_ms'], 'p95')}"))
-        rows.append(("  target", f"shown < {target_ms:g} ms: p95 {_verdict(switch['meets_target'])}, "
-                                 f"max {_verdict(switch['meets_target_max'])} ({stats['over_target']} of "
+        rows.append(("  target", f"shown < {target_ms:g} ms: p95 {verdict(switch['meets_target'])}, "
+                                 f"max {verdict(switch['meets_target_max'])} ({stats['over_target']} of "
                                  f"{switch['switches']} switches at {target_ms:g} ms or more)"))
         rows.append(("  slow switches", f"{stats['over_half_target']} took {target_ms / 2:g} ms or more; "
                                         f"{stats['over_half_target_with_gen2']} of them had a full GC inside; "
@@ -1045,8 +993,8 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
     if "app_busy" in data.get("endpoint", {}):
         busy = data["endpoint"]["app_busy"]
         rows.append(("endpoint target", f"p99 < {target_p99:g} ms with the App busy: back-to-back calls "
-                                        f"{_verdict(data['endpoint_meets_target'])} (p99 {busy['all']['p99']:.1f} ms)"
-                                        + (f", open-loop probe {_verdict(data['probe_meets_target'])} "
+                                        f"{verdict(data['endpoint_meets_target'])} (p99 {busy['all']['p99']:.1f} ms)"
+                                        + (f", open-loop probe {verdict(data['probe_meets_target'])} "
                                            f"(p99 {busy['probe']['p99']:.1f} ms)" if busy["probe"]["n"] else "")))
     if "busy" in data:
         busy = data["busy"]
@@ -1058,12 +1006,6 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
     for error in data.get("errors", []):
         rows.append(("error", error))
     return rows
-
-
-def format_table(data: dict[str, Any]) -> str:
-    rows = _rows(data)
-    width = max(len(label) for label, _ in rows)
-    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -1107,25 +1049,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _interrupted(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = print) -> int:
     args = parse_args(argv)
     client = ClientProcess()  # forked first, before any thread or event loop exists
     configure_logging(level="warning", json=False)  # keep the engine's log lines off the table
-    signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     try:
         with tempfile.TemporaryDirectory(prefix="connex-bench-") as tmp:
             data = asyncio.run(run_bench(args, client, Path(tmp)))
     finally:
         client.close()
-    out(json.dumps(data, indent=2) if args.json else format_table(data))
-    errors = problems(data)
-    for error in errors:
-        print(f"error: {error}", file=sys.stderr)
-    return 1 if errors else 0
+    text = json.dumps(data, indent=2) if args.json else format_table(_rows(data))
+    return finish(text, problems(data), out)
 
 
 if __name__ == "__main__":
