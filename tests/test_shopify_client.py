@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -13,6 +12,8 @@ import aiohttp
 import pytest
 
 from connex_tui.sim.shopify import ShopifyEmulator
+
+from .store_fixtures import Wall, make_shop  # noqa: F401 - fixture
 from connex_tui.storefronts.base import CatalogEntry, CredentialsError, StockUpdate, StorefrontError
 from connex_tui.storefronts.retry import RetryPolicy
 from connex_tui.storefronts.shopify import ShopifyClient
@@ -38,33 +39,6 @@ class FakeTime:
         await asyncio.sleep(0)
 
 
-class Wall:
-    def __init__(self) -> None:
-        self.moment = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.moment
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
-async def make_shop() -> AsyncIterator[Callable[..., Any]]:
-    started: list[ShopifyEmulator] = []
-
-    async def make(**kwargs: Any) -> ShopifyEmulator:
-        shop = ShopifyEmulator(**kwargs)
-        await shop.start()
-        started.append(shop)
-        return shop
-
-    yield make
-    for shop in started:
-        await shop.stop()
 
 
 def client_for(shop: ShopifyEmulator, http: aiohttp.ClientSession, **kwargs: Any) -> ShopifyClient:

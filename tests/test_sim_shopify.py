@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
-import pytest
 
 from connex_tui.sim.shopify import ShopifyEmulator
+
+from .store_fixtures import Wall, make_shop  # noqa: F401 - fixture
 
 TOKEN = "shpat_test"
 LOCATION = "gid://shopify/Location/1"
@@ -65,35 +65,6 @@ class FakeClock:
         return self.now
 
 
-class Wall:
-    """A settable wall clock for createdAt/updatedAt."""
-
-    def __init__(self) -> None:
-        self.moment = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.moment
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
-async def make_shop() -> AsyncIterator[Callable[..., Any]]:
-    started: list[ShopifyEmulator] = []
-
-    async def make(**kwargs: Any) -> ShopifyEmulator:
-        shop = ShopifyEmulator(**kwargs)
-        await shop.start()
-        started.append(shop)
-        return shop
-
-    yield make
-    for shop in started:
-        await shop.stop()
 
 
 async def gql(

@@ -14,7 +14,7 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -23,20 +23,10 @@ import pytest
 
 from connex_tui.sim.woocommerce import WooCommerceEmulator
 
+from .store_fixtures import T0, StepClock, clock  # noqa: F401 - fixture
+
 API = "/wp-json/wc/v3"
 KEY, SECRET = "ck_emulated", "cs_emulated"
-T0 = datetime(2025, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
-
-
-class Clock:
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def tick(self, seconds: float = 1) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 def enc(value: str) -> str:
@@ -70,22 +60,11 @@ def sign(
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def emu(clock: Clock) -> AsyncIterator[WooCommerceEmulator]:
+async def emu(clock: StepClock) -> AsyncIterator[WooCommerceEmulator]:
     emulator = WooCommerceEmulator(consumer_key=KEY, consumer_secret=SECRET, clock=clock)
     await emulator.start()
     yield emulator
     await emulator.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def call(
@@ -146,7 +125,7 @@ async def test_batch_over_the_limit_is_413(emu: WooCommerceEmulator, http: aioht
     assert status == 200 and len(answer["update"]) == 100
 
 
-async def test_batch_limit_is_configurable(clock: Clock, http: aiohttp.ClientSession) -> None:
+async def test_batch_limit_is_configurable(clock: StepClock, http: aiohttp.ClientSession) -> None:
     emulator = WooCommerceEmulator(consumer_key=KEY, consumer_secret=SECRET, batch_limit=2, clock=clock)
     await emulator.start()
     try:
@@ -275,7 +254,7 @@ async def test_unauthenticated_answers_depend_on_the_route(emu: WooCommerceEmula
         assert resp.status == 401 and (await resp.json())["code"] == "woocommerce_rest_cannot_edit"
 
 
-async def test_read_only_key_cannot_write(clock: Clock, http: aiohttp.ClientSession) -> None:
+async def test_read_only_key_cannot_write(clock: StepClock, http: aiohttp.ClientSession) -> None:
     emulator = WooCommerceEmulator(consumer_key=KEY, consumer_secret=SECRET, clock=clock, permissions="read")
     await emulator.start()
     try:
@@ -329,7 +308,7 @@ async def test_empty_collection_has_zero_pages(emu: WooCommerceEmulator, http: a
 
 
 async def test_modified_after_is_exclusive_and_follows_changes(
-    emu: WooCommerceEmulator, http: aiohttp.ClientSession, clock: Clock
+    emu: WooCommerceEmulator, http: aiohttp.ClientSession, clock: StepClock
 ) -> None:
     emu.add_product("A", 50)
     first = emu.place_order([("A", 1)])
@@ -479,7 +458,7 @@ async def test_products_variations_and_sku_filter(emu: WooCommerceEmulator, http
     assert found["SHIRT-M"]["type"] == "variation" and found["SHIRT-M"]["parent_id"] == parent
 
 
-async def test_batch_update_inline_errors_and_order(emu: WooCommerceEmulator, http: aiohttp.ClientSession, clock: Clock) -> None:
+async def test_batch_update_inline_errors_and_order(emu: WooCommerceEmulator, http: aiohttp.ClientSession, clock: StepClock) -> None:
     a = emu.add_product("A", 1)
     parent, variations = emu.add_variable_product("Shirt", {"S-1": 1})
     b = emu.add_product("B", 1)
@@ -522,7 +501,7 @@ async def test_stock_quantity_is_ignored_without_stock_management(
     assert status == 400 and body["code"] == "woocommerce_rest_product_invalid_id"
 
 
-async def test_set_stock_by_hand_bumps_modified(emu: WooCommerceEmulator, http: aiohttp.ClientSession, clock: Clock) -> None:
+async def test_set_stock_by_hand_bumps_modified(emu: WooCommerceEmulator, http: aiohttp.ClientSession, clock: StepClock) -> None:
     pid = emu.add_product("A", 1)
     clock.tick(90)
     emu.set_stock("A", 40)
@@ -567,7 +546,7 @@ async def test_faults_status_retry_after_drop_latency(emu: WooCommerceEmulator, 
     assert emu.counters[route] == 6 and emu.faults.injected[route] == 5
 
 
-async def test_optional_rate_limit(clock: Clock, http: aiohttp.ClientSession) -> None:
+async def test_optional_rate_limit(clock: StepClock, http: aiohttp.ClientSession) -> None:
     emulator = WooCommerceEmulator(consumer_key=KEY, consumer_secret=SECRET, clock=clock, rate_limit=(3, 10.0))
     await emulator.start()
     try:

@@ -10,7 +10,7 @@ import ssl
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,8 @@ import pytest
 from aiohttp import web
 
 from connex_tui.sim.woocommerce import WooCommerceEmulator
+
+from .store_fixtures import T0, StepClock, clock  # noqa: F401 - fixture
 from connex_tui.storefronts.base import (
     CatalogEntry,
     CredentialsError,
@@ -32,31 +34,14 @@ from connex_tui.storefronts.retry import RetryPolicy
 from connex_tui.storefronts.woocommerce import WooCommerceClient
 
 KEY, SECRET = "ck_3f9a2b7c1d", "cs_9e8d7c6b5a4f3e2d1c"
-T0 = datetime(2025, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, timeout=5.0)
 ORDERS = "GET /wp-json/wc/v3/orders"
 PRODUCTS_BATCH = "POST /wp-json/wc/v3/products/batch"
 VARIATIONS_BATCH = "POST /wp-json/wc/v3/products/{id}/variations/batch"
 
 
-class Clock:
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def tick(self, seconds: float = 1) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def emu(clock: Clock) -> AsyncIterator[WooCommerceEmulator]:
+async def emu(clock: StepClock) -> AsyncIterator[WooCommerceEmulator]:
     emulator = WooCommerceEmulator(consumer_key=KEY, consumer_secret=SECRET, clock=clock)
     await emulator.start()
     yield emulator
@@ -87,7 +72,7 @@ def client(emu: WooCommerceEmulator, make_client: Callable[..., WooCommerceClien
 
 
 async def test_list_orders_pages_and_modified_since(
-    emu: WooCommerceEmulator, client: WooCommerceClient, clock: Clock
+    emu: WooCommerceEmulator, client: WooCommerceClient, clock: StepClock
 ) -> None:
     emu.add_product("WINE", 10_000, price="12.50")
     ids = []
@@ -125,7 +110,7 @@ async def test_list_orders_naive_since_is_utc_and_empty_result(emu: WooCommerceE
     assert await client.list_orders(T0 + timedelta(seconds=1)) == []
 
 
-async def test_refunds_keep_only_restocked_lines(emu: WooCommerceEmulator, client: WooCommerceClient, clock: Clock) -> None:
+async def test_refunds_keep_only_restocked_lines(emu: WooCommerceEmulator, client: WooCommerceClient, clock: StepClock) -> None:
     emu.add_product("A", 10, price="5.00")
     emu.add_product("B", 10)
     oid = emu.place_order([("A", 3), ("B", 2)])
@@ -263,7 +248,7 @@ async def test_a_failed_group_fails_only_its_skus(emu: WooCommerceEmulator, clie
 
 
 async def test_a_batch_over_the_store_limit_fails_permanently(
-    clock: Clock, make_client: Callable[..., WooCommerceClient]
+    clock: StepClock, make_client: Callable[..., WooCommerceClient]
 ) -> None:
     emulator = WooCommerceEmulator(consumer_key=KEY, consumer_secret=SECRET, clock=clock, batch_limit=2)
     await emulator.start()
@@ -379,7 +364,7 @@ async def test_credentials_error_propagates_from_set_stock(
     assert emu.stock("A") == 1
 
 
-async def test_read_only_key_says_so(clock: Clock, make_client: Callable[..., WooCommerceClient]) -> None:
+async def test_read_only_key_says_so(clock: StepClock, make_client: Callable[..., WooCommerceClient]) -> None:
     emulator = WooCommerceEmulator(consumer_key=KEY, consumer_secret=SECRET, clock=clock, permissions="read")
     await emulator.start()
     try:
@@ -436,7 +421,7 @@ def tls_files(tmp_path: Path) -> tuple[Path, Path]:
 
 
 async def test_basic_auth_over_real_tls(
-    tls_files: tuple[Path, Path], clock: Clock, make_client: Callable[..., WooCommerceClient]
+    tls_files: tuple[Path, Path], clock: StepClock, make_client: Callable[..., WooCommerceClient]
 ) -> None:
     cert, key = tls_files
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -455,7 +440,7 @@ async def test_basic_auth_over_real_tls(
 
 
 async def test_dropped_authorization_header_falls_back_to_query_keys(
-    tls_files: tuple[Path, Path], clock: Clock, make_client: Callable[..., WooCommerceClient]
+    tls_files: tuple[Path, Path], clock: StepClock, make_client: Callable[..., WooCommerceClient]
 ) -> None:
     cert, key = tls_files
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -1,0 +1,61 @@
+"""Clocks and emulator fixtures shared by the store emulator and client tests.
+
+Import what a test module uses explicitly (pytest finds fixtures imported into a module):
+`from .store_fixtures import StepClock, clock, make_shop`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from connex_tui.sim.shopify import ShopifyEmulator
+
+T0 = datetime(2025, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
+
+
+class StepClock:
+    """A wall clock the test moves by hand (WooCommerce emulator: dates, OAuth timestamps)."""
+
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def tick(self, seconds: float = 1) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class Wall:
+    """A settable wall clock for Shopify's createdAt/updatedAt."""
+
+    def __init__(self) -> None:
+        self.moment = T0
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+
+@pytest.fixture
+def clock() -> StepClock:
+    return StepClock()
+
+
+@pytest.fixture
+async def make_shop() -> AsyncIterator[Callable[..., Any]]:
+    """Shopify emulators started on free ports, stopped after the test."""
+    started: list[ShopifyEmulator] = []
+
+    async def make(**kwargs: Any) -> ShopifyEmulator:
+        shop = ShopifyEmulator(**kwargs)
+        await shop.start()
+        started.append(shop)
+        return shop
+
+    yield make
+    for shop in started:
+        await shop.stop()
