@@ -231,3 +231,21 @@ async def test_drop_removes_rows(db) -> None:
     await queue(db, a=1, b=2)
     assert await drop_skus(db, ["a", "zzz"]) == 1
     assert list(await pending(db)) == ["b"]
+
+
+async def test_refreshes_asked_for_together_read_the_store_once(db) -> None:
+    """At start-up the catalog task and the pusher (which finds its SKUs unknown) both want the
+    index: the one that waited takes the other's refresh instead of reading the store again."""
+    import asyncio
+
+    from connex_tui.engine.catalog import CatalogIndex
+
+    store = ScriptedStore({"a": 0, "b": 0})
+    index = CatalogIndex(db, store)
+    pusher = InventoryPusher(db, store, index=index)
+    await queue(db, a=1, b=2)
+    asked = utcnow()
+    counts = await asyncio.gather(index.refresh(unless_newer_than=asked), pusher.push_once())
+    assert store.catalog_calls == 1 and counts[0] == 2 and counts[1].pushed == 2
+    assert await index.refresh(unless_newer_than=asked) is None  # fresh enough: not read again
+    assert await index.refresh() == 2 and store.catalog_calls == 2  # asked unconditionally: read

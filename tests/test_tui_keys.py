@@ -3,12 +3,10 @@ the test's own, as another process would see it) and on screen."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import pytest
 from textual.command import CommandPalette
 from textual.widgets import Input, OptionList
 
@@ -25,20 +23,13 @@ from tests.tui_fixtures import (  # noqa: F401 - fixtures
     PENDING_COUNT,
     SIZE,
     _template_dir,
+    db,
     frozen_clock,
     make_app,
     screen_text,
     seeded_path,
     wait_for,
 )
-
-
-@pytest.fixture
-async def db(seeded_path: Path) -> AsyncIterator[Database]:
-    """A second connection to the same file: what the engine (or `monitor`) sees."""
-    database = await Database.open(seeded_path)
-    yield database
-    await database.close()
 
 
 async def settled(pilot: Any, mode: str | None = None) -> Any:

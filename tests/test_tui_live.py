@@ -7,7 +7,6 @@ import asyncio
 import logging
 import statistics
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from tests.conftest import PASSWORD
 from tests.tui_fixtures import (  # noqa: F401 - fixtures
     SIZE,
     _template_dir,
+    db,
     big_path,
     frozen_clock,
     make_app,
@@ -33,13 +33,6 @@ from tests.tui_fixtures import (  # noqa: F401 - fixtures
     seeded_path,
     wait_for,
 )
-
-
-@pytest.fixture
-async def db(seeded_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(seeded_path)
-    yield database
-    await database.close()
 
 
 async def settled(pilot: Any, mode: str) -> Any:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -222,6 +222,14 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], datet
     """The views' own "now" (today's counts, pushes per minute) pinned to FIXED_NOW."""
     monkeypatch.setattr(views, "_now", fixed_clock)
     yield fixed_clock
+
+
+@pytest.fixture
+async def db(seeded_path: Path) -> AsyncIterator[Database]:
+    """A second connection to the same file: what the engine (or `monitor`) sees."""
+    database = await Database.open(seeded_path)
+    yield database
+    await database.close()
 
 
 def make_app(path: Path, *, refresh_seconds: float = 0.5, warm_up: bool = False, **kwargs: Any) -> ConnexApp:

@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 
 from ..storefronts.base import CatalogEntry, Storefront
 from .db import Database, utcnow
+
+REFRESHED_KEY = "catalog.refreshed_at"
+
+
+class CatalogIndex:
+    """One refresh of the index at a time. The catalog task, the pusher (a SKU it does not know)
+    and reconcile all ask for one, at start-up typically together; a caller that had to wait for
+    another's refresh takes that one instead of reading the whole store again (on Shopify, 10,000
+    variants cost minutes of throttle)."""
+
+    def __init__(self, db: Database, store: Storefront) -> None:
+        self.db = db
+        self.store = store
+        self._lock = asyncio.Lock()
+
+    async def refresh(self, *, unless_newer_than: str | None = None) -> int | None:
+        """Refresh and return the SKU count; None when the index was refreshed after
+        `unless_newer_than` (an ISO time) already."""
+        async with self._lock:
+            if unless_newer_than is not None:
+                last = await self.db.get_meta(REFRESHED_KEY)
+                if last is not None and last >= unless_newer_than:
+                    return None
+            return await refresh_catalog(self.db, self.store)
 
 
 async def refresh_catalog(db: Database, store: Storefront) -> int:
@@ -24,7 +49,7 @@ async def refresh_catalog(db: Database, store: Storefront) -> int:
                 if e.sku
             ],
         )
-        await db.set_meta(conn, "catalog.refreshed_at", now)
+        await db.set_meta(conn, REFRESHED_KEY, now)
     return len(entries)
 
 

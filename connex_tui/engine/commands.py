@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 
 from . import queue
+from .catalog import REFRESHED_KEY
 from .db import Database
 
 PAUSE_KEY = "inventory.paused"
@@ -34,7 +35,7 @@ async def _look_at_the_store_again(db: Database) -> None:
     """A person retrying says something changed, most often a SKU added to the store: the next
     push of a SKU the index does not know refreshes the index at once (not after its usual wait)."""
     async with db.transaction() as conn:
-        await conn.execute("DELETE FROM meta WHERE key = 'catalog.refreshed_at'")
+        await conn.execute("DELETE FROM meta WHERE key = ?", (REFRESHED_KEY,))
 
 
 async def retry(db: Database, skus: Sequence[str]) -> int:

@@ -224,11 +224,13 @@ class QBWCConfig:
     @property
     def endpoint_url(self) -> str:
         """The URL for the .qwc file: public_url, else http(s)://host:port/path."""
-        if self.public_url:
-            return self.public_url
+        return self.public_url or self.local_url()
+
+    def local_url(self, port: int | None = None) -> str:
+        """Where we listen: http(s)://host:port/path (`port` is the one bound when 0 was asked for)."""
         scheme = "https" if self.tls_cert else "http"
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{scheme}://{host}:{self.port}{self.path}"
+        return f"{scheme}://{host}:{port or self.port}{self.path}"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ import aiosqlite
 from .db import chunked, utcnow
 from .skus import store_skus_for
 
+# `[inventory] match` -> the QuickBooks element in an item Ret, and the items-table column holding it.
 SKU_FIELD = {"name": "Name", "full_name": "FullName", "manufacturer_part_number": "ManufacturerPartNumber"}
+SKU_COLUMN = {"name": "name", "full_name": "full_name", "manufacturer_part_number": "mpn"}
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import aiosqlite
 
 from ..soap.qbxml import TxnDoc, TxnLine, memo_for, ref_number_for
 from .db import Database, utcnow
+from .items import SKU_COLUMN
 from .skus import qb_values_for
 
 
@@ -80,7 +81,7 @@ async def item_full_names(db: Database, skus: Sequence[str], match: str) -> dict
     if not skus:
         return {}
     values = await qb_values_for(db.conn, skus)
-    column = {"name": "name", "full_name": "full_name", "manufacturer_part_number": "mpn"}[match]
+    column = SKU_COLUMN[match]
     wanted = sorted({v.lower() for v in values.values()})
     marks = ",".join("?" * len(wanted))
     rows = await db.fetchall(

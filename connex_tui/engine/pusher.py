@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 import structlog
 
 from ..storefronts.base import CatalogEntry, CredentialsError, StockResult, StockUpdate, Storefront, StoreUnavailable
-from .catalog import lookup, refresh_catalog
+from .catalog import CatalogIndex, lookup
 from .db import Database, utcnow
 
 log = structlog.get_logger("connex.inventory")
@@ -61,9 +61,18 @@ def _int_quantity(text: str) -> int:
 
 
 class InventoryPusher:
-    def __init__(self, db: Database, store: Storefront, *, max_attempts: int = 8, request_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        store: Storefront,
+        *,
+        max_attempts: int = 8,
+        request_timeout: float = 60.0,
+        index: CatalogIndex | None = None,
+    ) -> None:
         self.db = db
         self.store = store
+        self.index = index or CatalogIndex(db, store)
         self.max_attempts = max_attempts
         self.request_timeout = request_timeout  # the longest a store request can be under way
 
@@ -127,19 +136,15 @@ class InventoryPusher:
     async def _entries(self, skus: list[str]) -> dict[str, CatalogEntry]:
         entries = await lookup(self.db, skus)
         missing = [s for s in skus if s.lower() not in entries]
-        if missing and await self._may_refresh():
-            # One refresh of the index before calling a SKU missing: it may be new on the store.
-            count = await refresh_catalog(self.db, self.store)
-            log.info("catalog_refreshed", skus=count, reason="unknown SKU", missing=len(missing))
+        if missing:
+            # One refresh of the index before calling a SKU missing (it may be new on the store),
+            # unless the index is younger than CATALOG_REFRESH_MIN_SECONDS.
+            recent = datetime.now(timezone.utc) - timedelta(seconds=CATALOG_REFRESH_MIN_SECONDS)
+            count = await self.index.refresh(unless_newer_than=recent.isoformat(timespec="milliseconds"))
+            if count is not None:
+                log.info("catalog_refreshed", skus=count, reason="unknown SKU", missing=len(missing))
             entries = await lookup(self.db, skus)
         return entries
-
-    async def _may_refresh(self) -> bool:
-        last = await self.db.get_meta("catalog.refreshed_at")
-        if last is None:
-            return True
-        age = datetime.now(timezone.utc) - datetime.fromisoformat(last)
-        return age.total_seconds() >= CATALOG_REFRESH_MIN_SECONDS
 
     async def _set_stock(self, updates: list[StockUpdate]) -> list[StockResult]:
         try:

@@ -499,27 +499,27 @@ class QBWCSessions:
             session.state["failed"] += 1
 
     async def _post_order(self, conn: aiosqlite.Connection, session: Session, order_id: int, txn_id: str) -> None:
-        await conn.execute(
-            "UPDATE orders SET qb_state = 'posted', txn_id = ?, error = NULL, updated_at = ? WHERE id = ?",
+        number = await self._set_state(
+            conn, "UPDATE orders SET qb_state = 'posted', txn_id = ?, error = NULL, updated_at = ? WHERE id = ?",
             (txn_id, utcnow(), order_id),
         )
         session.state["posted"] += 1
-        number = await self._order_number(conn, order_id)
         log.info("order_posted", session=session.id, order=number, txn_id=txn_id)
         self.bus.emit(OrderPosted(order_id, number, txn_id))
 
     async def _fail_orders(self, conn: aiosqlite.Connection, order_ids: list[int], reason: str) -> None:
         for order_id in order_ids:
-            await conn.execute(
-                "UPDATE orders SET qb_state = 'failed', error = ?, updated_at = ? WHERE id = ?",
+            number = await self._set_state(
+                conn, "UPDATE orders SET qb_state = 'failed', error = ?, updated_at = ? WHERE id = ?",
                 (reason, utcnow(), order_id),
             )
-            number = await self._order_number(conn, order_id)
             log.warning("order_failed", order=number, reason=reason[:300])
             self.bus.emit(OrderFailed(order_id, number, reason))
 
-    async def _order_number(self, conn: aiosqlite.Connection, order_id: int) -> str:
-        async with conn.execute("SELECT number FROM orders WHERE id = ?", (order_id,)) as cur:
+    @staticmethod
+    async def _set_state(conn: aiosqlite.Connection, update: str, params: tuple[Any, ...]) -> str:
+        """Run an UPDATE of one order and return its number for the log, in one statement."""
+        async with conn.execute(update + " RETURNING number", params) as cur:
             row = await cur.fetchone()
         return "" if row is None else row[0]
 

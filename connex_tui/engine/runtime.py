@@ -63,10 +63,7 @@ class Engine:
 
     @property
     def url(self) -> str:
-        q = self.config.qbwc
-        scheme = "https" if q.tls_cert else "http"
-        host = f"[{q.host}]" if ":" in q.host else q.host
-        return f"{scheme}://{host}:{self.port or q.port}{q.path}"
+        return self.config.qbwc.local_url(self.port)
 
     async def start(self, *, serve: bool = True, sync: bool = True) -> None:
         """`serve`: the Web Connector endpoint; `sync`: the storefront tasks (when a store is set)."""

@@ -8,13 +8,13 @@ from decimal import Decimal
 import structlog
 
 from ..storefronts.base import Storefront
-from .catalog import refresh_catalog
+from .catalog import CatalogIndex
 from .commands import is_paused
 from .config import Config
 from .db import Database, utcnow
 from .event_log import trim_events
 from .events import EventBus, PendingQueued, StockPushed
-from .items import queue_stock, store_quantities
+from .items import SKU_COLUMN, queue_stock, store_quantities
 from .order_import import OrderImporter
 from .pusher import InventoryPusher, PushOutcome
 from .scheduler import TaskResult, TaskSpec
@@ -25,7 +25,6 @@ INVENTORY_IDLE_SECONDS = 30  # the inventory task is woken by the Web Connector;
 # While a Web Connector session is reading items, only full batches are pushed (the fewest API
 # calls); the rest goes when the session ends, or when it has been quiet this long.
 SESSION_QUIET_SECONDS = 5.0
-COLUMN = {"name": "name", "full_name": "full_name", "manufacturer_part_number": "mpn"}
 
 
 class SyncTasks:
@@ -35,8 +34,13 @@ class SyncTasks:
         self.store = store
         self.config = config
         self.importer = OrderImporter(db, store, config)
+        self.index = CatalogIndex(db, store)
         self.pusher = InventoryPusher(
-            db, store, max_attempts=config.inventory.max_attempts, request_timeout=config.storefront.timeout_seconds
+            db,
+            store,
+            max_attempts=config.inventory.max_attempts,
+            request_timeout=config.storefront.timeout_seconds,
+            index=self.index,
         )
 
     def specs(self) -> list[TaskSpec]:
@@ -83,13 +87,17 @@ class SyncTasks:
         return TaskResult(str(total), again, quiet=True)  # each batch has its own event
 
     async def catalog(self) -> TaskResult:
-        return TaskResult(f"{await refresh_catalog(self.db, self.store)} SKUs on the store")
+        started = utcnow()
+        count = await self.index.refresh(unless_newer_than=started)
+        if count is None:
+            return TaskResult("the index was refreshed meanwhile (a SKU it did not know)", quiet=True)
+        return TaskResult(f"{count} SKUs on the store")
 
     async def reconcile(self) -> TaskResult:
         """Compare every matched SKU's store stock with QuickBooks and queue the differences
         (catches stock edited by hand on the store)."""
-        await refresh_catalog(self.db, self.store)
-        column = COLUMN[self.config.inventory.match]
+        await self.index.refresh(unless_newer_than=utcnow())  # or take one that finished while we waited
+        column = SKU_COLUMN[self.config.inventory.match]
         rows = await self.db.fetchall(f"SELECT {column}, quantity_on_hand FROM items WHERE is_active = 1 AND {column} IS NOT NULL")
         store_rows = await self.db.fetchall("SELECT sku_key, quantity FROM catalog WHERE managed = 1")
         on_store = {row[0]: row[1] for row in store_rows}

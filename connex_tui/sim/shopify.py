@@ -510,6 +510,14 @@ def _is_connection(named: Any) -> bool:
 # ----------------------------------------------------------------------------------- emulator
 
 
+
+Term = tuple[bool, str | None, str, str]  # (negated, field or None, operator, value)
+
+
+def _matches(thing: Any, groups: list[list[Term]], term_holds: Callable[[Any, Term], bool]) -> bool:
+    """Shopify's search syntax: groups joined by OR, terms in a group by AND; no query matches all."""
+    return not groups or any(all(term_holds(thing, term) for term in group) for group in groups)
+
 class ShopifyEmulator:
     """One shop with one location, its products, orders and the Admin GraphQL endpoint."""
 
@@ -976,7 +984,7 @@ class ShopifyEmulator:
 
     def _resolve_orders(self, _root: Any, info: Any, **args: Any) -> dict[str, Any]:
         groups = _search_groups(args.get("query"))
-        orders = [order for order in self._orders.values() if self._order_matches(order, groups)]
+        orders = [order for order in self._orders.values() if _matches(order, groups, self._order_term)]
         sort_key = args.get("sortKey") or "PROCESSED_AT"
         if sort_key == "UPDATED_AT":
             key: Callable[[_Order], tuple[Any, int]] = lambda order: (iso(order.updated_at), order.id)  # noqa: E731
@@ -987,11 +995,6 @@ class ShopifyEmulator:
         else:
             key = lambda order: (order.id, order.id)  # noqa: E731
         return _paginate(orders, args, key, self._order_view)
-
-    def _order_matches(self, order: _Order, groups: list[list[tuple[bool, str | None, str, str]]]) -> bool:
-        if not groups:
-            return True
-        return any(all(self._order_term(order, term) for term in group) for group in groups)
 
     def _order_term(self, order: _Order, term: tuple[bool, str | None, str, str]) -> bool:
         negate, name, op, value = term
@@ -1034,7 +1037,7 @@ class ShopifyEmulator:
 
     def _resolve_variants(self, _root: Any, info: Any, **args: Any) -> dict[str, Any]:
         groups = _search_groups(args.get("query"))
-        variants = [variant for variant in self._variants.values() if self._variant_matches(variant, groups)]
+        variants = [variant for variant in self._variants.values() if _matches(variant, groups, self._variant_term)]
         sort_key = args.get("sortKey") or "ID"
         if sort_key == "SKU":
             key: Callable[[_Variant], tuple[Any, int]] = lambda variant: (variant.sku, variant.id)  # noqa: E731
@@ -1043,11 +1046,6 @@ class ShopifyEmulator:
         else:
             key = lambda variant: (variant.id, variant.id)  # noqa: E731
         return _paginate(variants, args, key, self._variant_view)
-
-    def _variant_matches(self, variant: _Variant, groups: list[list[tuple[bool, str | None, str, str]]]) -> bool:
-        if not groups:
-            return True
-        return any(all(self._variant_term(variant, term) for term in group) for group in groups)
 
     def _variant_term(self, variant: _Variant, term: tuple[bool, str | None, str, str]) -> bool:
         negate, name, op, value = term
