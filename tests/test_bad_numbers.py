@@ -194,3 +194,222 @@ def test_a_failing_catalog_refresh_leaves_nothing_in_flight(tmp_path: Path) -> N
             assert await shop.pending() == {"NEW": ("pending", None)}
 
     run(scenario)
+
+
+# ------------------------------------------------------------------ orders, refunds
+
+
+ORDERS = "GET /wp-json/wc/v3/orders"
+REFUNDS = "GET /wp-json/wc/v3/orders/{id}/refunds"
+# Quantities the client passes on as numbers and the engine must refuse: non-finite, absurd,
+# finer than QuickBooks keeps. (Words are the client's to reject: its parsers are being hardened
+# separately; whatever they hand over as a number is checked here.)
+NOT_A_LINE_QUANTITY = st.one_of(
+    st.sampled_from([math.nan, math.inf, -math.inf, "NaN", "Infinity", "-Infinity", "sNaN", 1e300, "1e30",
+                     10**7, "0.0000001", 10**40]),
+    st.floats(min_value=1e6 + 1, allow_infinity=True),
+    st.integers(min_value=10**6 + 1, max_value=10**40),
+)
+
+
+def line_quantity_of(order_id: int, value: Any) -> Callable[[Any], Any]:
+    def rewrite(data: Any) -> Any:
+        for order in data:
+            if order.get("id") == order_id:
+                order["line_items"][0]["quantity"] = value
+        return data
+
+    return rewrite
+
+
+async def import_orders(shop: Shop) -> Any:
+    from connex_tui.engine.order_import import OrderImporter
+
+    from .conftest import make_config
+
+    return await OrderImporter(shop.db, shop.client, make_config(shop.folder)).run()
+
+
+async def orders_by_number(shop: Shop) -> dict[str, tuple[str, str | None]]:
+    rows = await shop.db.fetchall("SELECT number, qb_state, error FROM orders ORDER BY id")
+    return {row[0]: (row[1], row[2]) for row in rows}
+
+
+@given(value=NOT_A_LINE_QUANTITY)
+@HYPOTHESIS
+def test_an_order_with_a_bad_line_fails_alone_and_the_orders_behind_it_come_in(value: Any) -> None:
+    async def scenario(folder: Path) -> None:
+        async with Shop(folder) as shop:
+            shop.emu.add_product("WINE", 100)
+            first = shop.emu.place_order([("WINE", 1)], number="A1")
+            bad = shop.emu.place_order([("WINE", 2)], number="A2")
+            shop.emu.place_order([("WINE", 3)], number="A3")
+            shop.emu.faults.add(ORDERS, rewrite=line_quantity_of(bad, value), times=100)
+            outcome = await import_orders(shop)
+            orders = await orders_by_number(shop)
+            assert outcome.imported == 3, (value, orders)
+            assert orders["A1"] == ("new", None) and orders["A3"] == ("new", None), orders
+            assert orders["A2"][0] == "failed" and "line 1 (WINE) quantity" in orders["A2"][1], orders
+            assert await shop.db.get_meta("orders.watermark") is not None
+            # Polling again is quiet: nothing fails, nothing is imported twice.
+            assert (await import_orders(shop)).imported == 0
+            # It cannot be re-queued as it is (it would post without the line, or with a million
+            # units); a good failed order can.
+            from connex_tui.engine.queue import requeue_order
+
+            bad_id = await shop.db.fetchval("SELECT id FROM orders WHERE number = 'A2'")
+            assert not await requeue_order(shop.db, bad_id)
+            assert (await orders_by_number(shop))["A2"][0] == "failed"
+            good_id = await shop.db.fetchval("SELECT id FROM orders WHERE store_id = ?", (str(first),))
+            async with shop.db.transaction() as conn:
+                await conn.execute("UPDATE orders SET qb_state = 'failed' WHERE id = ?", (good_id,))
+            assert await requeue_order(shop.db, good_id)
+
+    run(scenario)
+
+
+def test_restock_meta_of_absurd_size_fails_that_refund_only(tmp_path: Path) -> None:
+    def huge_restock(data: Any) -> Any:
+        for refund in data:
+            for line in refund["line_items"]:
+                for meta in line["meta_data"]:
+                    if meta["key"] == "_restock_refunded_items":
+                        meta["value"] = "1e30"
+        return data
+
+    async def scenario(folder: Path) -> None:
+        async with Shop(folder) as shop:
+            shop.emu.add_product("WINE", 100)
+            order = shop.emu.place_order([("WINE", 3)], number="B1")
+            other = shop.emu.place_order([("WINE", 2)], number="B2")
+            shop.emu.refund(order, [("WINE", 1)])
+            shop.emu.refund(other, [("WINE", 1)])
+            shop.emu.faults.add(f"GET /wp-json/wc/v3/orders/{{id}}/refunds", rewrite=huge_restock, times=1)
+            await import_orders(shop)
+            orders = await orders_by_number(shop)
+            memos = {n: s for n, s in orders.items() if "-R" in n}
+            assert orders["B1"] == ("new", None) and orders["B2"] == ("new", None), orders
+            states = sorted(state for state, _ in memos.values())
+            assert states == ["failed", "new"], memos
+            reason = next(error for state, error in memos.values() if state == "failed")
+            assert "more than 1,000,000 units" in reason
+
+    run(scenario)
+
+
+class OrdersDouble:
+    """A store whose client hands the engine whatever it parsed (mocks below the engine boundary:
+    the orders task's own handling is the subject)."""
+
+    platform = "double"
+    batch_limit = 10
+
+    def __init__(self, orders: list[Any]) -> None:
+        from connex_tui.storefronts.base import RequestStats
+
+        self.orders = orders
+        self.stats = RequestStats()
+
+    async def list_orders(self, modified_since: Any) -> list[Any]:
+        return self.orders
+
+    async def catalog(self) -> list[Any]:
+        return []
+
+    async def set_stock(self, updates: Any) -> list[Any]:
+        return []
+
+    async def close(self) -> None:
+        pass
+
+
+def test_an_unreadable_order_or_refund_fails_alone_and_the_watermark_moves_on(tmp_path: Path) -> None:
+    from connex_tui.engine.order_import import OrderImporter
+    from connex_tui.storefronts.base import StoreLine, StoreOrderData, StoreRefund
+
+    from .conftest import make_config
+
+    def order(n: int, status: Any = "processing", refunds: tuple[Any, ...] = ()) -> StoreOrderData:
+        return StoreOrderData(store_id=str(n), number=f"C{n}", status=status,
+                              modified_at=f"2025-06-01T12:0{n}:00+00:00",
+                              lines=(StoreLine("WINE", Decimal(1), Decimal("9.50")),), refunds=refunds)
+
+    infinite = StoreRefund("r9", (StoreLine("WINE", Decimal("Infinity"), Decimal("9.50")),))
+    fine = StoreRefund("r8", (StoreLine("WINE", Decimal(1), Decimal("9.50")),))
+    orders = [order(1), order(2, status=None), order(3, refunds=(infinite, fine)), order(4)]
+
+    async def scenario(folder: Path) -> None:
+        db = await Database.open(folder / "connex.db")
+        try:
+            outcome = await OrderImporter(db, OrdersDouble(orders), make_config(tmp_path)).run()
+            rows = await db.fetchall("SELECT number, qb_state, error FROM orders ORDER BY number")
+            got = {row[0]: (row[1], row[2]) for row in rows}
+            assert outcome.imported == 3
+            assert got["C1"][0] == got["C3"][0] == got["C4"][0] == "new"
+            assert got["C2"][0] == "failed" and "could not be read" in got["C2"][1]
+            assert got["C3-Rr9"][0] == "failed" and "not a finite number" in got["C3-Rr9"][1]
+            assert got["C3-Rr8"] == ("new", None)
+            assert await db.get_meta("orders.watermark") == "2025-06-01T12:04:00+00:00"
+        finally:
+            await db.close()
+
+    run(scenario)
+
+
+# ------------------------------------------------------------------ the catalog
+
+
+def stock_of(sku: str, value: Any) -> Callable[[Any], Any]:
+    def rewrite(data: Any) -> Any:
+        for product in data:
+            if product.get("sku") == sku:
+                product["stock_quantity"] = value
+        return data
+
+    return rewrite
+
+
+@given(value=st.one_of(st.sampled_from([1e300, -1e300, 10**20, -(10**20), 2**63, 3e9]),
+                       st.integers(min_value=2**31, max_value=10**40)))
+@HYPOTHESIS
+def test_an_absurd_stock_on_the_store_fails_that_sku_and_the_refresh_completes(value: Any) -> None:
+    async def scenario(folder: Path) -> None:
+        from connex_tui.engine.catalog import lookup, refresh_catalog
+
+        async with Shop(folder) as shop:
+            for sku in ("A", "B", "C"):
+                shop.emu.add_product(sku, 4)
+            shop.emu.faults.add("GET /wp-json/wc/v3/products", rewrite=stock_of("B", value), times=1)
+            assert await refresh_catalog(shop.db, shop.client) == 3
+            entries = await lookup(shop.db, ["A", "B", "C"])
+            assert [entries[k].quantity for k in "abc"] == [4, None, 4]
+            logged = await shop.db.fetchall("SELECT sku, ok, reason FROM sku_log")
+            assert [(r[0], r[1]) for r in logged] == [("B", 0)] and "stock of B" in logged[0][2]
+            # The SKU is still pushed: stock sets are absolute.
+            await shop.queue(B=6)
+            assert (await InventoryPusher(shop.db, shop.client).push_once()).pushed == 1
+            assert shop.emu.stock("B") == 6
+
+    run(scenario)
+
+
+def test_a_non_finite_stock_from_a_client_fails_that_sku_only(tmp_path: Path) -> None:
+    from connex_tui.engine.catalog import lookup, refresh_catalog
+    from connex_tui.storefronts.base import CatalogEntry
+
+    class Catalog(OrdersDouble):
+        async def catalog(self) -> list[Any]:
+            return [CatalogEntry("A", "1", quantity=2), CatalogEntry("B", "2", quantity=math.inf),  # type: ignore[arg-type]
+                    CatalogEntry("C", "3", quantity=math.nan), CatalogEntry("D", "4", quantity="7")]  # type: ignore[arg-type]
+
+    async def scenario(folder: Path) -> None:
+        db = await Database.open(folder / "connex.db")
+        try:
+            assert await refresh_catalog(db, Catalog([])) == 4
+            entries = await lookup(db, ["A", "B", "C", "D"])
+            assert [entries[k].quantity for k in "abcd"] == [2, None, None, 7]
+            assert await db.fetchval("SELECT count(*) FROM sku_log WHERE ok = 0") == 2
+        finally:
+            await db.close()
+
+    run(scenario)

@@ -27,7 +27,7 @@ class BadNumber(ValueError):
 
 def shown(value: object) -> str:
     """A bad value as quoted in a reason: repr-like, one line, bounded."""
-    text = repr(value)
+    text = repr(str(value)) if isinstance(value, Decimal) else repr(value)
     return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import aiohttp
 import structlog
 
 from ..storefronts.base import (
@@ -127,9 +128,10 @@ class InventoryPusher:
         try:
             if not await self._push_rows(rows, outcome):
                 return outcome
-        except BaseException:
-            # Whatever went wrong (the catalog refresh failed, a bug, shutdown), no row may stay
-            # in flight: nothing was recorded, so the rows are simply due again.
+        except Exception:
+            # Whatever went wrong (the catalog refresh failed, a bug), no row may stay in flight:
+            # nothing was recorded, so the rows are simply due again. (A cancelled push keeps
+            # them in flight on purpose: its request may still land; `recover` waits it out.)
             await self._release([sku for sku, _ in rows])
             raise
         log.info("inventory_batch", taken=outcome.taken, pushed=outcome.pushed, failed=outcome.failed,
@@ -199,8 +201,8 @@ class InventoryPusher:
             answers = list(await self.store.set_stock(updates))
         except CredentialsError:
             raise  # nothing is wrong with these SKUs: push_once puts them back and the task stops
-        except StorefrontError as exc:
-            return [StockResult(u.sku, ok=False, reason=str(exc)) for u in updates]
+        except (StorefrontError, OSError, aiohttp.ClientError) as exc:  # passing: the store, not the SKUs
+            return [StockResult(u.sku, ok=False, reason=str(exc) or type(exc).__name__) for u in updates]
         except Exception as exc:  # noqa: BLE001 - the client choked on something in the store's answer
             if len(updates) == 1:
                 sku = updates[0].sku
