@@ -9,8 +9,13 @@ merchant "QBWC1012 Authentication failed" or a QBWC104x error instead.
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+import re
 import time
-from collections.abc import Awaitable, Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
@@ -100,26 +105,119 @@ def _outcome(method: str, value: Any) -> str:
     return str(value)[:80]
 
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class EndpointLimits:
+    """What the endpoint grants a client before and after it has logged in.
+
+    Every call before login (serverVersion, clientVersion, authenticate) is a few hundred bytes,
+    and so is every call of a session but receiveResponseXML, whose response can be tens of MB
+    (a 10,000-item ItemInventoryQueryRs). So: a body larger than `small_body_bytes` is read only
+    when it is a receiveResponseXML carrying a ticket this endpoint issued, and only
+    `large_bodies` at a time; anything else larger is refused after its first
+    `small_body_bytes`, unread. Slow clients get `header_seconds` to send a request's headers
+    (aiohttp's keep-alive timer, armed at connect) and `body_seconds` / `large_body_seconds` for
+    its body; connections beyond `max_connections` (or `max_per_address` from one address) push
+    out the oldest connection that has not sent a whole request yet.
+    """
+
+    max_body_bytes: int = 64 * 1024 * 1024
+    small_body_bytes: int = 64 * 1024
+    large_bodies: int = 2
+    header_seconds: float = 10.0
+    body_seconds: float = 10.0
+    large_body_seconds: float = 300.0
+    max_connections: int = 256
+    max_per_address: int = 32
+
+
+class IssuedTickets:
+    """Tickets this endpoint handed out and that were not closed: the only ones for which a large
+    body is read. (The handler decides whether a ticket still means a session; this only decides
+    whether reading a big body is worth it.)"""
+
+    def __init__(self, ttl: float = 3600.0, size: int = 16, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl, self.size, self.clock = ttl, size, clock
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def issued(self, ticket: str) -> None:
+        self._seen[ticket] = self.clock()
+        self._seen.move_to_end(ticket)
+        while len(self._seen) > self.size:
+            self._seen.popitem(last=False)
+
+    def closed(self, ticket: str) -> None:
+        self._seen.pop(ticket, None)
+
+    def valid(self, ticket: str) -> bool:
+        seen = self._seen.get(ticket)
+        if seen is None or self.clock() - seen > self.ttl:
+            return False
+        self._seen[ticket] = self.clock()  # in use: a long session stays known
+        return True
+
+
+def client_address(remote: str | None, forwarded_for: str | None, trusted: Sequence[IPNetwork]) -> str:
+    """The client's address: the peer's, or, when the peer is a trusted reverse proxy, the
+    rightmost X-Forwarded-For entry that is not itself a trusted proxy (entries further left
+    are whatever the client wrote; MDN, "X-Forwarded-For", Selecting an IP address)."""
+    peer = remote or ""
+    if not trusted or not forwarded_for or not _in(peer, trusted):
+        return peer
+    for entry in reversed(forwarded_for.split(",")[-20:]):
+        candidate = entry.strip()
+        try:
+            ipaddress.ip_address(candidate)
+        except ValueError:
+            return peer  # a garbled header: trust nothing in it
+        if not _in(candidate, trusted):
+            return candidate
+    return peer
+
+
+def _in(address: str, networks: Sequence[IPNetwork]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+_TICKET = re.compile(rb"<(?:[\w.-]+:)?ticket\s*>\s*([^<\s]{1,200})\s*</(?:[\w.-]+:)?ticket\s*>")
+_RECEIVE = re.compile(rb"<(?:[\w.-]+:)?receiveResponseXML[\s/>]")
+
+
 def _xml_response(body: bytes, status: int = 200) -> web.Response:
     return web.Response(body=body, status=status, content_type="text/xml", charset="utf-8")
 
 
-async def _read_body(request: web.Request, max_body_bytes: int) -> bytes:
-    """The request body as sent, or SoapFault: too large (413), unreadable, or compressed.
+def _too_large(limit: int, why: str = "") -> SoapFault:
+    return SoapFault("Client", f"the request body is larger than the limit of {limit} bytes{why}", 413)
+
+
+async def _read_upto(request: web.Request, limit: int) -> bytes:
+    """At most `limit` bytes of the body (fewer at its end)."""
+    data = bytearray()
+    while len(data) < limit:
+        chunk = await request.content.read(min(256 * 1024, limit - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
+
+
+async def _read_body(
+    request: web.Request, limits: EndpointLimits, tickets: IssuedTickets, large: asyncio.Semaphore
+) -> bytes:
+    """The request body as sent, or SoapFault: too large (413), too slow (408), unreadable, or
+    compressed.
 
     The Web Connector never compresses what it sends; a Content-Encoding is refused rather than
     decoded (no decompression bomb, no decoder errors escaping as aiohttp's text/plain 500).
     `start_endpoint` switches aiohttp's own decoding off, so the body is read as it came.
     """
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise SoapFault(
-            "Client", f"the request body is larger than the limit of {max_body_bytes} bytes", 413
-        ) from None
-    except web.RequestPayloadError:
-        # Only when aiohttp decodes the body itself (an app not started by start_endpoint).
-        raise SoapFault("Client", "the request body could not be decoded") from None
     coding = request.headers.get("Content-Encoding", "").strip().lower()
     if coding not in ("", "identity"):
         raise SoapFault(
@@ -127,25 +225,119 @@ async def _read_body(request: web.Request, max_body_bytes: int) -> bytes:
             f"a request body with Content-Encoding {coding[:40]!r} is not accepted:"
             " send the SOAP envelope as plain text/xml",
         )
-    return body
+    declared = request.content_length
+    if declared is not None and declared > limits.max_body_bytes:
+        raise _too_large(limits.max_body_bytes)
+    small = min(limits.small_body_bytes, limits.max_body_bytes)
+    try:
+        async with asyncio.timeout(limits.body_seconds):
+            head = await _read_upto(request, small + 1)
+        if len(head) <= small:
+            return head
+        if not _RECEIVE.search(head) or not (found := _TICKET.search(head)) or not tickets.valid(
+            found.group(1).decode("ascii", "replace")
+        ):
+            raise _too_large(small, " for a call without a session's ticket (only receiveResponseXML may be larger)")
+        async with asyncio.timeout(limits.large_body_seconds):
+            async with large:
+                rest = await _read_upto(request, limits.max_body_bytes - len(head) + 1)
+    except TimeoutError:
+        raise SoapFault("Client", "the request body arrived too slowly", 408) from None
+    except web.RequestPayloadError:
+        raise SoapFault("Client", "the request body could not be read") from None
+    if len(head) + len(rest) > limits.max_body_bytes:
+        raise _too_large(limits.max_body_bytes)
+    return head + rest
+
+
+class ConnectionGuard:
+    """Caps the connections aiohttp's server holds (see EndpointLimits). Installed on the
+    runner's Server by `start_endpoint`; the app marks a connection busy while it answers."""
+
+    def __init__(self, limits: EndpointLimits, trusted: Sequence[IPNetwork] = ()) -> None:
+        self.limits = limits
+        self.trusted = tuple(trusted)
+        self.open: OrderedDict[Any, str] = OrderedDict()  # handler -> peer address, oldest first
+        self.busy: set[Any] = set()
+        self.evicted = 0
+
+    def install(self, server: Any) -> None:
+        made, lost = server.connection_made, server.connection_lost
+
+        def connection_made(handler: Any, transport: Any) -> None:
+            made(handler, transport)
+            peer = transport.get_extra_info("peername")
+            self.opened(handler, str(peer[0]) if isinstance(peer, tuple) and peer else "")
+
+        def connection_lost(handler: Any, exc: BaseException | None) -> None:
+            self.open.pop(handler, None)
+            self.busy.discard(handler)
+            lost(handler, exc)
+
+        server.connection_made = connection_made
+        server.connection_lost = connection_lost
+
+    def opened(self, handler: Any, address: str) -> None:
+        self.open[handler] = address
+        if not _in(address, self.trusted):
+            same = [h for h, a in self.open.items() if a == address]
+            if len(same) > self.limits.max_per_address:
+                self._evict(same)
+        if len(self.open) > self.limits.max_connections:
+            self._evict(list(self.open))
+
+    def _evict(self, candidates: list[Any]) -> None:
+        """Close the oldest of `candidates` that is not being answered (a connection still sending
+        its headers, or idle between requests); the newest when all are."""
+        victim = next((h for h in candidates if h not in self.busy), candidates[-1])
+        self.open.pop(victim, None)
+        self.evicted += 1
+        victim.force_close()
+
+
+GUARD_KEY = web.AppKey("connex_connection_guard", ConnectionGuard)
+
+
+def _track_tickets(tickets: IssuedTickets, call: SoapCall, value: Any) -> None:
+    if call.method == "authenticate" and isinstance(value, list) and len(value) > 1 and value[0]:
+        if value[1] not in ("nvu", "none", "busy"):
+            tickets.issued(str(value[0]))
+    elif call.method == "closeConnection":
+        tickets.closed(call.args.get("ticket", ""))
 
 
 def make_app(
     handler: QBWCHandler,
     *,
     path: str = "/qbwc",
-    max_body_bytes: int = 64 * 1024 * 1024,
+    max_body_bytes: int | None = None,
+    limits: EndpointLimits | None = None,
+    wsdl_address: Callable[[], str] | None = None,
     public_url: str | None = None,
+    trusted_proxies: Sequence[IPNetwork] = (),
+    ticket_ttl: float = 3600.0,
     observer: CallObserver | None = None,
 ) -> web.Application:
-    """An aiohttp application serving the endpoint at `path`."""
+    """An aiohttp application serving the endpoint at `path`.
+
+    The WSDL's address is `public_url`, else `wsdl_address()` (the configured host and port),
+    never the request's Host header: that is the client's to write, and a WSDL pointing
+    elsewhere would send a SOAP client built from it to whoever the header named.
+    """
+    limits = limits or EndpointLimits()
+    if max_body_bytes is not None:
+        limits = EndpointLimits(**{**limits.__dict__, "max_body_bytes": max_body_bytes})
+    tickets = IssuedTickets(ttl=ticket_ttl)
+    guard = ConnectionGuard(limits, trusted_proxies)
+    large = asyncio.Semaphore(limits.large_bodies)
 
     async def post(request: web.Request) -> web.Response:
         started = time.perf_counter()
-        client = request.remote or ""
+        guard.busy.add(request.protocol)
+        client = client_address(request.remote, request.headers.get("X-Forwarded-For"), trusted_proxies)
         method = "?"
         try:
-            body = await _read_body(request, max_body_bytes)
+            body = await _read_body(request, limits, tickets, large)
             call = parse_call(body)
             method = call.method
             try:
@@ -153,12 +345,17 @@ def make_app(
             except Exception:
                 log.exception("qbwc_handler_failed", method=method)
                 value = _ON_HANDLER_ERROR[method]
+            _track_tickets(tickets, call, value)
             outcome = _outcome(method, value)
             response = _xml_response(render_result(method, value))
         except SoapFault as fault:
             outcome = f"fault: {fault.message[:120]}"
             log.warning("qbwc_bad_request", client=client, reason=fault.message[:300], status=fault.http_status)
             response = _xml_response(render_fault(fault), fault.http_status)
+            if fault.http_status in (408, 413):
+                response.force_close()  # the rest of the body is never read
+        finally:
+            guard.busy.discard(request.protocol)
         seconds = time.perf_counter() - started
         log.info("qbwc_call", method=method, ms=round(seconds * 1000, 2), outcome=outcome)
         if observer is not None:
@@ -167,11 +364,12 @@ def make_app(
 
     async def get(request: web.Request) -> web.Response:
         if "wsdl" in {key.lower() for key in request.query}:
-            address = public_url or str(request.url.with_query(None))
+            address = public_url or (wsdl_address() if wsdl_address is not None else f"http://127.0.0.1{path}")
             return _xml_response(wsdl_document(address).encode("utf-8"))
         return web.Response(text=SUPPORT_PAGE, content_type="text/html", charset="utf-8")
 
-    app = web.Application(client_max_size=max_body_bytes)
+    app = web.Application(client_max_size=limits.max_body_bytes)
+    app[GUARD_KEY] = guard
     app.router.add_post(path, post)
     app.router.add_get(path, get)
     return app
@@ -184,9 +382,20 @@ async def start_endpoint(
 
     aiohttp's request-body decoding is off: a Content-Encoding is refused by the endpoint itself
     (see `_read_body`) with a SOAP fault, instead of aiohttp answering a text/plain 400 or 500.
+    aiohttp arms its keep-alive timer when a connection opens and closes a connection still
+    waiting for a whole request when it fires (aiohttp web_protocol.py, RequestHandler.
+    connection_made and _process_keepalive): that timer is the deadline for a request's headers.
+    No lingering: the unread rest of a refused body is not drained, the connection is closed.
     """
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False)
+    guard = app.get(GUARD_KEY)
+    header_seconds = guard.limits.header_seconds if guard is not None else 10.0
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, auto_decompress=False,
+        keepalive_timeout=header_seconds, lingering_time=0,
+    )
     await runner.setup()
+    if guard is not None and runner.server is not None:
+        guard.install(runner.server)
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
     await site.start()
     sockets = getattr(site._server, "sockets", None) or []
