@@ -295,6 +295,7 @@ class ConnectionGuard:
         victim.force_close()
 
 
+LINGER_SECONDS = 2.0
 GUARD_KEY = web.AppKey("connex_connection_guard", ConnectionGuard)
 
 
@@ -385,13 +386,14 @@ async def start_endpoint(
     aiohttp arms its keep-alive timer when a connection opens and closes a connection still
     waiting for a whole request when it fires (aiohttp web_protocol.py, RequestHandler.
     connection_made and _process_keepalive): that timer is the deadline for a request's headers.
-    No lingering: the unread rest of a refused body is not drained, the connection is closed.
+    The unread rest of a refused body is discarded (never held) for at most LINGER_SECONDS, so
+    an ordinary client that sends it all before reading sees the 413; then the connection closes.
     """
     guard = app.get(GUARD_KEY)
     header_seconds = guard.limits.header_seconds if guard is not None else 10.0
     runner = web.AppRunner(
         app, access_log=None, handle_signals=False, auto_decompress=False,
-        keepalive_timeout=header_seconds, lingering_time=0,
+        keepalive_timeout=header_seconds, lingering_time=LINGER_SECONDS,
     )
     await runner.setup()
     if guard is not None and runner.server is not None:
