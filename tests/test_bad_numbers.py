@@ -22,7 +22,12 @@ from hypothesis import strategies as st
 
 from connex_tui.engine.db import Database, utcnow
 from connex_tui.engine.items import queue_stock
-from connex_tui.engine.numbers import BadNumber, line_quantity, stock_level, whole_number
+from connex_tui.engine.numbers import (
+    BadNumber,
+    line_quantity,
+    stock_level,
+    whole_number,
+)
 from connex_tui.engine.pusher import InventoryPusher
 from connex_tui.engine.queue import drop_skus, retry_skus
 from connex_tui.sim.woocommerce import WooCommerceEmulator

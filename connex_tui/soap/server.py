@@ -119,8 +119,9 @@ class EndpointLimits:
     `large_bodies` at a time; anything else larger is refused after its first
     `small_body_bytes`, unread. Slow clients get `header_seconds` to send a request's headers
     (aiohttp's keep-alive timer, armed at connect) and `body_seconds` / `large_body_seconds` for
-    its body; connections beyond `max_connections` (or `max_per_address` from one address) push
-    out the oldest connection that has not sent a whole request yet.
+    its body; connections beyond `max_per_address` from one address push out that address's
+    oldest idle one, and beyond `max_connections` the oldest idle one of the address that opened
+    the most connections lately (a connection is idle until it has sent a whole request).
     """
 
     max_body_bytes: int = 64 * 1024 * 1024
@@ -208,6 +209,26 @@ async def _read_upto(request: web.Request, limit: int) -> bytes:
     return bytes(data)
 
 
+DISCARD_BYTES = 8 * 1024 * 1024
+DISCARD_SECONDS = 1.0
+
+
+async def _discard(request: web.Request) -> None:
+    """Let an ordinary client that sends its whole body before reading see the 413: drop (never
+    keep) up to DISCARD_BYTES of the rest for up to DISCARD_SECONDS; a bigger or slower body is
+    cut off when the connection closes."""
+    dropped = 0
+    try:
+        async with asyncio.timeout(DISCARD_SECONDS):
+            while dropped < DISCARD_BYTES:
+                chunk = await request.content.read(256 * 1024)
+                if not chunk:
+                    return
+                dropped += len(chunk)
+    except (TimeoutError, web.RequestPayloadError, ConnectionError, RuntimeError):
+        return  # aiohttp raises RuntimeError("Connection closed.") when the peer is gone
+
+
 async def _read_body(
     request: web.Request, limits: EndpointLimits, tickets: IssuedTickets, large: asyncio.Semaphore
 ) -> bytes:
@@ -237,17 +258,22 @@ async def _read_body(
         if not _RECEIVE.search(head) or not (found := _TICKET.search(head)) or not tickets.valid(
             found.group(1).decode("ascii", "replace")
         ):
+            await _discard(request)
             raise _too_large(small, " for a call without a session's ticket (only receiveResponseXML may be larger)")
         async with asyncio.timeout(limits.large_body_seconds):
             async with large:
                 rest = await _read_upto(request, limits.max_body_bytes - len(head) + 1)
     except TimeoutError:
         raise SoapFault("Client", "the request body arrived too slowly", 408) from None
-    except web.RequestPayloadError:
+    except (web.RequestPayloadError, ConnectionError, RuntimeError):
+        # RuntimeError: aiohttp's "Connection closed." when the client went away mid-body.
         raise SoapFault("Client", "the request body could not be read") from None
     if len(head) + len(rest) > limits.max_body_bytes:
         raise _too_large(limits.max_body_bytes)
     return head + rest
+
+
+RECENT_SECONDS = 10.0  # the window over which connections opened per address are counted
 
 
 class ConnectionGuard:
@@ -260,6 +286,7 @@ class ConnectionGuard:
         self.open: OrderedDict[Any, str] = OrderedDict()  # handler -> peer address, oldest first
         self.busy: set[Any] = set()
         self.evicted = 0
+        self._recent: OrderedDict[str, tuple[float, int]] = OrderedDict()  # address -> (since, opened)
 
     def install(self, server: Any) -> None:
         made, lost = server.connection_made, server.connection_lost
@@ -279,23 +306,53 @@ class ConnectionGuard:
 
     def opened(self, handler: Any, address: str) -> None:
         self.open[handler] = address
+        self._count_open(address)
         if not _in(address, self.trusted):
             same = [h for h, a in self.open.items() if a == address]
             if len(same) > self.limits.max_per_address:
                 self._evict(same)
         if len(self.open) > self.limits.max_connections:
-            self._evict(list(self.open))
+            self._evict(self._busiest())
+
+    def _busiest(self) -> list[Any]:
+        """The idle connections of the address that opened the most connections lately (oldest
+        first): a flood pays for itself, and the Web Connector, which opens a few connections a
+        session, is not the one pushed out while a flood is under way."""
+        now = time.monotonic()
+        scores: dict[str, int] = {}
+        best, chosen = -1, ""
+        for handler, address in self.open.items():
+            if address in scores or self._working(handler):
+                continue
+            started, count = self._recent.get(address, (0.0, 0))
+            scores[address] = score = count if now - started <= RECENT_SECONDS else 0
+            if score > best:
+                best, chosen = score, address
+        if best < 0:
+            return list(self.open)
+        return [h for h, a in self.open.items() if a == chosen]
+
+    def _count_open(self, address: str) -> None:
+        now = time.monotonic()
+        started, count = self._recent.pop(address, (now, 0))
+        self._recent[address] = (started, count + 1) if now - started <= RECENT_SECONDS else (now, 1)
+        while len(self._recent) > 10_000:
+            self._recent.popitem(last=False)
+
+    def _working(self, handler: Any) -> bool:
+        """Being answered, or holding a whole request not yet handed to the app (aiohttp queues a
+        parsed request in RequestHandler._messages; read defensively, it is not public API)."""
+        return handler in self.busy or bool(getattr(handler, "_messages", None))
 
     def _evict(self, candidates: list[Any]) -> None:
         """Close the oldest of `candidates` that is not being answered (a connection still sending
         its headers, or idle between requests); the newest when all are."""
-        victim = next((h for h in candidates if h not in self.busy), candidates[-1])
+        victim = next((h for h in candidates if not self._working(h)), candidates[-1])
         self.open.pop(victim, None)
         self.evicted += 1
         victim.force_close()
 
 
-LINGER_SECONDS = 2.0
 GUARD_KEY = web.AppKey("connex_connection_guard", ConnectionGuard)
 
 
@@ -386,14 +443,14 @@ async def start_endpoint(
     aiohttp arms its keep-alive timer when a connection opens and closes a connection still
     waiting for a whole request when it fires (aiohttp web_protocol.py, RequestHandler.
     connection_made and _process_keepalive): that timer is the deadline for a request's headers.
-    The unread rest of a refused body is discarded (never held) for at most LINGER_SECONDS, so
-    an ordinary client that sends it all before reading sees the 413; then the connection closes.
+    No lingering: what is left of a refused body after `_discard` is not drained, the
+    connection is closed (draining it is work an attacker could ask for at will).
     """
     guard = app.get(GUARD_KEY)
     header_seconds = guard.limits.header_seconds if guard is not None else 10.0
     runner = web.AppRunner(
         app, access_log=None, handle_signals=False, auto_decompress=False,
-        keepalive_timeout=header_seconds, lingering_time=LINGER_SECONDS,
+        keepalive_timeout=header_seconds, lingering_time=0,
     )
     await runner.setup()
     if guard is not None and runner.server is not None:
