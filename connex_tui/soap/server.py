@@ -120,8 +120,9 @@ class EndpointLimits:
     `small_body_bytes`, unread. Slow clients get `header_seconds` to send a request's headers
     (aiohttp's keep-alive timer, armed at connect) and `body_seconds` / `large_body_seconds` for
     its body; connections beyond `max_per_address` from one address push out that address's
-    oldest idle one, and beyond `max_connections` the oldest idle one of the address that opened
-    the most connections lately (a connection is idle until it has sent a whole request).
+    oldest idle one, and beyond `max_connections` the oldest idle one of the address whose
+    connections most often ended without a request lately (a connection is idle until it has
+    sent a whole request).
     """
 
     max_body_bytes: int = 64 * 1024 * 1024
@@ -273,7 +274,7 @@ async def _read_body(
     return head + rest
 
 
-RECENT_SECONDS = 10.0  # the window over which connections opened per address are counted
+RECENT_SECONDS = 10.0  # the window over which an address's wasted connections are counted
 
 
 class ConnectionGuard:
@@ -284,9 +285,10 @@ class ConnectionGuard:
         self.limits = limits
         self.trusted = tuple(trusted)
         self.open: OrderedDict[Any, str] = OrderedDict()  # handler -> peer address, oldest first
-        self.busy: set[Any] = set()
+        self.busy: set[Any] = set()  # being answered now
+        self.served: set[Any] = set()  # sent at least one whole request
         self.evicted = 0
-        self._recent: OrderedDict[str, tuple[float, int]] = OrderedDict()  # address -> (since, opened)
+        self._wasted: OrderedDict[str, tuple[float, int]] = OrderedDict()  # address -> (since, count)
 
     def install(self, server: Any) -> None:
         made, lost = server.connection_made, server.connection_lost
@@ -297,47 +299,54 @@ class ConnectionGuard:
             self.opened(handler, str(peer[0]) if isinstance(peer, tuple) and peer else "")
 
         def connection_lost(handler: Any, exc: BaseException | None) -> None:
-            self.open.pop(handler, None)
-            self.busy.discard(handler)
+            self._gone(handler)
             lost(handler, exc)
 
         server.connection_made = connection_made
         server.connection_lost = connection_lost
 
+    def serving(self, handler: Any) -> None:
+        self.busy.add(handler)
+        self.served.add(handler)
+
     def opened(self, handler: Any, address: str) -> None:
         self.open[handler] = address
-        self._count_open(address)
         if not _in(address, self.trusted):
             same = [h for h, a in self.open.items() if a == address]
             if len(same) > self.limits.max_per_address:
                 self._evict(same)
         if len(self.open) > self.limits.max_connections:
-            self._evict(self._busiest())
+            self._evict(self._most_wasteful())
 
-    def _busiest(self) -> list[Any]:
-        """The idle connections of the address that opened the most connections lately (oldest
-        first): a flood pays for itself, and the Web Connector, which opens a few connections a
-        session, is not the one pushed out while a flood is under way."""
+    def _gone(self, handler: Any) -> None:
+        """A connection ended; one that never carried a request counts against its address."""
+        address = self.open.pop(handler, None)
+        if address is not None and handler not in self.served:
+            now = time.monotonic()
+            started, count = self._wasted.pop(address, (now, 0))
+            self._wasted[address] = (started, count + 1) if now - started <= RECENT_SECONDS else (now, 1)
+            while len(self._wasted) > 10_000:
+                self._wasted.popitem(last=False)
+        self.busy.discard(handler)
+        self.served.discard(handler)
+
+    def _most_wasteful(self) -> list[Any]:
+        """The idle connections of the address whose connections most often ended lately without
+        a request (oldest first): a flood pays for itself, and the Web Connector, whose every
+        connection carries a call at once, is not the one pushed out while a flood is under way."""
         now = time.monotonic()
         scores: dict[str, int] = {}
         best, chosen = -1, ""
         for handler, address in self.open.items():
             if address in scores or self._working(handler):
                 continue
-            started, count = self._recent.get(address, (0.0, 0))
+            started, count = self._wasted.get(address, (0.0, 0))
             scores[address] = score = count if now - started <= RECENT_SECONDS else 0
             if score > best:
                 best, chosen = score, address
         if best < 0:
             return list(self.open)
         return [h for h, a in self.open.items() if a == chosen]
-
-    def _count_open(self, address: str) -> None:
-        now = time.monotonic()
-        started, count = self._recent.pop(address, (now, 0))
-        self._recent[address] = (started, count + 1) if now - started <= RECENT_SECONDS else (now, 1)
-        while len(self._recent) > 10_000:
-            self._recent.popitem(last=False)
 
     def _working(self, handler: Any) -> bool:
         """Being answered, or holding a whole request not yet handed to the app (aiohttp queues a
@@ -348,7 +357,7 @@ class ConnectionGuard:
         """Close the oldest of `candidates` that is not being answered (a connection still sending
         its headers, or idle between requests); the newest when all are."""
         victim = next((h for h in candidates if not self._working(h)), candidates[-1])
-        self.open.pop(victim, None)
+        self._gone(victim)
         self.evicted += 1
         victim.force_close()
 
@@ -391,7 +400,7 @@ def make_app(
 
     async def post(request: web.Request) -> web.Response:
         started = time.perf_counter()
-        guard.busy.add(request.protocol)
+        guard.serving(request.protocol)
         client = client_address(request.remote, request.headers.get("X-Forwarded-For"), trusted_proxies)
         method = "?"
         try:
@@ -421,6 +430,7 @@ def make_app(
         return response
 
     async def get(request: web.Request) -> web.Response:
+        guard.served.add(request.protocol)
         if "wsdl" in {key.lower() for key in request.query}:
             address = public_url or (wsdl_address() if wsdl_address is not None else f"http://127.0.0.1{path}")
             return _xml_response(wsdl_document(address).encode("utf-8"))
