@@ -108,8 +108,13 @@ async def run_with_interface(config: Config, *, mouse: bool) -> None:
     from .engine.logs import configure_logging
     from .engine.runtime import Engine
 
+    from .engine.private_files import open_private_append, wider_than_private
+
     log_path = log_file_for(config)
-    with log_path.open("a", encoding="utf-8") as log_stream:
+    warning = wider_than_private(log_path)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    with open_private_append(log_path) as log_stream:
         # Every log line goes to the file, before, during and after the interface: none on screen.
         configure_logging(level=config.logging.level, secrets=config.secrets(), stream=log_stream)
         engine = Engine(config)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -124,6 +125,17 @@ async def insert_order(conn: aiosqlite.Connection, order: StoreOrder, qb_kind: s
         ],
     )
     return order_id
+
+
+async def drop_raw_orders(db: Database, before: datetime) -> int:
+    """Forget the store's own data of orders imported before `before` (the cleanup task); the
+    order, its lines and its QuickBooks state stay."""
+    async with db.transaction() as conn:
+        cur = await conn.execute(
+            "UPDATE orders SET raw = '{}' WHERE raw != '{}' AND imported_at < ?",
+            (before.isoformat(timespec="milliseconds"),),
+        )
+        return cur.rowcount
 
 
 async def add_order(db: Database, order: StoreOrder, qb_kind: str = "sales_receipt") -> int | None:

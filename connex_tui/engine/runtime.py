@@ -68,6 +68,8 @@ class Engine:
     async def start(self, *, serve: bool = True, sync: bool = True) -> None:
         """`serve`: the Web Connector endpoint; `sync`: the storefront tasks (when a store is set)."""
         self.db = await Database.open(self.config.database.path)
+        for warning in self.db.permission_warnings:
+            log.warning("file_permissions", problem=warning)
         self.sessions = QBWCSessions(self.db, self.config, self.bus)
         interrupted = await self.sessions.close_interrupted()
         if interrupted:
