@@ -138,6 +138,8 @@ class OrderImporter:
             if data.cancelled or data.status.lower() not in self.statuses:
                 return  # not (yet) an order to post; a later change brings it back with a new date
             order, problems = _to_order(data)
+            if data.lines and not order.lines and not problems:
+                problems = ["no line has a quantity above 0 (the store's quantities could not be read as numbers?)"]
             order_id = await insert_order(conn, order, self.config.orders.post_as)
             if order_id is None:
                 return
