@@ -418,3 +418,53 @@ def test_a_non_finite_stock_from_a_client_fails_that_sku_only(tmp_path: Path) ->
             await db.close()
 
     run(scenario)
+
+
+# ------------------------------------------------------------------ Shopify
+
+
+def test_a_nan_in_a_shopify_mutation_answer_leaves_nothing_in_flight(tmp_path: Path) -> None:
+    """Shopify's inventorySetQuantities answer with NaN as one item's quantityAfterChange (the
+    client cannot read it and raises): the engine splits the batch and sends the halves again.
+    Shopify applied the first mutation (all or nothing), so the second answers report no change,
+    which reads fine: every SKU is recorded, none stays in flight, the store holds every value."""
+    import aiohttp
+
+    from connex_tui.sim.shopify import ShopifyEmulator
+    from connex_tui.storefronts.shopify import ShopifyClient
+
+    async def scenario(folder: Path) -> None:
+        shop = ShopifyEmulator()
+        await shop.start()
+        items = shop.add_product("Wine", {f"W{n}": 1 for n in range(6)})
+        bad = items["W4"]
+
+        mutations: list[int] = []
+
+        def nan_for_bad(data: Any) -> Any:
+            group = ((data.get("data") or {}).get("inventorySetQuantities") or {}).get("inventoryAdjustmentGroup")
+            if group is not None:
+                mutations.append(len(group.get("changes") or []))
+            for change in (group or {}).get("changes") or []:
+                if (change.get("item") or {}).get("id") == bad:
+                    change["quantityAfterChange"] = math.nan
+            return data
+
+        shop.faults.add(f"POST /admin/api/{shop.api_version}/graphql.json", rewrite=nan_for_bad, times=1000)
+        db = await Database.open(folder / "connex.db")
+        async with aiohttp.ClientSession() as http:
+            client = ShopifyClient(shop.url, shop.access_token, shop.location_id, session=http, policy=FAST,
+                                   api_version=shop.api_version)
+            try:
+                async with db.transaction() as conn:
+                    await queue_stock(conn, {f"W{n}": Decimal(10 + n) for n in range(6)}, utcnow())
+                outcome = await InventoryPusher(db, client).push_once()
+                rows = await db.fetchall("SELECT sku, state, last_error FROM pending")
+                assert outcome.pushed == 6 and rows == [], (outcome, [tuple(r) for r in rows])
+                assert [shop.available(f"W{n}") for n in range(6)] == [10, 11, 12, 13, 14, 15]
+                assert len(mutations) == 3 and mutations[0] == 6  # the batch (unreadable), then its halves
+            finally:
+                await db.close()
+                await shop.stop()
+
+    run(scenario)
