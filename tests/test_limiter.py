@@ -34,17 +34,33 @@ async def answer(g: StoreGate, clock: Clock, rtt: float, outcome: Outcome = Outc
     g.release(ticket, outcome, retry_after)
 
 
-async def test_starts_at_two_and_grows_one_per_round_while_round_trips_stay_flat() -> None:
+async def test_starts_at_two_and_doubles_per_round_while_round_trips_stay_flat() -> None:
     clock = Clock()
     g = gate(clock, maximum=8)
     assert g.limit == 2
     for _ in range(2):  # one round at 2
         await answer(g, clock, 1.0)
-    assert g.limit == 3
+    assert g.limit == 4
+    for _ in range(4):
+        await answer(g, clock, 1.0)
+    assert g.limit == 8
     for _ in range(200):
         await answer(g, clock, 1.0)
     assert g.limit == 8, "never above the maximum"
     assert [limit for _, limit in g.history] == [2, 3, 4, 5, 6, 7, 8]
+
+
+async def test_after_a_cut_it_grows_by_one_per_round() -> None:
+    clock = Clock()
+    g = gate(clock, maximum=16)
+    for _ in range(14):
+        await answer(g, clock, 1.0)
+    assert g.limit == 16
+    await answer(g, clock, 1.0, Outcome.THROTTLED)
+    assert g.limit == 8
+    for _ in range(8):  # one round at 8
+        await answer(g, clock, 1.0)
+    assert g.limit == 9
 
 
 async def test_a_rising_round_trip_stops_the_growth() -> None:
@@ -52,10 +68,12 @@ async def test_a_rising_round_trip_stops_the_growth() -> None:
     g = gate(clock, maximum=8)
     for _ in range(2):
         await answer(g, clock, 1.0)
-    assert g.limit == 3
+    assert g.limit == 4
     for _ in range(50):  # the store queues: twice the quickest round trip
         await answer(g, clock, 2.0)
-    assert g.limit == 3
+    assert g.limit == 4
+    await answer(g, clock, 1.0)  # flat again: but the growth is careful now (one per round)
+    assert g.limit == 4
 
 
 async def test_throttled_or_failing_answers_halve_it_once_per_round() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import random
 import time
 from collections.abc import AsyncIterator, Callable
@@ -294,7 +295,7 @@ async def test_racing_updates_of_the_same_skus_are_never_reordered(
     per_sku: dict[str, list[int]] = {}
     for item, quantity in applied:
         per_sku.setdefault(ids[item], []).append(quantity)
-    reorderings = sum(1 for seq in per_sku.values() for a, b in zip(seq, seq[1:]) if b < a)
+    reorderings = sum(1 for seq in per_sku.values() for a, b in itertools.pairwise(seq) if b < a)
     assert reorderings == 0
     assert emulator.capacity.same_item_overlaps == 0
     assert {sku: emulator.stock(sku) for sku in last} == last

@@ -89,7 +89,7 @@ class ServerCapacity:
                 return True
             try:
                 await asyncio.wait_for(slots.acquire(), self.queue_timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return False
             return True
         finally:

@@ -3,9 +3,9 @@
 Every HTTP request a storefront client sends passes through its store's `StoreGate`:
 
 * Concurrency is adaptive (AIMD, as TCP's congestion window): it starts at `start` (2) requests at
-  once and grows by one per round of answers while the round trip stays flat (within
-  `RTT_TOLERANCE` of the quickest recent one for that kind of request) and nothing is throttled or
-  failing. A 429, a 5xx, a timeout or a dropped connection halves it, once per round: answers to
+  once and grows while the round trip stays flat (within `RTT_TOLERANCE` of the quickest recent one
+  for that kind of request) and nothing is throttled or failing: doubling per round of answers
+  until the first cut or the first slower round trip (TCP's slow start), then by one per round. A 429, a 5xx, a timeout or a dropped connection halves it, once per round: answers to
   requests sent before the last cut do not cut again (they were sent at the old rate). It never
   goes above `maximum` (`[storefront] max_concurrency`) nor below 1.
 * Why the round trip: a WooCommerce store serves a bounded number of requests at once (PHP-FPM's
@@ -95,6 +95,7 @@ class StoreGate:
         self.peak = int(self._window)
         self.in_flight = 0
         self.cuts = 0
+        self._slow_start = True  # doubling per round until the first sign of a limit
         self._paused_until = 0.0
         self._clock = clock
         self._sleep = sleep
@@ -149,12 +150,16 @@ class StoreGate:
         recent = self._baselines.setdefault(ticket.kind, deque(maxlen=BASELINE_SAMPLES))
         baseline = min(recent) if recent else rtt
         recent.append(rtt)
-        if rtt <= baseline * RTT_TOLERANCE + RTT_SLACK and self._window < self.maximum:
-            # One more per round of answers: a round is `limit` answers.
-            self._set(min(float(self.maximum), self._window + 1.0 / self.limit))
+        if rtt > baseline * RTT_TOLERANCE + RTT_SLACK:
+            self._slow_start = False  # the store queues: hold
+        elif self._window < self.maximum:
+            # A round is `limit` answers: one more per answer doubles it per round, 1/limit adds one.
+            step = 1.0 if self._slow_start else 1.0 / self.limit
+            self._set(min(float(self.maximum), self._window + step))
 
     def _cut(self) -> None:
         self.cuts += 1
+        self._slow_start = False
         self._set(max(1.0, float(self.limit // 2)))
 
     def _set(self, window: float) -> None:

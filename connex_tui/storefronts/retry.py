@@ -18,8 +18,8 @@ from typing import Any
 
 import aiohttp
 
-from .limiter import Outcome, StoreGate
 from .base import CredentialsError, RequestStats, StorefrontError, StoreUnavailable
+from .limiter import Outcome, StoreGate
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
