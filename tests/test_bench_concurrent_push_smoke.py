@@ -20,6 +20,7 @@ def test_bench_concurrent_push_tiny_json() -> None:
         [sys.executable, "-m", "bench.concurrent_push", "--latencies", "0.05", "--items", "300",
          "--serial-items", "100", "--per-item", "0.0002", "--shopify-latency", "0.05",
          "--shopify-variants", "300", "--shopify-rounds", "2", "--json"],
+        check=False,
         cwd=CHECKOUT,
         capture_output=True,
         text=True,
