@@ -20,9 +20,10 @@ from aiohttp import web
 
 from connex_tui.engine import views
 from connex_tui.engine.db import Database, utcnow
-from connex_tui.engine.dispatch import THROUGHPUT_KEY, BatchDispatcher, Throughput
+from connex_tui.engine.dispatch import BatchDispatcher
 from connex_tui.engine.items import queue_stock
 from connex_tui.engine.pusher import InventoryPusher, PushOutcome
+from connex_tui.engine.throughput import THROUGHPUT_KEY, Throughput
 from connex_tui.sim.shopify import ShopifyEmulator
 from connex_tui.sim.woocommerce import WooCommerceEmulator
 from connex_tui.storefronts.retry import RetryPolicy

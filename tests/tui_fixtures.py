@@ -26,7 +26,7 @@ from connex_tui.app import ConnexApp
 from connex_tui.backend import Backend
 from connex_tui.engine import views
 from connex_tui.engine.db import Database
-from connex_tui.engine.dispatch import Throughput
+from connex_tui.engine.throughput import Throughput
 
 FIXED_NOW = datetime(2026, 3, 10, 14, 30, 0, tzinfo=timezone.utc)
 LEAKED_KEY = "ck_5f2b8c1d9e7a6b4c3d2e1f0a9b8c7d6e5f4a3b2c"  # in an order's error: must never be shown

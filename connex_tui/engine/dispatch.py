@@ -17,52 +17,15 @@ current drain, at most once a second and at the end of each drain.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
-
-import structlog
 
 from ..storefronts.limiter import StoreGate
 from .db import Database, utcnow
 from .pusher import InventoryPusher, PushOutcome
+from .throughput import THROUGHPUT_KEY, Throughput
 
-log = structlog.get_logger("connex.inventory")
-
-THROUGHPUT_KEY = "store.throughput"
 PUBLISH_EVERY = 1.0  # seconds between two writes of the figures during a drain
-
-
-@dataclass(frozen=True)
-class Throughput:
-    concurrency: int
-    maximum: int
-    rtt_p50: float | None
-    rtt_p95: float | None
-    updates_per_second: float | None
-    at: str
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text: str | None) -> Throughput | None:
-        """None for nothing recorded or anything unreadable (the dashboard then shows nothing)."""
-        if not text:
-            return None
-        try:
-            data = json.loads(text)
-            return cls(
-                concurrency=int(data["concurrency"]),
-                maximum=int(data["maximum"]),
-                rtt_p50=None if data.get("rtt_p50") is None else float(data["rtt_p50"]),
-                rtt_p95=None if data.get("rtt_p95") is None else float(data["rtt_p95"]),
-                updates_per_second=None if data.get("updates_per_second") is None else float(data["updates_per_second"]),
-                at=str(data.get("at") or ""),
-            )
-        except (ValueError, KeyError, TypeError):
-            return None
 
 
 class BatchDispatcher:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 from .commands import is_paused
 from .db import Database
-from .dispatch import THROUGHPUT_KEY, Throughput
+from .throughput import THROUGHPUT_KEY, Throughput
 
 PAGE = 200
 

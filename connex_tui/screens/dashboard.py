@@ -12,7 +12,7 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Label, ProgressBar, Sparkline, Static
 
-from ..engine.dispatch import Throughput
+from ..engine.throughput import Throughput
 from ..engine.views import Dashboard
 from ..widgets import fmt
 from .base import DataScreen
