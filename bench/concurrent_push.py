@@ -28,7 +28,7 @@ call and its bucket after it, against the restore rate),
 and throttled answers (emulator and client). Set-up (the catalog read) runs with a huge restore rate
 so that it costs no time; the measured phase uses a fresh client, so nothing is learned in advance.
 
-Run it from the checkout (about 3 minutes with the defaults):
+Run it from the checkout (about 4 minutes with the defaults on this machine):
 
     python -m bench.concurrent_push
     python -m bench.concurrent_push --latencies 1 --items 2000 --serial-items 300 --json

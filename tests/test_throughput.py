@@ -26,6 +26,8 @@ from connex_tui.engine.pusher import InventoryPusher, PushOutcome
 from connex_tui.engine.throughput import THROUGHPUT_KEY, Throughput
 from connex_tui.sim.shopify import ShopifyEmulator
 from connex_tui.sim.woocommerce import WooCommerceEmulator
+from connex_tui.storefronts.base import CatalogEntry, CredentialsError, RequestStats, StockResult
+from connex_tui.storefronts.limiter import StoreGate
 from connex_tui.storefronts.retry import RetryPolicy
 from connex_tui.storefronts.shopify import ShopifyClient
 from connex_tui.storefronts.woocommerce import WooCommerceClient
@@ -333,3 +335,47 @@ async def test_shopify_calls_overlap_only_as_far_as_the_bucket_affords_them(
     assert probe.peak > 1, "calls went out side by side"
     assert probe.peak <= 6, "never more under way than the 60-point bucket affords at 10 points a call"
     assert all(shop.available(f"V{n:02}") == n + 1 for n in range(40))
+
+
+# ---------------------------------------------------------------------- errors
+
+
+class GatedStore:
+    """A store double with a gate: every batch waits a little; one batch's keys are refused."""
+
+    platform = "gated"
+    batch_limit = 10
+
+    def __init__(self) -> None:
+        self.stats = RequestStats()
+        self.gate = StoreGate(start=4, maximum=4)
+        self.calls = 0
+
+    async def list_orders(self, modified_since: Any) -> list[Any]:
+        return []
+
+    async def catalog(self) -> list[Any]:
+        return [CatalogEntry(f"G{n:03}", item_id=str(n), quantity=0) for n in range(100)]
+
+    async def set_stock(self, updates: Any) -> list[Any]:
+        self.calls += 1
+        call = self.calls
+        await asyncio.sleep(0.05)
+        if call == 2:
+            raise CredentialsError("the store refused our credentials; check your credentials")
+        return [StockResult(u.sku, ok=True, before=0, after=u.quantity) for u in updates]
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_batch_that_raises_lets_the_others_finish_and_leaves_nothing_in_flight(db: Database) -> None:
+    store = GatedStore()
+    pusher = InventoryPusher(db, store)
+    await pusher.index.refresh()
+    await queue(db, {f"G{n:03}": 3 for n in range(100)})
+    with pytest.raises(CredentialsError):
+        await BatchDispatcher(db, pusher, store.gate).drain()
+    assert store.calls == 4, "the four batches under way all finished"
+    assert await db.fetchval("SELECT count(*) FROM pending WHERE state = 'in_flight'") == 0
+    assert await db.fetchval("SELECT count(*) FROM pending") == 70, "three batches pushed, the refused one kept"
