@@ -26,7 +26,12 @@ from connex_tui.engine.pusher import InventoryPusher, PushOutcome
 from connex_tui.engine.throughput import THROUGHPUT_KEY, Throughput
 from connex_tui.sim.shopify import ShopifyEmulator
 from connex_tui.sim.woocommerce import WooCommerceEmulator
-from connex_tui.storefronts.base import CatalogEntry, CredentialsError, RequestStats, StockResult
+from connex_tui.storefronts.base import (
+    CatalogEntry,
+    CredentialsError,
+    RequestStats,
+    StockResult,
+)
 from connex_tui.storefronts.limiter import StoreGate
 from connex_tui.storefronts.retry import RetryPolicy
 from connex_tui.storefronts.shopify import ShopifyClient
