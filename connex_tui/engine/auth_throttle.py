@@ -60,5 +60,10 @@ class AuthThrottle:
         record.failures.clear()
         return lock
 
+    def locked_addresses(self) -> int:
+        """How many addresses are locked out right now (for /metrics)."""
+        now = self.clock()
+        return sum(1 for record in self._records.values() if record.locked_until > now)
+
     def succeeded(self, client: str) -> None:
         self._records.pop(client, None)

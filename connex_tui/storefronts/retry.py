@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,7 @@ async def request_with_retry(
     policy: RetryPolicy,
     stats: RequestStats,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    timer: Callable[[], float] = time.perf_counter,
     **kwargs: Any,
 ) -> HTTPResult:
     """`what` names the call in errors ("WooCommerce POST /products/batch")."""
@@ -76,9 +78,11 @@ async def request_with_retry(
         try:
             stats.requests += 1
             timeout = aiohttp.ClientTimeout(total=policy.timeout)
+            sent = timer()
             async with session.request(method, url, timeout=timeout, **kwargs) as resp:
                 body = await resp.read()
                 result = HTTPResult(resp.status, dict(resp.headers), body)
+            stats.round_trips.observe(timer() - sent)  # answers only: a dropped connection has no round trip
         except aiohttp.ClientSSLError:
             # Retrying cannot fix a certificate; and the store is not "down".
             raise StorefrontError(
