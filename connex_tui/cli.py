@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_admin_commands(sub, _add_config)
 
+    doctor = sub.add_parser("doctor", help="check the configuration, database, store, clock, endpoint and certificate")
+    _add_config(doctor)
+
     qwc = sub.add_parser("qwc", help="write the .qwc file to add connex-tui to the Web Connector")
     _add_config(qwc)
     qwc.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
@@ -213,6 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.headless or not sys.stdout.isatty():
                 return asyncio.run(run_demo(platform=args.platform, seconds=args.seconds))
             return asyncio.run(run_demo_tui(platform=args.platform, mouse=not args.no_mouse))
+        if command == "doctor":
+            from .doctor import run_doctor
+
+            return asyncio.run(run_doctor(resolve_config_path(args.config, os.environ), sys.stdout))
         if command == "monitor":
             return asyncio.run(run_monitor(_load(args), mouse=not args.no_mouse))
         if command in ADMIN_COMMANDS:
