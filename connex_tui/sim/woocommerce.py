@@ -443,7 +443,7 @@ class WooCommerceEmulator:
         )
         self._products[parent.id] = parent
         ids: dict[str, int] = {}
-        for menu_order, (var_sku, stock) in enumerate(variations.items()):
+        for _menu_order, (var_sku, stock) in enumerate(variations.items()):
             variation = _Product(
                 id=self._next_post_id(),
                 name=f"{name} - {var_sku}",
