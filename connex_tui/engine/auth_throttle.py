@@ -54,7 +54,7 @@ class AuthThrottle:
             self._records.popitem(last=False)
         if len(record.failures) < self.max_failures:
             return 0.0
-        lock = min(self.max_lock, self.base_lock * (2**record.lockouts))
+        lock = min(self.max_lock, self.base_lock * float(2**record.lockouts))  # int ** int is Any to mypy
         record.lockouts += 1
         record.locked_until = now + lock
         record.failures.clear()
