@@ -39,6 +39,7 @@ from .engine.config import Config, ConfigError, load_config, permission_warning
 from .engine.schema import MIGRATIONS
 from .storefronts.base import StorefrontError
 from .storefronts.factory import make_storefront
+from .storefronts.retry import RetryPolicy
 
 SKEW_FAIL = timedelta(minutes=5)  # engine/order_import.py OVERLAP
 SKEW_WARN = timedelta(minutes=1)
@@ -75,7 +76,12 @@ class Doctor:
     store_checked_at: datetime | None = None
 
     def _endpoint_url(self) -> str:
-        return self.config.qbwc.endpoint_url
+        q = self.config.qbwc
+        if q.public_url or q.host not in ("0.0.0.0", "::", ""):
+            return q.endpoint_url
+        # Listening on every address: this machine reaches it on loopback (0.0.0.0 is no
+        # destination on Windows).
+        return q.local_url().replace(f"//{q.host}:", "//127.0.0.1:").replace(f"//[{q.host}]:", "//127.0.0.1:")
 
     # ------------------------------------------------------------------ database
     async def database(self) -> Check:
@@ -120,10 +126,11 @@ class Doctor:
         trace = aiohttp.TraceConfig()
         trace.on_request_end.append(self._remember_date)
         async with aiohttp.ClientSession(trace_configs=[trace]) as session:
-            client = make_storefront(c, session=session)
+            # Two tries, not six with backoff: a person is waiting for the answer.
+            client = make_storefront(c, session=session, policy=RetryPolicy(attempts=2, timeout=TIMEOUT))
             assert client is not None
             try:
-                await asyncio.wait_for(client.list_orders(self.now()), TIMEOUT * 3)
+                await asyncio.wait_for(client.list_orders(self.now()), TIMEOUT * 3)  # one read: orders since now
             except StorefrontError as exc:
                 return Check("store", "fail", f"{c.url}: {exc}")
             except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
@@ -132,7 +139,8 @@ class Doctor:
                 await client.close()
         if getattr(client, "location_found", None) is False:
             return Check("store", "fail", f"{c.url}: credentials accepted, but location {c.location_id} does not exist")
-        return Check("store", "ok", f"{c.url}: {c.platform} credentials accepted ({client.stats.requests} read)")
+        calls = client.stats.requests
+        return Check("store", "ok", f"{c.url}: {c.platform} credentials accepted ({calls} request{'s' * (calls > 1)})")
 
     async def _remember_date(self, _session: Any, _context: Any, params: aiohttp.TraceRequestEndParams) -> None:
         value = params.response.headers.get("Date")

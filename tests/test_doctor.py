@@ -166,6 +166,23 @@ def test_the_command_fails_with_one_line_on_a_bad_config(tmp_path: Path) -> None
     assert first.startswith("FAIL  config") and "prot" in first
 
 
+async def test_a_store_that_does_not_answer_fails_quickly(tmp_path: Path) -> None:
+    config = tmp_path / "connex.toml"
+    config.write_text(
+        f'[qbwc]\nport = {free_port()}\npassword_env = "QBWC_PW"\n'
+        f'[storefront]\nplatform = "woocommerce"\nurl = "http://127.0.0.1:{free_port()}"\n'
+        'consumer_key = "ck_x"\nconsumer_secret = "cs_x"\n'
+    )
+    config.chmod(0o600)
+    out = io.StringIO()
+    started = asyncio.get_running_loop().time()
+    assert await run_doctor(config, out, environ=ENV) == 1
+    checks = by_name(out.getvalue().splitlines())
+    assert checks["store"][0] == "FAIL" and "unavailable" in checks["store"][1], checks
+    assert checks["clock"][0] == "skip"
+    assert asyncio.get_running_loop().time() - started < 15
+
+
 def test_the_command_fails_when_the_engine_is_not_running(tmp_path: Path) -> None:
     config = tmp_path / "connex.toml"
     config.write_text(f'[qbwc]\nport = {free_port()}\npassword_env = "QBWC_PW"\n')
@@ -174,3 +191,11 @@ def test_the_command_fails_when_the_engine_is_not_running(tmp_path: Path) -> Non
     checks = by_name(result.stdout.splitlines())
     assert checks["endpoint"][0] == "FAIL" and "is the engine running?" in checks["endpoint"][1]
     assert checks["store"][0] == "skip" and checks["tls"][0] == "skip" and checks["database"][0] == "warn"
+
+
+def test_an_engine_on_every_address_is_checked_on_loopback(tmp_path: Path) -> None:
+    from connex_tui.doctor import Doctor
+    from connex_tui.engine.config import parse_config
+
+    config = parse_config({"qbwc": {"host": "0.0.0.0", "port": 8123, "password": "x-password"}}, None, {})
+    assert Doctor(config, lambda: datetime.now(timezone.utc))._endpoint_url() == "http://127.0.0.1:8123/qbwc"

@@ -12,13 +12,15 @@ from .base import Storefront
 from .retry import RetryPolicy
 
 
-def make_storefront(storefront_config: Any, *, session: aiohttp.ClientSession | None = None) -> Storefront | None:
+def make_storefront(
+    storefront_config: Any, *, session: aiohttp.ClientSession | None = None, policy: RetryPolicy | None = None
+) -> Storefront | None:
     """`storefront_config` is the engine's StorefrontConfig (duck-typed: this package does not
     import the engine). None for platform "none". `session`: an HTTP session the caller owns
-    (`connex-tui doctor` passes one that records the store's Date header)."""
+    (`connex-tui doctor` passes one that records the store's Date header, and a short retry policy)."""
     c = storefront_config
     verify = tls_context(c.ca_bundle)
-    policy = RetryPolicy(timeout=float(c.timeout_seconds))
+    policy = policy or RetryPolicy(timeout=float(c.timeout_seconds))
     if c.platform == "woocommerce":
         from .woocommerce import WooCommerceClient
 
