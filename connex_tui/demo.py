@@ -179,7 +179,7 @@ async def run_demo_tui(*, platform: str = "woocommerce", mouse: bool = True) -> 
             day = asyncio.create_task(_keep_the_day_going(world))
             try:
                 # Log lines go to a file while the interface owns the terminal.
-                await run_app(app, mouse=mouse, log_file=Path(tmp) / "demo.log")
+                await run_app(app, mouse=mouse, log_file=log_stream)
             finally:
                 day.cancel()
                 await asyncio.gather(day, return_exceptions=True)
