@@ -105,6 +105,8 @@ async def test_metrics_count_a_whole_sync(world, http: aiohttp.ClientSession) ->
     assert m["connex_pending_oldest_age_seconds"] == 0
     assert m['connex_orders{qb_state="posted"}'] == 1
     assert m["connex_pushing_paused"] == 0
+    assert m["connex_store_outage_streak"] == 0
+    assert "connex_store_cost_points_available" not in text  # WooCommerce has no cost bucket
     assert m["connex_qbwc_login_locked_addresses"] == 0
 
     # The store's side, from the client that did the work: every answer is one round trip.
@@ -180,3 +182,28 @@ def test_label_values_and_help_are_escaped() -> None:
         'connex_demo_total{reason="quote \\" backslash \\\\ newline \\n end"} 3\n'
     )
     assert parse(text) == {'connex_demo_total{reason="quote \\" backslash \\\\ newline \\n end"}': 3.0}
+
+
+async def test_shopify_cost_bucket_is_exported(tmp_path, http: aiohttp.ClientSession) -> None:
+    store = EmulatedStore("shopify")
+    await store.start()
+    store.seed({"redwine": 20})
+    config = make_config(tmp_path, storefront=store.storefront_config(), metrics={"port": 0})
+    try:
+        async with Engine(config) as engine:
+            assert engine.scheduler is not None
+            await engine.scheduler.run_and_wait("catalog")
+            m = parse((await scrape(http, engine))[1])
+            assert m['connex_store_cost_points_maximum{platform="shopify"}'] == store.emulator.maximum_available
+            assert 0 < m['connex_store_cost_points_available{platform="shopify"}'] <= store.emulator.maximum_available
+    finally:
+        await store.stop()
+
+
+async def test_a_store_outage_shows_as_a_streak(world, http: aiohttp.ClientSession) -> None:
+    engine, _, _ = world
+    assert engine.db is not None
+    async with engine.db.transaction() as conn:
+        await engine.db.set_meta(conn, "store.outages", "3")
+    m = parse((await scrape(http, engine))[1])
+    assert m["connex_store_outage_streak"] == 3

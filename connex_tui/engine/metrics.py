@@ -29,6 +29,7 @@ from .auth_throttle import AuthThrottle
 from .commands import PAUSE_KEY
 from .db import Database
 from .events import Event, OrderFailed, OrderPosted, SessionEnded, StockPushed
+from .pusher import OUTAGE_KEY
 
 log = structlog.get_logger("connex.metrics")
 
@@ -183,7 +184,12 @@ class MetricsSource:
             orders.add(int(row[1]), {"qb_state": str(row[0])})
         paused = MetricFamily("pushing_paused", "gauge", "1 while stock pushes are paused from the interface")
         paused.add(1 if await self.db.get_meta(PAUSE_KEY) == "1" else 0)
-        return [depth, oldest, orders, paused]
+        outages = MetricFamily(
+            "store_outage_streak", "gauge", "Stock batches in a row the store was down for (0: it answers)"
+        )
+        streak = await self.db.get_meta(OUTAGE_KEY)
+        outages.add(int(streak) if streak and streak.isdigit() else 0)
+        return [depth, oldest, orders, paused, outages]
 
     def _store_metrics(self) -> list[MetricFamily]:
         store = self.store
@@ -205,7 +211,21 @@ class MetricsSource:
             "store_round_trip_seconds", "Time from sending a request to the store to its full answer",
             stats.round_trips, labels,
         )
-        return [requests, retries, throttled, waited, trips]
+        return [requests, retries, throttled, waited, trips, *self._cost_bucket(store, labels)]
+
+    @staticmethod
+    def _cost_bucket(store: Storefront, labels: Labels) -> list[MetricFamily]:
+        """Shopify's leaky bucket as its last answer reported it (throttleStatus), when known."""
+        budget = getattr(store, "budget", None)
+        if budget is None or not getattr(budget, "known", False):
+            return []
+        available = MetricFamily(
+            "store_cost_points_available", "gauge", "Shopify query cost points left, at its last answer"
+        )
+        available.add(float(budget.available), labels)
+        maximum = MetricFamily("store_cost_points_maximum", "gauge", "Shopify's query cost bucket size")
+        maximum.add(float(budget.maximum), labels)
+        return [available, maximum]
 
 
 async def _handler(source: MetricsSource, _request: web.Request) -> web.Response:
