@@ -5,6 +5,12 @@ event loop's `add_signal_handler`. Windows has no SIGHUP, and its ProactorEventL
 NotImplementedError from `add_signal_handler`; there SIGINT, SIGTERM and SIGBREAK (ctrl+break, and
 what a service wrapper sends a console program) go through `signal.signal`, whose handler hands the
 stop to the loop thread-safely.
+
+Evidence: https://docs.python.org/3/library/asyncio-platforms.html ("All event loops on Windows do
+not support ... loop.add_signal_handler() and loop.remove_signal_handler()"; the base class in
+asyncio/events.py raises NotImplementedError, as python/cpython#137863 shows). NSSM stops a console
+program with a Control-C event first (nssm README.txt, "Stopping the service"), which Python
+delivers as SIGINT; the console's ctrl+break is SIGBREAK.
 """
 
 from __future__ import annotations
