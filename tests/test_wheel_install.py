@@ -111,6 +111,7 @@ def _venv_with(wheel: Path, folder: Path) -> Path:
 def test_wheel_carries_every_data_file_and_runs_from_a_fresh_venv(tmp_path: Path) -> None:
     started = time.monotonic()
     wheel = _build_wheel(tmp_path / "dist", _clean_source(tmp_path / "source"))
+    phases = {"build": time.monotonic() - started}
 
     # Every file the package reads at run time: everything under connex_tui/ that is not Python.
     shipped = set(zipfile.ZipFile(wheel).namelist())
@@ -123,6 +124,7 @@ def test_wheel_carries_every_data_file_and_runs_from_a_fresh_venv(tmp_path: Path
     assert data_files <= shipped, f"missing from the wheel: {sorted(data_files - shipped)}"
 
     python = _venv_with(wheel, tmp_path / "venv")
+    phases["venv"] = time.monotonic() - started - sum(phases.values())
     venv = (tmp_path / "venv").resolve()
     cwd = tmp_path / "elsewhere"
     cwd.mkdir()
@@ -140,6 +142,7 @@ def test_wheel_carries_every_data_file_and_runs_from_a_fresh_venv(tmp_path: Path
     )
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "store and QuickBooks agree on all" in demo.stdout
+    phases["demo"] = time.monotonic() - started - sum(phases.values())
     assert "Warning" not in demo.stderr and "qbxml_schema_missing" not in demo.stdout + demo.stderr, demo.stderr
 
     (cwd / "pilot.py").write_text(PILOT)
@@ -155,4 +158,6 @@ def test_wheel_carries_every_data_file_and_runs_from_a_fresh_venv(tmp_path: Path
     assert "Warning" not in pilot.stderr, pilot.stderr
     # The schema is not beside the installed package: the simulator said so, in a log line.
     assert "qbxml_schema_missing" in pilot.stdout, pilot.stdout
-    print(f"wheel build + venv + demo + interface: {time.monotonic() - started:.1f} s")
+    phases["interface"] = time.monotonic() - started - sum(phases.values())
+    print("wheel test:", ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items()),
+          f"(total {time.monotonic() - started:.1f} s)")
