@@ -637,7 +637,7 @@ class ShopifyClient:
             key = str(uuid.uuid4())  # one key per call; the retries of this call reuse it
             variables = self._set_variables(pending, expected, key)
             try:
-                data = await self._call("setStock", document, lambda cap, v=variables: (v, MUTATION_COST))
+                data = await self._call("setStock", document, lambda cap: (variables, MUTATION_COST))  # noqa: B023 (awaited now)
             except CredentialsError:
                 raise
             except StorefrontError as exc:
