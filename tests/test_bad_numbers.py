@@ -289,7 +289,7 @@ def test_restock_meta_of_absurd_size_fails_that_refund_only(tmp_path: Path) -> N
             other = shop.emu.place_order([("WINE", 2)], number="B2")
             shop.emu.refund(order, [("WINE", 1)])
             shop.emu.refund(other, [("WINE", 1)])
-            shop.emu.faults.add(f"GET /wp-json/wc/v3/orders/{{id}}/refunds", rewrite=huge_restock, times=1)
+            shop.emu.faults.add("GET /wp-json/wc/v3/orders/{id}/refunds", rewrite=huge_restock, times=1)
             await import_orders(shop)
             orders = await orders_by_number(shop)
             memos = {n: s for n, s in orders.items() if "-R" in n}

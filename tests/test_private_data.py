@@ -14,7 +14,8 @@ import pytest
 
 from connex_tui.engine.db import Database
 from connex_tui.engine.order_import import OrderImporter
-from connex_tui.engine.private_files import open_private_append, wider_than_private
+from connex_tui.engine.logfile import open_log_file
+from connex_tui.engine.private_files import wider_than_private
 from connex_tui.engine.runtime import Engine
 from connex_tui.engine.sync_tasks import SyncTasks
 from connex_tui.sim.woocommerce import WooCommerceEmulator
@@ -66,13 +67,28 @@ async def test_a_wider_database_gets_a_warning_naming_the_fix(tmp_path: Path) ->
         await db.close()
 
 
-def test_the_log_file_is_created_owner_only_and_a_wide_one_is_named(tmp_path: Path, open_umask) -> None:
+@pytest.mark.parametrize("rotate", ["size", "external"])
+def test_the_log_file_and_its_rotations_are_owner_only(tmp_path: Path, open_umask, rotate: str) -> None:
+    config = make_config(tmp_path, logging={"rotate": rotate, "max_megabytes": 1, "backups": 2}).logging
     path = tmp_path / "logs" / "connex.log"
-    with open_private_append(path) as log:
+    with open_log_file(path, config) as log:
         log.write("line\n")
-    assert mode(path) == 0o600 and wider_than_private(path) is None
+        if rotate == "size":
+            log.write(("x" * 1000 + "\n") * 1100)  # past 1 MB: the handler rolls over
+        else:
+            path.rename(path.with_name("connex.log.1"))  # what logrotate does
+            log.write("after\n")
+    files = sorted(p.name for p in path.parent.iterdir())
+    assert files == ["connex.log", "connex.log.1"], files
+    assert {name: oct(mode(path.parent / name)) for name in files} == {name: "0o600" for name in files}
+    assert wider_than_private(path) is None
+
+
+def test_an_existing_wide_log_keeps_its_lines_and_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "connex.log"
+    path.write_text("line\n")
     path.chmod(0o664)
-    with open_private_append(path) as log:  # an existing file keeps its mode and its lines
+    with open_log_file(path, make_config(tmp_path).logging) as log:
         log.write("more\n")
     assert path.read_text() == "line\nmore\n" and mode(path) == 0o664
     warning = wider_than_private(path)

@@ -72,10 +72,16 @@ class AuthThrottle:
         record.failures.append(now)
         if len(record.failures) < self.max_failures:
             return 0.0
-        record.locked_until = now + min(self.max_lock, self.base_lock * (2**record.lockouts))
+        # float(): int ** int is Any to mypy
+        record.locked_until = now + min(self.max_lock, self.base_lock * float(2**record.lockouts))
         record.lockouts += 1
         record.failures.clear()
         return self.delay
+
+    def locked_addresses(self) -> int:
+        """How many (user, address) pairs are slowed down right now (for /metrics)."""
+        now = self.clock()
+        return sum(1 for record in self._records.values() if record.locked_until > now)
 
     def succeeded(self, user: str, client: str) -> None:
         self._records.pop(self._key(user, client), None)

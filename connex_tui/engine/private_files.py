@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shlex
 from pathlib import Path
-from typing import TextIO
 
 PRIVATE = 0o600
 COMPANIONS = ("-wal", "-shm", "-journal")
@@ -29,13 +28,6 @@ def create_private(path: Path) -> None:
             os.chmod(fd, PRIVATE)  # exactly 0600, whatever the umask
     finally:
         os.close(fd)
-
-
-def open_private_append(path: Path) -> TextIO:
-    """The log file, appended to; created 0600 when new."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    create_private(path)
-    return open(path, "a", encoding="utf-8")  # noqa: SIM115 - the caller closes it
 
 
 def wider_than_private(path: Path) -> str | None:

@@ -149,6 +149,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
@@ -157,6 +158,7 @@ from urllib.parse import quote, unquote, urlencode
 
 from aiohttp import web
 
+from .capacity import ServerCapacity
 from .faults import FaultPlan, fault_middleware
 
 PREFIX = "/wp-json/wc/v3"
@@ -368,6 +370,7 @@ class WooCommerceEmulator:
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._wall = wall_clock
         self.faults = FaultPlan()
+        self.capacity = ServerCapacity()  # latency, per-item cost, PHP workers (sim/capacity.py)
         self._products: dict[int, _Product] = {}
         self._orders: dict[int, _Order] = {}
         self._post_ids = 100  # WordPress posts: products, variations, orders and refunds share ids
@@ -443,7 +446,7 @@ class WooCommerceEmulator:
         )
         self._products[parent.id] = parent
         ids: dict[str, int] = {}
-        for menu_order, (var_sku, stock) in enumerate(variations.items()):
+        for _menu_order, (var_sku, stock) in enumerate(variations.items()):
             variation = _Product(
                 id=self._next_post_id(),
                 name=f"{name} - {var_sku}",
@@ -812,7 +815,7 @@ class WooCommerceEmulator:
         edit_denied = ("woocommerce_rest_cannot_edit", "Sorry, you are not allowed to edit this resource.")
         batch_denied = ("woocommerce_rest_cannot_batch",
                         "Sorry, you are not allowed to batch manipulate this resource.")
-        table = [
+        table: list[tuple[str, str, Callable[..., Any], tuple[str, str]]] = [
             ("GET", r"orders", self._h_list_orders, list_denied),
             ("GET", r"orders/(?P<id>\d+)", self._h_get_order, view_denied),
             ("PUT", r"orders/(?P<id>\d+)", self._h_put_order, edit_denied),
@@ -854,7 +857,8 @@ class WooCommerceEmulator:
                 self._hits.append(now)
             return await handler(request)
 
-        app = web.Application(middlewares=[fault_middleware(self.faults, self.route_of, self.error_body), rate_limiter])
+        app = web.Application(middlewares=[
+            fault_middleware(self.faults, self.route_of, self.error_body), rate_limiter, self.capacity.middleware()])
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         return app
 
@@ -1320,13 +1324,13 @@ class WooCommerceEmulator:
         base = self._base(request)
         answer: dict[str, list[Any]] = {}
         if "create" in body:
-            answer["create"] = [self._inline(lambda item=item: self._create_item(item, parent, base), item)
+            answer["create"] = [self._inline(partial(self._create_item, item, parent, base), item)
                                 for item in body["create"]]
         if "update" in body:
-            answer["update"] = [self._inline(lambda item=item: self._update_item(item, parent, base), item)
+            answer["update"] = [self._inline(partial(self._update_item, item, parent, base), item)
                                 for item in body["update"]]
         if "delete" in body:
-            answer["delete"] = [self._inline(lambda item=item: self._delete_item(item, parent, base), {"id": item})
+            answer["delete"] = [self._inline(partial(self._delete_item, item, parent, base), {"id": item})
                                 for item in body["delete"]]
         return _wp_json(answer)
 

@@ -83,6 +83,7 @@ from .base import (
     StorefrontError,
     StoreUnavailable,
 )
+from .limiter import StoreGate
 from .retry import HTTPResult, RetryPolicy, request_with_retry
 
 API_PATH = "/wp-json/wc/v3"
@@ -228,9 +229,10 @@ class WooCommerceClient:
         *,
         session: aiohttp.ClientSession | None = None,
         policy: RetryPolicy = RetryPolicy(),
-        concurrency: int = 4,
+        concurrency: int = 8,
         ssl: ssl_module.SSLContext | bool | None = None,
         auth: str | None = None,
+        gate: StoreGate | None = None,
     ) -> None:
         parts = urlsplit(url.strip())
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
@@ -256,7 +258,9 @@ class WooCommerceClient:
         self._session = session
         self._own_session = session is None
         self.policy = policy
-        self._sem = asyncio.Semaphore(max(1, concurrency))
+        # Every request, reads and stock batches alike, takes a slot of one adaptive limit
+        # (storefronts.limiter): `concurrency` is the most it may grow to.
+        self.gate = gate or StoreGate(maximum=max(1, concurrency))
         self._ssl = ssl
         self.stats = RequestStats()
 
@@ -297,7 +301,7 @@ class WooCommerceClient:
     @staticmethod
     def _url(parts: Any, params: list[tuple[str, str]]) -> str:
         query = "&".join(f"{rfc3986(k)}={rfc3986(v)}" for k, v in params)
-        return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+        return str(urlunsplit((parts.scheme, parts.netloc, parts.path, query, "")))
 
     def _scrub(self, text: str) -> str:
         text = re.sub(r"(https?://[^\s?'\"<>]*)\?[^\s'\"<>\]]*", r"\1", text)
@@ -353,11 +357,10 @@ class WooCommerceClient:
             probe = _Probe()
             wrapper = _AuthorizingSession(self, self._get_session(), probe)
             try:
-                async with self._sem:
-                    result = await request_with_retry(
-                        wrapper,  # type: ignore[arg-type]  # quacks like a ClientSession for request()
-                        method, url, what=what, policy=self.policy, stats=self.stats, **kwargs,
-                    )
+                result = await request_with_retry(
+                    wrapper,  # type: ignore[arg-type]  # quacks like a ClientSession for request()
+                    method, url, what=what, policy=self.policy, stats=self.stats, gate=self.gate, **kwargs,
+                )
             except CredentialsError:
                 if nonce_retry and self._auth == "oauth" and b"nonce has already been used" in (probe.body or b""):
                     # Not a credentials problem: aiohttp resends an idempotent request once, with the
@@ -660,7 +663,7 @@ class WooCommerceClient:
             return isinstance(answer, dict) and str(answer.get("id")) == str(item_id)
 
         if position < len(answers) and same(answers[position]):
-            return answers[position]
+            return dict(answers[position])
         return next((a for a in answers if same(a)), None)
 
     @staticmethod
@@ -673,7 +676,7 @@ class WooCommerceClient:
         if isinstance(error, dict):
             code = str(error.get("code") or "")
             message = _plain(error.get("message"))
-            data = error.get("data") if isinstance(error.get("data"), dict) else {}
+            data = error["data"] if isinstance(error.get("data"), dict) else {}
             status = data.get("status") if isinstance(data.get("status"), int) else None
             permanent = code in PERMANENT_CODES or (status is not None and 400 <= status < 500)
             if code.endswith("_invalid_id"):
