@@ -153,6 +153,11 @@ class IssuedTickets:
     def closed(self, ticket: str) -> None:
         self._seen.pop(ticket, None)
 
+    def touch(self, ticket: str) -> None:
+        """A call carried this ticket: the session is alive (its idle time starts again)."""
+        if ticket in self._seen:
+            self._seen[ticket] = self.clock()
+
     def valid(self, ticket: str) -> bool:
         seen = self._seen.get(ticket)
         if seen is None or self.clock() - seen > self.ttl:
@@ -163,8 +168,11 @@ class IssuedTickets:
 
 def client_address(remote: str | None, forwarded_for: str | None, trusted: Sequence[IPNetwork]) -> str:
     """The client's address: the peer's, or, when the peer is a trusted reverse proxy, the
-    rightmost X-Forwarded-For entry that is not itself a trusted proxy (entries further left
-    are whatever the client wrote; MDN, "X-Forwarded-For", Selecting an IP address)."""
+    rightmost X-Forwarded-For entry that is not itself a trusted proxy. Each proxy appends the
+    address it was connected from (nginx docs, ngx_http_proxy_module, $proxy_add_x_forwarded_for:
+    the client's header "with the $remote_addr variable appended to it"), so entries further
+    left are whatever the client wrote (tornadoweb/tornado PR #1864 skips trusted proxies the
+    same way)."""
     peer = remote or ""
     if not trusted or not forwarded_for or not _in(peer, trusted):
         return peer
@@ -371,6 +379,8 @@ def _track_tickets(tickets: IssuedTickets, call: SoapCall, value: Any) -> None:
             tickets.issued(str(value[0]))
     elif call.method == "closeConnection":
         tickets.closed(call.args.get("ticket", ""))
+    elif call.args.get("ticket"):
+        tickets.touch(call.args["ticket"])
 
 
 def make_app(
