@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -176,3 +177,23 @@ async def test_memory_stays_flat_and_the_real_call_answers_under_slow_and_oversi
     assert summary["rss_growth_mb"] < 100, summary
     assert summary["real_calls"] > 0 and summary["real_answers"] == {"ticket": summary["real_calls"]}, summary
     assert set(summary["oversized_answers"]) <= {"413", "closed"} and summary["oversized_answers"].get("413"), summary
+
+
+async def test_a_kept_alive_connection_outlives_the_header_deadline(endpoint) -> None:
+    """The Web Connector's .NET client reuses an idle connection for up to 100 s: the header
+    deadline is for a connection's first request only, not for the wait between calls."""
+    url, _, _ = endpoint
+    made: list[int] = []
+
+    async def on_create(*_: Any) -> None:
+        made.append(1)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_create_end.append(on_create)
+    connector = aiohttp.TCPConnector(limit=1, keepalive_timeout=60)
+    async with aiohttp.ClientSession(connector=connector, trace_configs=[trace]) as http:
+        for pause in (0, LIMITS.header_seconds * 2):
+            await asyncio.sleep(pause)
+            async with http.post(url, data=envelope(f"<serverVersion {NS}/>")) as resp:
+                assert resp.status == 200 and b"test" in await resp.read()
+    assert len(made) == 1  # the second call went over the same, still open connection

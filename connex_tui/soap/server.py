@@ -117,9 +117,12 @@ class EndpointLimits:
     (a 10,000-item ItemInventoryQueryRs). So: a body larger than `small_body_bytes` is read only
     when it is a receiveResponseXML carrying a ticket this endpoint issued, and only
     `large_bodies` at a time; anything else larger is refused after its first
-    `small_body_bytes`, unread. Slow clients get `header_seconds` to send a request's headers
-    (aiohttp's keep-alive timer, armed at connect) and `body_seconds` / `large_body_seconds` for
-    its body; connections beyond `max_per_address` from one address push out that address's
+    `small_body_bytes`, unread. A new connection gets `header_seconds` to send its first
+    request's headers, and `body_seconds` / `large_body_seconds` for a body; an idle kept-alive
+    connection is closed after `keepalive_seconds`, longer than the 100 s the Web Connector's
+    .NET client keeps one for reuse (learn.microsoft.com, ServicePointManager.
+    MaxServicePointIdleTime: "The default value is 100,000 milliseconds"), so we never close one
+    it is about to reuse; connections beyond `max_per_address` from one address push out that address's
     oldest idle one, and beyond `max_connections` the oldest idle one of the address whose
     connections most often ended without a request lately (a connection is idle until it has
     sent a whole request).
@@ -129,6 +132,7 @@ class EndpointLimits:
     small_body_bytes: int = 64 * 1024
     large_bodies: int = 2
     header_seconds: float = 10.0
+    keepalive_seconds: float = 120.0
     body_seconds: float = 10.0
     large_body_seconds: float = 300.0
     max_connections: int = 256
@@ -297,6 +301,7 @@ class ConnectionGuard:
         self.served: set[Any] = set()  # sent at least one whole request
         self.evicted = 0
         self._wasted: OrderedDict[str, tuple[float, int]] = OrderedDict()  # address -> (since, count)
+        self._deadlines: dict[Any, asyncio.TimerHandle] = {}
 
     def install(self, server: Any) -> None:
         made, lost = server.connection_made, server.connection_lost
@@ -319,6 +324,9 @@ class ConnectionGuard:
 
     def opened(self, handler: Any, address: str) -> None:
         self.open[handler] = address
+        self._deadlines[handler] = asyncio.get_running_loop().call_later(
+            self.limits.header_seconds, self._header_deadline, handler
+        )
         if not _in(address, self.trusted):
             same = [h for h, a in self.open.items() if a == address]
             if len(same) > self.limits.max_per_address:
@@ -326,8 +334,18 @@ class ConnectionGuard:
         if len(self.open) > self.limits.max_connections:
             self._evict(self._most_wasteful())
 
+    def _header_deadline(self, handler: Any) -> None:
+        """A new connection that has not sent a whole request within header_seconds is closed."""
+        self._deadlines.pop(handler, None)
+        if handler in self.open and handler not in self.served and not self._working(handler):
+            self._gone(handler)
+            handler.force_close()
+
     def _gone(self, handler: Any) -> None:
         """A connection ended; one that never carried a request counts against its address."""
+        deadline = self._deadlines.pop(handler, None)
+        if deadline is not None:
+            deadline.cancel()
         address = self.open.pop(handler, None)
         if address is not None and handler not in self.served:
             now = time.monotonic()
@@ -460,17 +478,15 @@ async def start_endpoint(
 
     aiohttp's request-body decoding is off: a Content-Encoding is refused by the endpoint itself
     (see `_read_body`) with a SOAP fault, instead of aiohttp answering a text/plain 400 or 500.
-    aiohttp arms its keep-alive timer when a connection opens and closes a connection still
-    waiting for a whole request when it fires (aiohttp web_protocol.py, RequestHandler.
-    connection_made and _process_keepalive): that timer is the deadline for a request's headers.
-    No lingering: what is left of a refused body after `_discard` is not drained, the
-    connection is closed (draining it is work an attacker could ask for at will).
+    The header deadline is the ConnectionGuard's (aiohttp's keep-alive timer, armed at connect,
+    is the idle limit). No lingering: what is left of a refused body after `_discard` is not
+    drained, the connection is closed (draining it is work an attacker could ask for at will).
     """
     guard = app.get(GUARD_KEY)
-    header_seconds = guard.limits.header_seconds if guard is not None else 10.0
+    keepalive = guard.limits.keepalive_seconds if guard is not None else EndpointLimits.keepalive_seconds
     runner = web.AppRunner(
         app, access_log=None, handle_signals=False, auto_decompress=False,
-        keepalive_timeout=header_seconds, lingering_time=0,
+        keepalive_timeout=keepalive, lingering_time=0,
     )
     await runner.setup()
     if guard is not None and runner.server is not None:
