@@ -123,8 +123,8 @@ class EndpointLimits:
     .NET client keeps one for reuse (learn.microsoft.com, ServicePointManager.
     MaxServicePointIdleTime: "The default value is 100,000 milliseconds"), so we never close one
     it is about to reuse; connections beyond `max_per_address` from one address push out that address's
-    oldest idle one, and beyond `max_connections` the oldest idle one of the address whose
-    connections most often ended without a request lately (a connection is idle until it has
+    oldest idle one, and beyond `max_connections` the oldest idle one from an address whose
+    connections ended without a request lately (a connection is idle until it has
     sent a whole request).
     """
 
@@ -332,7 +332,7 @@ class ConnectionGuard:
             if len(same) > self.limits.max_per_address:
                 self._evict(same)
         if len(self.open) > self.limits.max_connections:
-            self._evict(self._most_wasteful())
+            self._evict(self._wasteful_first())
 
     def _header_deadline(self, handler: Any) -> None:
         """A new connection that has not sent a whole request within header_seconds is closed."""
@@ -356,23 +356,20 @@ class ConnectionGuard:
         self.busy.discard(handler)
         self.served.discard(handler)
 
-    def _most_wasteful(self) -> list[Any]:
-        """The idle connections of the address whose connections most often ended lately without
-        a request (oldest first): a flood pays for itself, and the Web Connector, whose every
-        connection carries a call at once, is not the one pushed out while a flood is under way."""
+    def _wasteful_first(self) -> list[Any]:
+        """Idle connections, oldest first, those from an address whose connections ended lately
+        without a request first of all: a flood pays for itself, and the Web Connector, whose
+        every connection carries a call at once, is not the one pushed out while a flood is under
+        way. (The first such connection is usually among the oldest: this stays cheap when a
+        flood makes every new connection push one out.)"""
         now = time.monotonic()
-        scores: dict[str, int] = {}
-        best, chosen = -1, ""
         for handler, address in self.open.items():
-            if address in scores or self._working(handler):
+            if self._working(handler):
                 continue
             started, count = self._wasted.get(address, (0.0, 0))
-            scores[address] = score = count if now - started <= RECENT_SECONDS else 0
-            if score > best:
-                best, chosen = score, address
-        if best < 0:
-            return list(self.open)
-        return [h for h, a in self.open.items() if a == chosen]
+            if count and now - started <= RECENT_SECONDS:
+                return [handler]
+        return list(self.open)
 
     def _working(self, handler: Any) -> bool:
         """Being answered, or holding a whole request not yet handed to the app (aiohttp queues a
