@@ -108,7 +108,9 @@ class OrderImporter:
     async def _check_lines(self, conn: aiosqlite.Connection, order_id: int, data: StoreOrderData) -> None:
         """An order QuickBooks cannot take as it is waits as failed, with the reason, for a person."""
         unnamed = [n for n, line in enumerate(data.lines, start=1) if not line.sku.strip()]
-        if not data.lines:
+        if data.error:
+            reason = data.error  # the store's data could not be read as it came
+        elif not data.lines:
             reason = "the order has no lines"
         elif unnamed:
             reason = (f"line {', '.join(map(str, unnamed))} has no SKU on the store, so it matches no QuickBooks"

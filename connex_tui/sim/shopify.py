@@ -78,7 +78,11 @@ from graphql import (
     validate,
 )
 from graphql.execution.collect_fields import collect_fields, collect_sub_fields
-from graphql.execution.values import get_argument_values, get_directive_values, get_variable_values
+from graphql.execution.values import (
+    get_argument_values,
+    get_directive_values,
+    get_variable_values,
+)
 from graphql.utilities import get_operation_ast
 
 from . import shopify_schema

@@ -43,6 +43,12 @@ class StoreOrderData:
     cancelled: bool = False
     refunds: tuple[StoreRefund, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    # Why the store's data for this order could not be read (a bad number...): the order waits as
+    # failed with this reason instead of being posted wrong or lost.
+    error: str = ""
+    # True where every unit that goes back on the shelf, a cancellation's included, is already one
+    # of `refunds` (Shopify: a cancellation with restock is a refund): nothing to add for it.
+    stock_returns_as_refunds: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,7 @@ class RequestStats:
     retries: int = 0
     throttled: int = 0
     waited_seconds: float = 0.0
+    notice: str = ""  # a standing remark for the dashboard ("Shopify serves API 2026-04, not ...")
 
 
 class StorefrontError(Exception):
