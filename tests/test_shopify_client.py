@@ -13,7 +13,7 @@ import pytest
 
 from connex_tui.sim.shopify import ShopifyEmulator
 
-from .store_fixtures import Wall, make_shop  # noqa: F401 - fixture
+from .store_fixtures import Wall, make_shop, shopify_schemas  # noqa: F401 - fixtures
 from connex_tui.storefronts.base import CatalogEntry, CredentialsError, StockUpdate, StorefrontError
 from connex_tui.storefronts.retry import RetryPolicy
 from connex_tui.storefronts.shopify import ShopifyClient

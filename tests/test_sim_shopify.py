@@ -11,7 +11,7 @@ import aiohttp
 
 from connex_tui.sim.shopify import ShopifyEmulator
 
-from .store_fixtures import Wall, make_shop  # noqa: F401 - fixture
+from .store_fixtures import Wall, make_shop, shopify_schemas  # noqa: F401 - fixtures
 
 TOKEN = "shpat_test"
 LOCATION = "gid://shopify/Location/1"
