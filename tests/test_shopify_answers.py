@@ -217,8 +217,9 @@ async def test_a_bad_price_or_refund_quantity_fails_that_order(make_shop: Any, h
         for node in (data.get("orders") or {}).get("nodes") or []:
             if node["id"] == priced:
                 node["lineItems"]["nodes"][0]["discountedUnitPriceAfterAllDiscountsSet"]["shopMoney"]["amount"] = "NaN"
-        for refund in (data.get("order") or {}).get("refunds") or []:
-            refund["refundLineItems"]["nodes"][0]["quantity"] = "1"
+        for node in (data.get("orders") or {}).get("nodes") or []:
+            for refund in node.get("refunds") or []:
+                refund["refundLineItems"]["nodes"][0]["quantity"] = "1"
         return body
 
     shop.rewrite = rewrite

@@ -48,7 +48,7 @@ def test_the_subset_knows_what_changed_between_versions(real: None) -> None:
         assert ("idempotent" in real_directives) == (subset.get_directive("idempotent") is not None), version
 
 
-QUERIES = ["PROBE", "CATALOG", "ORDERS", "ORDER_LINES", "ORDER_RETURNS"]
+QUERIES = ["PROBE", "CATALOG", "ORDERS", "ORDER_LINES", "ORDER_RETURNS", "ORDERS_REFUNDS"]
 
 
 @pytest.mark.parametrize("version", shopify_schema.PACKAGED_VERSIONS)

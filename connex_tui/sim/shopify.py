@@ -655,6 +655,7 @@ class ShopifyEmulator:
         self.throttled = 0
         self.replays = 0  # idempotent replays answered from the stored first answer
         self.requested_costs: list[int] = []  # requestedQueryCost of every call that ran
+        self.actual_costs: list[int] = []  # actualQueryCost of every call that ran (what it was charged)
         self._lose_answers = 0
         self._available = float(bucket)
         self._stamp = clock()
@@ -1010,6 +1011,7 @@ class ShopifyEmulator:
             if isinstance(failure.original_error, _MutationFailed):
                 raise _MutationFailed()
         actual = min(requested, analysis.actual(operation, result.data))  # type: ignore[union-attr]
+        self.actual_costs.append(actual)
         self._available = min(self.maximum_available, self._available + (requested - actual))
         body: dict[str, Any] = {}
         if result.errors:  # type: ignore[union-attr]

@@ -37,8 +37,9 @@ import logging
 import math
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -74,6 +75,8 @@ SKUS_PER_LOOKUP = 50  # `sku:A OR sku:B …` terms in one re-read query
 MAX_COUNT = 1_000_000_000  # Shopify's own limit on an inventory quantity; more is not a real count
 MAX_AMOUNT = Decimal("1e12")
 ORDER_WINDOW_DAYS = 60  # orders older than this are hidden without read_all_orders
+MAX_LINES_PER_ORDER = 50  # lineItems(first:) on an order page never asks more
+MORE_LINES_PAGE = 50  # lines per follow-up query of an order with more lines than the page held
 
 # --------------------------------------------------------------------------------- documents
 # Each document notes its calculated cost (shopify.dev "GraphQL Admin API rate limits": objects 1,
@@ -165,7 +168,7 @@ query ConnexOrderReturns($id: ID!, $refunds: Int!, $refundLines: Int!, $agreemen
       id
       createdAt
       refundLineItems(first: $refundLines) {
-        nodes { quantity restocked restockType location { id } lineItem { id sku name } }
+        nodes { quantity restocked location { id } lineItem { id } }
         pageInfo { hasNextPage }
       }
     }
@@ -175,7 +178,7 @@ query ConnexOrderReturns($id: ID!, $refunds: Int!, $refundLines: Int!, $agreemen
         reason
         happenedAt
         sales(first: $sales) {
-          nodes { actionType lineType quantity ... on ProductSale { lineItem { id sku name } } }
+          nodes { actionType lineType quantity ... on ProductSale { lineItem { id } } }
           pageInfo { hasNextPage }
         }
       }
@@ -184,6 +187,28 @@ query ConnexOrderReturns($id: ID!, $refunds: Int!, $refundLines: Int!, $agreemen
   }
 }
 """
+
+# The refunds of a batch of orders, by the documented `id` filter. Order edits (agreements) are
+# read only for an order whose lines lost units no refund accounts for (ORDER_RETURNS).
+# cost: 2 + first x (1 + refunds x (1 + 2 + refundLines x 3)).
+ORDERS_REFUNDS = """
+query ConnexOrdersRefunds($first: Int!, $query: String!, $refunds: Int!, $refundLines: Int!) {
+  orders(first: $first, query: $query) {
+    nodes {
+      id
+      refunds(first: $refunds) {
+        id
+        createdAt
+        refundLineItems(first: $refundLines) {
+          nodes { quantity restocked location { id } lineItem { id } }
+          pageInfo { hasNextPage }
+        }
+      }
+    }
+  }
+}
+"""
+SEARCH_TERMS = 50  # `id:1 OR id:2 …` terms in one search
 
 _SET_SELECTION = """{
     inventoryAdjustmentGroup {
@@ -419,6 +444,21 @@ class ShopifyPacer:
 # --------------------------------------------------------------------------------- client
 
 
+@dataclass
+class _Order:
+    """An order read from a page, before its refunds and edits are known."""
+
+    data: StoreOrderData
+    node: dict[str, Any]
+    prices: dict[str, tuple[Decimal | None, str, str]]  # LineItem gid -> (unit price, SKU, name)
+    gone: dict[str, int]  # LineItem gid -> units off the order (quantity - currentQuantity), when any
+    line_count: int
+
+    @property
+    def needs_returns(self) -> bool:
+        return bool(self.gone)
+
+
 class ShopifyClient:
     platform = "shopify"
     batch_limit = MAX_PAGE
@@ -450,6 +490,7 @@ class ShopifyClient:
         self.location_found: bool | None = None
         self.read_all_orders: bool | None = None  # None: not known yet
         self.lines_per_order = 5  # lineItems(first:) on an order page; follows the orders seen
+        self._line_counts: Counter[int] = Counter()  # orders seen, by their number of lines
         self.notices: list[str] = []  # said once each, for the log and the dashboard
         self._token = access_token
         self._session = session
@@ -609,7 +650,7 @@ class ShopifyClient:
                 f"this app may read only the last {ORDER_WINDOW_DAYS} days of Shopify orders: refunds and"
                 " cancellations of older orders cannot reach QuickBooks until it is given read_all_orders"
             )
-        found: dict[str, StoreOrderData] = {}
+        found: dict[str, _Order | StoreOrderData] = {}  # read, or failed with a reason
         after: str | None = None
         while True:
             lines = self.lines_per_order
@@ -626,60 +667,61 @@ class ShopifyClient:
             nodes = connection.get("nodes") if isinstance(connection, dict) else None
             if not isinstance(nodes, list):
                 raise StorefrontError("Shopify orders: the answer had no order list")
-            most_lines = 0
-            for node in nodes:
-                if not isinstance(node, dict):
-                    continue
-                most_lines = max(most_lines, len(((node.get("lineItems") or {}).get("nodes")) or []))
-                order = await self._order_data(node)
-                if order is None:
-                    continue
-                known = found.get(order.store_id)
-                if known is None or order.modified_at >= known.modified_at:
-                    found[order.store_id] = order
-            self._follow_line_counts(nodes, most_lines)
+            for order in await self._page_orders([node for node in nodes if isinstance(node, dict)]):
+                store_id = _store_id(order)
+                known = found.get(store_id)
+                if known is None or _modified(order) >= _modified(known):
+                    found[store_id] = order
             info = connection.get("pageInfo") or {}
             if not info.get("hasNextPage") or not info.get("endCursor"):
                 break
             after = info["endCursor"]
-        return sorted(found.values(), key=lambda order: (order.modified_at, order.store_id))
+        # The refunds and edits of every order that has some, read together after the pages.
+        parsed = [order for order in found.values() if isinstance(order, _Order)]
+        returns = await self._returns_of([order for order in parsed if order.needs_returns])
+        orders = [order for order in found.values() if isinstance(order, StoreOrderData)]
+        for order in parsed:
+            outcome = returns.get(order.data.store_id, ())
+            if isinstance(outcome, str):
+                orders.append(_failed_order(order.node, order.data.store_id, outcome))
+            else:
+                orders.append(replace(order.data, refunds=outcome))
+        return sorted(orders, key=lambda order: (order.modified_at, order.store_id))
 
-    def _follow_line_counts(self, nodes: list[Any], most_lines: int) -> None:
-        """Size the next page's lineItems(first:) on the orders just seen: as many lines as the
-        longest order had (at least 2; an order with more is completed by a follow-up query)."""
-        longer = any(
-            isinstance(node, dict) and ((node.get("lineItems") or {}).get("pageInfo") or {}).get("hasNextPage")
-            for node in nodes
-        )
-        wanted = max(2, most_lines + (1 if longer else 0))
-        self.lines_per_order = min(50, wanted)
+    async def _page_orders(self, nodes: list[dict[str, Any]]) -> list[_Order | StoreOrderData]:
+        """One page's orders, read; or failed, with the reason."""
+        out: list[_Order | StoreOrderData] = []
+        for node in nodes:
+            store_id = node.get("id")
+            if not isinstance(store_id, str) or not store_id:
+                log.warning("Shopify sent an order without an id; skipped")
+                continue
+            try:
+                out.append(await self._parse_order(node, store_id))
+            except BadValue as exc:
+                out.append(_failed_order(node, store_id, str(exc)))
+        self._follow_line_counts([order.line_count for order in out if isinstance(order, _Order)])
+        return out
 
-    async def _order_data(self, node: dict[str, Any]) -> StoreOrderData | None:
-        store_id = node.get("id")
-        if not isinstance(store_id, str) or not store_id:
-            log.warning("Shopify sent an order without an id; skipped")
-            return None
-        number = _text(node.get("name")).lstrip("#")
-        try:
-            return await self._parse_order(node, store_id, number)
-        except BadValue as exc:
-            reason = f"Shopify order {number or store_id}: {exc}"
-            log.warning("%s", reason)
-            return StoreOrderData(
-                store_id=store_id,
-                number=number,
-                status=_text(node.get("displayFinancialStatus")).lower(),
-                modified_at=_text(node.get("updatedAt")),
-                lines=(),
-                created_at=_text(node.get("createdAt")),
-                customer=_text(node.get("email")),
-                cancelled=node.get("cancelledAt") is not None,
-                raw=dict(node),
-                error=reason,
-                stock_returns_as_refunds=True,
-            )
+    def _follow_line_counts(self, counts: list[int]) -> None:
+        """Size lineItems(first:) on the orders seen so far: the size with the fewest calls per
+        order, counting the order pages (each line costs 3 points on every order of a page, so
+        fewer orders fit under the 1000-point ceiling) and the follow-up query of each order with
+        more lines than that."""
+        self._line_counts.update(counts)
+        seen = sum(self._line_counts.values())
+        if not seen:
+            return
+        cap = self.budget.cap()
 
-    async def _parse_order(self, node: dict[str, Any], store_id: str, number: str) -> StoreOrderData:
+        def calls_per_order(lines: int) -> float:
+            per_page = max(1, int((cap - 2) // (3 + 3 * lines)))
+            longer = sum(n for count, n in self._line_counts.items() if count > lines)
+            return 1 / per_page + longer / seen
+
+        self.lines_per_order = min(range(1, MAX_LINES_PER_ORDER + 1), key=calls_per_order)
+
+    async def _parse_order(self, node: dict[str, Any], store_id: str) -> _Order:
         modified_at = node.get("updatedAt")
         if not isinstance(modified_at, str) or not modified_at:
             raise BadValue("updatedAt is missing")
@@ -689,7 +731,7 @@ class ShopifyClient:
             line_nodes += await self._more_lines(store_id, line_info.get("endCursor"))
         lines: list[StoreLine] = []
         prices: dict[str, tuple[Decimal | None, str, str]] = {}
-        needs_returns = False
+        gone: dict[str, int] = {}
         for position, line in enumerate(line_nodes, start=1):
             if not isinstance(line, dict):
                 raise BadValue(f"line {position} is not an object")
@@ -698,28 +740,26 @@ class ShopifyClient:
             current = _count(line.get("currentQuantity"), f"{what} currentQuantity")
             if current > quantity:
                 raise BadValue(f"{what} has currentQuantity {current} above its quantity {quantity}")
-            needs_returns = needs_returns or current != quantity
+            if current != quantity:
+                gone[_text(line.get("id"))] = quantity - current
             money = ((line.get("discountedUnitPriceAfterAllDiscountsSet") or {}).get("shopMoney")) or {}
             price = _amount(money.get("amount"), f"{what} unit price")
             sku, name = _text(line.get("sku")), _text(line.get("name"))
             prices[_text(line.get("id"))] = (price, sku, name)
             lines.append(StoreLine(sku=sku, quantity=Decimal(quantity), price=price, name=name))
-        refunds: tuple[StoreRefund, ...] = ()
-        if needs_returns:
-            refunds = await self._returns(store_id, prices)
-        return StoreOrderData(
+        data = StoreOrderData(
             store_id=store_id,
-            number=number,
+            number=_text(node.get("name")).lstrip("#"),
             status=_text(node.get("displayFinancialStatus")).lower(),
             modified_at=modified_at,
             lines=tuple(lines),
             created_at=_text(node.get("createdAt")),
             customer=_text(node.get("email")),
             cancelled=node.get("cancelledAt") is not None,
-            refunds=refunds,
             raw=dict(node),
             stock_returns_as_refunds=True,
         )
+        return _Order(data, node, prices, gone, len(lines))
 
     async def _more_lines(self, order_id: str, after: str | None) -> list[Any]:
         lines: list[Any] = []
@@ -727,7 +767,7 @@ class ShopifyClient:
         while after:
 
             def plan(cap: float, after: str | None = after) -> tuple[dict[str, Any], float]:
-                first = learner.most(cap)
+                first = learner.most(cap, MORE_LINES_PAGE)
                 return {"id": order_id, "first": first, "after": after}, learner.cost(first)
 
             data = await self._call("orderLines", ORDER_LINES, plan, learner)
@@ -739,11 +779,59 @@ class ShopifyClient:
             after = info.get("endCursor") if info.get("hasNextPage") else None
         return lines
 
-    async def _returns(
-        self, order_id: str, prices: dict[str, tuple[Decimal | None, str, str]]
-    ) -> tuple[StoreRefund, ...]:
-        """The refunds and edits of one order, as units back on our shelf: one `StoreRefund` each."""
-        sizes = {"refunds": 5, "refundLines": 10, "agreements": 10, "sales": 10}
+    async def _returns_of(self, orders: list[_Order]) -> dict[str, tuple[StoreRefund, ...] | str]:
+        """What went back on the shelf for each order: its refunds and edits as StoreRefunds, or the
+        reason they could not be read. Orders are read in batches (`orders(query: "id:1 OR id:2")`,
+        a documented filter) sized so the requested cost fits; an order with more refunds or edits
+        than a batch reads is read again alone, with room for more."""
+        outcome: dict[str, tuple[StoreRefund, ...] | str] = {}
+        # Fewest lines first: a batch asks for as many refund lines and edit lines as its longest
+        # order has lines, so orders of a size travel together.
+        pending = sorted(orders, key=lambda order: order.line_count)
+        while pending:
+            batch, sizes, learner = self._returns_batch(pending)
+            pending = pending[len(batch) :]
+            search = " OR ".join(f"id:{order.data.store_id.rsplit('/', 1)[-1]}" for order in batch)
+
+            def plan(
+                cap: float, n: int = len(batch), search: str = search, sizes: dict[str, int] = sizes
+            ) -> tuple[dict[str, Any], float]:
+                return {"first": n, "query": search, **sizes}, learner.cost(n)
+
+            data = await self._call("orderRefunds", ORDERS_REFUNDS, plan, learner)
+            nodes = {
+                node.get("id"): node
+                for node in ((data.get("orders") or {}).get("nodes") or [])
+                if isinstance(node, dict)
+            }
+            for order in batch:
+                node = nodes.get(order.data.store_id)
+                try:
+                    if node is None or _returns_truncated(node, sizes):
+                        node = await self._returns_alone(order.data.store_id)
+                    returned = self._stock_returns(node, order.prices)  # checks every number first
+                    if "agreements" not in node and _edited(node, order.gone):
+                        returned = self._stock_returns(await self._returns_alone(order.data.store_id), order.prices)
+                    outcome[order.data.store_id] = returned
+                except BadValue as exc:
+                    outcome[order.data.store_id] = str(exc)
+        return outcome
+
+    def _returns_batch(self, pending: list[_Order]) -> tuple[list[_Order], dict[str, int], CostLine]:
+        """The next batch: as many of `pending` as fit under the cost cap and the search's terms."""
+        cap = self.budget.cap()
+        taken = 1
+        while taken < min(len(pending), SEARCH_TERMS):
+            sizes = _returns_sizes(pending[taken].line_count)
+            learner = self.pacer.line("orderRefunds", tuple(sizes.values()), 2, _refunds_cost(sizes))
+            if learner.cost(taken + 1) > cap:
+                break
+            taken += 1
+        sizes = _returns_sizes(pending[taken - 1].line_count)
+        return pending[:taken], sizes, self.pacer.line("orderRefunds", tuple(sizes.values()), 2, _refunds_cost(sizes))
+
+    async def _returns_alone(self, order_id: str) -> dict[str, Any]:
+        sizes = {"refunds": 8, "refundLines": 10, "agreements": 10, "sales": 10}  # 497 points
         while True:
 
             def plan(cap: float, sizes: dict[str, int] = sizes) -> tuple[dict[str, Any], float]:
@@ -759,11 +847,15 @@ class ShopifyClient:
                     )
                 raise BadValue("its refunds could not be read (the order is gone or hidden)")
             if not _returns_truncated(order, sizes):
-                break
+                return order
             bigger = {key: min(MAX_PAGE, value * 2) for key, value in sizes.items()}
             if bigger == sizes or _returns_cost(bigger) > self.budget.cap():
                 raise BadValue("it has more refunds or edits than one query can read")
             sizes = bigger
+
+    def _stock_returns(
+        self, order: dict[str, Any], prices: dict[str, tuple[Decimal | None, str, str]]
+    ) -> tuple[StoreRefund, ...]:
         returned: list[StoreRefund] = []
         for refund in order.get("refunds") or []:
             if isinstance(refund, dict):
@@ -781,8 +873,7 @@ class ShopifyClient:
         for item in ((refund.get("refundLineItems") or {}).get("nodes")) or []:
             if not isinstance(item, dict):
                 continue
-            line = item.get("lineItem") or {}
-            price, sku, name = prices.get(_text(line.get("id")), (None, _text(line.get("sku")), _text(line.get("name"))))
+            price, sku, name = prices.get(_text((item.get("lineItem") or {}).get("id")), (None, "", ""))
             quantity = _count(item.get("quantity"), f"refund {refund_id} quantity of {sku or 'a line'}")
             location = (item.get("location") or {}).get("id")
             # Only units that came back onto the shelf we keep in step with QuickBooks count:
@@ -799,8 +890,7 @@ class ShopifyClient:
         for sale in ((agreement.get("sales") or {}).get("nodes")) or []:
             if not isinstance(sale, dict) or sale.get("actionType") != "RETURN" or sale.get("lineType") != "PRODUCT":
                 continue
-            line = sale.get("lineItem") or {}
-            price, sku, name = prices.get(_text(line.get("id")), (None, _text(line.get("sku")), _text(line.get("name"))))
+            price, sku, name = prices.get(_text((sale.get("lineItem") or {}).get("id")), (None, "", ""))
             # "The number of units either ordered or intended to be returned": the sign is not
             # documented, so the size is what counts.
             quantity = abs(_count(sale.get("quantity"), f"order edit {agreement_id} quantity of {sku}", signed=True))
@@ -1028,6 +1118,29 @@ class ShopifyClient:
         return befores
 
 
+def _returns_sizes(lines: int) -> dict[str, int]:
+    """What to read of one order's refunds in a batch: most orders with any have one or two (a
+    cancellation is one), each with at most a line per order line; an order with more is read
+    again alone (`_returns_truncated`)."""
+    return {"refunds": 2, "refundLines": max(1, min(MAX_LINES_PER_ORDER, lines))}
+
+
+def _refunds_cost(sizes: dict[str, int]) -> float:
+    return 1 + sizes["refunds"] * (1 + 2 + sizes["refundLines"] * 3)
+
+
+def _edited(node: dict[str, Any], gone: dict[str, int]) -> bool:
+    """Whether some line lost more units than its refunds account for: an order edit removed them."""
+    refunded: Counter[str] = Counter()
+    for refund in node.get("refunds") or []:
+        for item in (((refund or {}).get("refundLineItems") or {}).get("nodes")) or []:
+            if isinstance(item, dict):
+                quantity = item.get("quantity")
+                if isinstance(quantity, int) and not isinstance(quantity, bool):
+                    refunded[_text((item.get("lineItem") or {}).get("id"))] += quantity
+    return any(units > refunded[line_id] for line_id, units in gone.items())
+
+
 def _returns_cost(sizes: dict[str, int]) -> float:
     refunds = sizes["refunds"] * (1 + 2 + sizes["refundLines"] * 3)
     agreements = 2 + sizes["agreements"] * (1 + 2 + sizes["sales"] * 2)
@@ -1035,18 +1148,50 @@ def _returns_cost(sizes: dict[str, int]) -> float:
 
 
 def _returns_truncated(order: dict[str, Any], sizes: dict[str, int]) -> bool:
-    refunds = order.get("refunds") or []
+    """Whether some refund, refund line, edit or edit line may be missing from what was read (the
+    sales of the order's own ORDER agreement do not matter)."""
+    refunds = [r for r in order.get("refunds") or [] if isinstance(r, dict)]
     if len(refunds) >= sizes["refunds"]:
         return True
-    if any(((r.get("refundLineItems") or {}).get("pageInfo") or {}).get("hasNextPage") for r in refunds if isinstance(r, dict)):
+    if any(((r.get("refundLineItems") or {}).get("pageInfo") or {}).get("hasNextPage") for r in refunds):
         return True
+    if "agreements" not in sizes:
+        return False
     agreements = order.get("agreements") or {}
     if (agreements.get("pageInfo") or {}).get("hasNextPage"):
         return True
     return any(
         ((a.get("sales") or {}).get("pageInfo") or {}).get("hasNextPage")
         for a in agreements.get("nodes") or []
-        if isinstance(a, dict)
+        if isinstance(a, dict) and a.get("reason") == "ORDER_EDIT"
+    )
+
+
+def _store_id(order: _Order | StoreOrderData) -> str:
+    return order.data.store_id if isinstance(order, _Order) else order.store_id
+
+
+def _modified(order: _Order | StoreOrderData) -> str:
+    return order.data.modified_at if isinstance(order, _Order) else order.modified_at
+
+
+def _failed_order(node: dict[str, Any], store_id: str, problem: str) -> StoreOrderData:
+    """An order whose data could not be read: it reaches the engine to wait as failed, with why."""
+    number = _text(node.get("name")).lstrip("#")
+    reason = f"Shopify order {number or store_id}: {problem}"
+    log.warning("%s", reason)
+    return StoreOrderData(
+        store_id=store_id,
+        number=number,
+        status=_text(node.get("displayFinancialStatus")).lower(),
+        modified_at=_text(node.get("updatedAt")),
+        lines=(),
+        created_at=_text(node.get("createdAt")),
+        customer=_text(node.get("email")),
+        cancelled=node.get("cancelledAt") is not None,
+        raw=dict(node),
+        error=reason,
+        stock_returns_as_refunds=True,
     )
 
 
