@@ -130,8 +130,15 @@ async def test_a_search_warning_is_an_error_with_shopifys_message(make_shop: Any
         {
             "path": ["orders"],
             "query": "status:any",
-            "warnings": [{"field": "status", "message": "Input `any` is not an accepted value."}],
+            "parsed": {"field": "status", "match_all": "any"},
+            "warnings": [{"field": "status", "message": "Input `any` is not an accepted value.", "code": "invalid_value"}],
         }
+    ]
+    # an unknown field is dropped from the AND and the rest still applies (live capture, see the emulator)
+    dropped = shop.execute_document('{ orders(first: 5, query: "staff_member:Kat sku:RED") { nodes { id } } }')
+    assert len(dropped["data"]["orders"]["nodes"]) == 1
+    assert dropped["extensions"]["search"][0]["warnings"] == [
+        {"field": "staff_member", "message": "Invalid search field for this query.", "code": "invalid_field"}
     ]
     shop.rewrite = lambda answer: answer | {"extensions": answer["extensions"] | {"search": body["extensions"]["search"]}}
     client = client_for(shop, http)

@@ -352,6 +352,21 @@ ORDER_FILTERS: dict[str, frozenset[str] | None] = {
 TIME_FILTERS = frozenset({"created_at", "updated_at", "processed_at"})
 
 
+def _parsed(groups: list[list[tuple[bool, str | None, str, str]]]) -> dict[str, Any]:
+    """The `parsed` tree of extensions.search: {"field", "match_all"} leaves under "and"/"or"."""
+
+    def leaf(term: tuple[bool, str | None, str, str]) -> dict[str, Any]:
+        negate, name, op, value = term
+        node: dict[str, Any] = {"field": name or "default", "match_all": value}
+        if op:
+            node = {"field": name or "default", "range_" + {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}[op]: value}
+        return {"not": node} if negate else node
+
+    ands = [[leaf(term) for term in group] for group in groups]
+    joined = [group[0] if len(group) == 1 else {"and": group} for group in ands]
+    return joined[0] if len(joined) == 1 else {"or": joined}
+
+
 def _parse_when(value: str) -> datetime | None:
     text = value.strip()
     try:
@@ -1265,7 +1280,17 @@ class ShopifyEmulator:
     def _checked_search(
         self, info: Any, query: str | None, filters: dict[str, frozenset[str] | None]
     ) -> list[list[Term]]:
-        """The search's terms that Shopify can use; the others are dropped with a warning."""
+        """The search's terms that Shopify can use; the others are dropped with a warning.
+
+        Evidence: a live capture quoted in a public repository's Core/searchWarnings.js (HAR of
+        2026-08-01, `staff_member:"Kat Owens"` on the orders index): the unknown term is silently
+        removed from the AND, the other terms still apply, and `extensions.search` carries
+        `{"path", "query", "parsed", "warnings": [{"field", "message": "Invalid search field for
+        this query.", "code": "invalid_field"}]}`; the active_shopify_graphql gem's specs mock the
+        same shape. The message and code for a known field with a value outside its documented
+        values (`status:any`) are not in any capture found: "invalid_value" is the code that file
+        lists beside invalid_field, the message is ours.
+        """
         groups = _search_groups(query)
         warnings: list[dict[str, str]] = []
         kept_groups: list[list[Term]] = []
@@ -1274,23 +1299,36 @@ class ShopifyEmulator:
             for term in group:
                 _negate, name, _op, value = term
                 if name is not None and name not in filters and not name.startswith("metafields."):
-                    warnings.append({"field": name, "message": "Invalid search field for this query."})
+                    warnings.append(
+                        {"field": name, "message": "Invalid search field for this query.", "code": "invalid_field"}
+                    )
                     continue
                 allowed = filters.get(name) if name is not None else None
                 if allowed is not None and value.lower() not in allowed:
                     warnings.append(
-                        {"field": name or "", "message": f"Input `{value}` is not an accepted value."}
+                        {
+                            "field": name or "",
+                            "message": f"Input `{value}` is not an accepted value.",
+                            "code": "invalid_value",
+                        }
                     )
                     continue
                 if name in TIME_FILTERS and _parse_when(value) is None and value.lower() != "now":
-                    warnings.append({"field": name, "message": f"Input `{value}` is not a valid date."})
+                    warnings.append(
+                        {"field": name or "", "message": f"Input `{value}` is not a valid date.", "code": "invalid_value"}
+                    )
                     continue
                 kept.append(term)
             if kept:
                 kept_groups.append(kept)
         if warnings:
             self._search_warnings.append(
-                {"path": [str(step) for step in info.path.as_list()], "query": query, "warnings": warnings}
+                {
+                    "path": [str(step) for step in info.path.as_list()],
+                    "query": query,
+                    "parsed": _parsed(groups),
+                    "warnings": warnings,
+                }
             )
         return kept_groups
 
