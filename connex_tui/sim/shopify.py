@@ -1414,6 +1414,9 @@ class ShopifyEmulator:
                 values = get_directive_values(directive, node, info.variable_values)
                 if values:
                     key = values["key"]
+        # The mutation's own description in the real schemas (2026-01 on): "As of 2026-01, this
+        # mutation supports an optional idempotency key using the `@idempotent` directive. As of
+        # 2026-04, the idempotency key is required".
         version = _version_key(self._serving)
         if version >= "2026-04" and key is None:
             raise GraphQLError(
@@ -1492,7 +1495,8 @@ class ShopifyEmulator:
                 continue
             if not variant.stocked:
                 fail(
-                    # the enum value is gone from the real 2026-10 schema
+                    # the enum value is gone from the real 2026-10 schema; what Shopify answers
+                    # there instead is not documented: INVALID_INVENTORY_ITEM is our stand-in
                     "ITEM_NOT_STOCKED_AT_LOCATION" if version <= "2026-07" else "INVALID_INVENTORY_ITEM",
                     [*path, "inventoryItemId"],
                     "The specified inventory item is not stocked at the location.",
