@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import warnings
-
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any

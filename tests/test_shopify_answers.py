@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
