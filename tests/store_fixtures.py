@@ -6,6 +6,7 @@ Import what a test module uses explicitly (pytest finds fixtures imported into a
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import warnings
@@ -49,8 +50,8 @@ def clock() -> StepClock:
     return StepClock()
 
 
-@pytest.fixture(scope="session")
-def shopify_schemas() -> bool:
+@functools.cache
+def real_schemas() -> bool:
     """Shopify's real Admin schemas on this machine (fetched once with npm, then cached), so the
     emulator validates every document against them. CI must have them; elsewhere a machine without
     npm or the registry falls back, with a warning, to the checked subset."""
@@ -64,9 +65,15 @@ def shopify_schemas() -> bool:
     return True
 
 
+@pytest.fixture(scope="session")
+def shopify_schemas() -> bool:
+    return real_schemas()
+
+
 @pytest.fixture
-async def make_shop(shopify_schemas: bool) -> AsyncIterator[Callable[..., Any]]:
+async def make_shop() -> AsyncIterator[Callable[..., Any]]:
     """Shopify emulators started on free ports, stopped after the test."""
+    real_schemas()
     started: list[ShopifyEmulator] = []
 
     async def make(**kwargs: Any) -> ShopifyEmulator:

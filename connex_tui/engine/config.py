@@ -281,6 +281,10 @@ class StorefrontConfig:
     timeout_seconds: int = setting(
         Kind.INT, 60, "the longest one request to the store may take", lo=1, hi=600
     )
+    max_concurrency: int = setting(
+        Kind.INT, 8, "the most requests to the store at once (starts at 2, grows while the store keeps up)",
+        lo=1, hi=64,
+    )
     ca_bundle: Path | None = setting(
         Kind.PATH,
         None,

@@ -8,15 +8,17 @@ from decimal import Decimal
 import structlog
 
 from ..storefronts.base import Storefront
+from ..storefronts.limiter import gate_of
 from .catalog import CatalogIndex
 from .commands import is_paused
 from .config import Config
 from .db import Database, utcnow
+from .dispatch import BatchDispatcher
 from .event_log import trim_events
 from .events import EventBus, PendingQueued, StockPushed
 from .items import SKU_COLUMN, queue_stock, store_quantities
 from .order_import import OrderImporter
-from .pusher import InventoryPusher, PushOutcome
+from .pusher import InventoryPusher
 from .scheduler import TaskResult, TaskSpec
 
 log = structlog.get_logger("connex.tasks")
@@ -42,6 +44,7 @@ class SyncTasks:
             request_timeout=config.storefront.timeout_seconds,
             index=self.index,
         )
+        self.dispatcher = BatchDispatcher(db, self.pusher, gate_of(store))
 
     def specs(self) -> list[TaskSpec]:
         inv = self.config.inventory
@@ -68,18 +71,12 @@ class SyncTasks:
         """Drain the queue batch after batch; come back when the next retry is due."""
         if await is_paused(self.db):
             return TaskResult("paused")
-        total = PushOutcome()
         reading = await self._session_reading()
-        while True:
-            outcome = await self.pusher.push_once(full_batches_only=reading)
-            if outcome.taken:
-                self.bus.emit(StockPushed(outcome.pushed, outcome.failed, outcome.retrying))
-            total.taken += outcome.taken
-            total.pushed += outcome.pushed
-            total.failed += outcome.failed
-            total.retrying += outcome.retrying
-            if outcome.taken < self.store.batch_limit or await is_paused(self.db):
-                break
+        total = await self.dispatcher.drain(
+            full_batches_only=reading,
+            on_batch=lambda o: self.bus.emit(StockPushed(o.pushed, o.failed, o.retrying)),
+            stop=lambda: is_paused(self.db),
+        )
         due = await self.pusher.next_due()
         again = datetime.fromisoformat(due) if due else None
         if reading and due:

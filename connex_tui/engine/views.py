@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 from .commands import is_paused
 from .db import Database
+from .throughput import THROUGHPUT_KEY, Throughput
 
 PAGE = 200
 
@@ -65,6 +66,7 @@ class Dashboard:
     drain_total: int
     latest_failures: tuple[Failure, ...]
     paused: bool
+    throughput: Throughput | None = None  # concurrency, round trips, updates/s of the last drain
 
     @property
     def healthy(self) -> bool:
@@ -213,6 +215,7 @@ async def dashboard(db: Database) -> Dashboard:
         drain_total=total,
         latest_failures=await latest_failures(db),
         paused=await is_paused(db),
+        throughput=Throughput.from_json(await db.get_meta(THROUGHPUT_KEY)),
     )
 
 

@@ -157,6 +157,7 @@ from urllib.parse import quote, unquote, urlencode
 
 from aiohttp import web
 
+from .capacity import ServerCapacity
 from .faults import FaultPlan, fault_middleware
 
 PREFIX = "/wp-json/wc/v3"
@@ -368,6 +369,7 @@ class WooCommerceEmulator:
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._wall = wall_clock
         self.faults = FaultPlan()
+        self.capacity = ServerCapacity()  # latency, per-item cost, PHP workers (sim/capacity.py)
         self._products: dict[int, _Product] = {}
         self._orders: dict[int, _Order] = {}
         self._post_ids = 100  # WordPress posts: products, variations, orders and refunds share ids
@@ -854,7 +856,8 @@ class WooCommerceEmulator:
                 self._hits.append(now)
             return await handler(request)
 
-        app = web.Application(middlewares=[fault_middleware(self.faults, self.route_of, self.error_body), rate_limiter])
+        app = web.Application(middlewares=[
+            fault_middleware(self.faults, self.route_of, self.error_body), rate_limiter, self.capacity.middleware()])
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         return app
 

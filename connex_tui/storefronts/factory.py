@@ -19,12 +19,14 @@ def make_storefront(storefront_config: Any) -> Storefront | None:
     if c.platform == "woocommerce":
         from .woocommerce import WooCommerceClient
 
-        return WooCommerceClient(c.url, c.consumer_key.reveal(), c.consumer_secret.reveal(), ssl=verify, policy=policy)
+        return WooCommerceClient(c.url, c.consumer_key.reveal(), c.consumer_secret.reveal(), ssl=verify, policy=policy,
+                                 concurrency=c.max_concurrency)
     if c.platform == "shopify":
         from .shopify import ShopifyClient
 
         return ShopifyClient(
-            c.url, c.access_token.reveal(), c.location_id, api_version=c.api_version, ssl=verify, policy=policy
+            c.url, c.access_token.reveal(), c.location_id, api_version=c.api_version, ssl=verify, policy=policy,
+            concurrency=c.max_concurrency,
         )
     return None
 

@@ -58,6 +58,7 @@ from .base import (
     StoreRefund,
     StoreUnavailable,
 )
+from .limiter import StoreGate
 from .retry import HTTPResult, RetryPolicy, request_with_retry
 
 log = logging.getLogger(__name__)
@@ -348,6 +349,16 @@ class CostBudget:
             self.available = self.estimate(now) - cost
             self.stamp = now
 
+    def lower(self, status: dict[str, Any], now: float, reserved: float) -> None:
+        """An answer while other calls are under way: their `reserved` cost may not be in its
+        status yet, so it can only lower the estimate (which holds their reservations)."""
+        try:
+            reported = float(status["currentlyAvailable"]) - reserved
+        except (KeyError, TypeError, ValueError):
+            return
+        if self.known and math.isfinite(reported) and reported < self.estimate(now):
+            self.available, self.stamp = reported, now
+
     def update(self, status: dict[str, Any], now: float) -> bool:
         """Take Shopify's word for the bucket; a status with bad numbers is ignored (False)."""
         try:
@@ -395,8 +406,9 @@ Plan = Callable[[float], tuple[dict[str, Any], float]]  # cap -> (variables, exp
 class ShopifyPacer:
     """Every decision about Shopify's query cost, in one place: how big a page may be, how long to
     wait before a call, what a THROTTLED answer means. One pacer per shop and app (Shopify's bucket
-    is per app and store); calls through it are serialised by its lock, so concurrent callers share
-    the bucket instead of racing for it."""
+    is per app and store). A call reserves its expected cost under the lock (waiting there until the
+    bucket affords it), then goes out without the lock, so calls run side by side as far as the
+    bucket affords them (how many at once is the StoreGate's business, storefronts.limiter)."""
 
     def __init__(
         self, clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]], stats: RequestStats
@@ -406,7 +418,8 @@ class ShopifyPacer:
         self.lines: dict[tuple[str, Any], CostLine] = {}
         self.clock = clock
         self.sleep = sleep
-        self.lock = asyncio.Lock()
+        self.lock = asyncio.Lock()  # held while a call reserves its cost, not while it is sent
+        self.reserved = 0.0  # the cost reserved by calls sent and not yet answered
         self.calls = 0
         self.requested_points = 0
         self.actual_points = 0
@@ -426,7 +439,8 @@ class ShopifyPacer:
         self.budget.spend(expected, self.clock())
 
     def after(self, cost: dict[str, Any]) -> None:
-        """Learn from an answer's extensions.cost: the bucket as Shopify left it after refunding."""
+        """Learn from an answer's extensions.cost: the bucket as Shopify left it after refunding
+        (only ever lower while other calls' reservations may not be in it yet)."""
         self.calls += 1
         requested, actual = cost.get("requestedQueryCost"), cost.get("actualQueryCost")
         if isinstance(requested, int | float) and math.isfinite(requested):
@@ -435,7 +449,10 @@ class ShopifyPacer:
             self.actual_points += int(actual)
         status = cost.get("throttleStatus")
         if isinstance(status, dict):
-            self.budget.update(status, self.clock())
+            if self.reserved > 0:
+                self.budget.lower(status, self.clock(), self.reserved)
+            else:
+                self.budget.update(status, self.clock())
 
     def retry_after(self) -> float | None:
         return self.budget.wait_for(self.budget.maximum, self.clock()) or None
@@ -475,6 +492,8 @@ class ShopifyClient:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         ssl: Any = None,
+        concurrency: int = 8,
+        gate: StoreGate | None = None,
     ) -> None:
         base = url.rstrip("/")
         if "://" not in base:
@@ -497,6 +516,9 @@ class ShopifyClient:
         self._own_session = session is None
         self._clock = clock
         self._ssl = ssl  # None: verify with the system's CAs; an SSLContext: e.g. a proxy's CA bundle
+        # Calls go out side by side while the bucket affords them (each reserves its cost first),
+        # and never more at once than the adaptive limit (storefronts.limiter) allows.
+        self.gate = gate or StoreGate(maximum=max(1, concurrency), clock=clock, sleep=sleep)
 
     def __repr__(self) -> str:  # never the token
         return f"ShopifyClient({self.endpoint!r}, location={self.location_id!r})"
@@ -544,6 +566,7 @@ class ShopifyClient:
                 policy=self.policy,
                 stats=self.stats,
                 sleep=self.pacer.sleep,
+                gate=self.gate,
                 json={"query": query, "variables": variables},
                 **({"ssl": self._ssl} if self._ssl is not None else {}),
                 headers={"X-Shopify-Access-Token": self._token, "Accept": "application/json"},
@@ -604,10 +627,14 @@ class ShopifyClient:
                 await self._ensure_budget()
                 variables, expected = plan(self.budget.cap())
                 await self.pacer.before(expected)
+                self.pacer.reserved += expected
+            try:
                 body = await self._post(operation, query, variables)
-                cost = (body.get("extensions") or {}).get("cost") or {}
-                if isinstance(cost, dict):
-                    self.pacer.after(cost)
+            finally:
+                self.pacer.reserved -= expected
+            cost = (body.get("extensions") or {}).get("cost") or {}
+            if isinstance(cost, dict):
+                self.pacer.after(cost)
             errors = body.get("errors") or []
             if not isinstance(errors, list):
                 errors = [errors]

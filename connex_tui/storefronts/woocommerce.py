@@ -83,6 +83,7 @@ from .base import (
     StorefrontError,
     StoreUnavailable,
 )
+from .limiter import StoreGate
 from .retry import HTTPResult, RetryPolicy, request_with_retry
 
 API_PATH = "/wp-json/wc/v3"
@@ -228,9 +229,10 @@ class WooCommerceClient:
         *,
         session: aiohttp.ClientSession | None = None,
         policy: RetryPolicy = RetryPolicy(),
-        concurrency: int = 4,
+        concurrency: int = 8,
         ssl: ssl_module.SSLContext | bool | None = None,
         auth: str | None = None,
+        gate: StoreGate | None = None,
     ) -> None:
         parts = urlsplit(url.strip())
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
@@ -256,7 +258,9 @@ class WooCommerceClient:
         self._session = session
         self._own_session = session is None
         self.policy = policy
-        self._sem = asyncio.Semaphore(max(1, concurrency))
+        # Every request, reads and stock batches alike, takes a slot of one adaptive limit
+        # (storefronts.limiter): `concurrency` is the most it may grow to.
+        self.gate = gate or StoreGate(maximum=max(1, concurrency))
         self._ssl = ssl
         self.stats = RequestStats()
 
@@ -353,11 +357,10 @@ class WooCommerceClient:
             probe = _Probe()
             wrapper = _AuthorizingSession(self, self._get_session(), probe)
             try:
-                async with self._sem:
-                    result = await request_with_retry(
-                        wrapper,  # type: ignore[arg-type]  # quacks like a ClientSession for request()
-                        method, url, what=what, policy=self.policy, stats=self.stats, **kwargs,
-                    )
+                result = await request_with_retry(
+                    wrapper,  # type: ignore[arg-type]  # quacks like a ClientSession for request()
+                    method, url, what=what, policy=self.policy, stats=self.stats, gate=self.gate, **kwargs,
+                )
             except CredentialsError:
                 if nonce_retry and self._auth == "oauth" and b"nonce has already been used" in (probe.body or b""):
                     # Not a credentials problem: aiohttp resends an idempotent request once, with the
