@@ -90,7 +90,8 @@ class Database:
         return None if row is None else row[0]
 
     async def get_meta(self, key: str) -> str | None:
-        return await self.fetchval("SELECT value FROM meta WHERE key = ?", (key,))
+        value = await self.fetchval("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if value is None else str(value)
 
     async def set_meta_now(self, key: str, value: str) -> None:
         """In a transaction of its own; skipped when the value is already there."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
+import aiosqlite
 import structlog
 
 from ..storefronts.base import CatalogEntry, CredentialsError, StockResult, StockUpdate, Storefront, StoreUnavailable
@@ -91,7 +92,8 @@ class InventoryPusher:
             return cur.rowcount
 
     async def next_due(self) -> str | None:
-        return await self.db.fetchval("SELECT min(next_attempt) FROM pending WHERE state = 'pending'")
+        due = await self.db.fetchval("SELECT min(next_attempt) FROM pending WHERE state = 'pending'")
+        return None if due is None else str(due)
 
     async def push_once(self, *, full_batches_only: bool = False) -> PushOutcome:
         """One batch; an outcome with taken == 0 means nothing was due (or, with
@@ -221,7 +223,7 @@ class InventoryPusher:
                 if not result.ok:
                     await self._record_failure(conn, sku, quantity, result, now_dt, outcome)
 
-    async def _record_failure(self, conn, sku: str, quantity: str, result: StockResult, now_dt: datetime,
+    async def _record_failure(self, conn: aiosqlite.Connection, sku: str, quantity: str, result: StockResult, now_dt: datetime,
                               outcome: PushOutcome) -> None:
         now = now_dt.isoformat(timespec="milliseconds")
         async with conn.execute("SELECT attempts FROM pending WHERE sku = ?", (sku,)) as cur:

@@ -197,6 +197,7 @@ async def dashboard(db: Database) -> Dashboard:
     counts = await db.fetchone(
         "SELECT sum(state = 'pending'), sum(state = 'in_flight'), sum(state = 'failed') FROM pending"
     )
+    assert counts is not None  # an aggregate without GROUP BY always returns one row
     done, total = await drain_progress(db)
     return Dashboard(
         last_session=await last_session(db),
@@ -254,7 +255,7 @@ async def sku_log_page(
     limit: int = PAGE,
 ) -> list[LogRow]:
     """Newest first; the next page starts before the last row's id (keyset paging: no OFFSET scan)."""
-    where, params = ["1 = 1"], []
+    where, params = ["1 = 1"], list[str | int]()  # texts and the keyset id
     if failed_only:
         where.append("ok = 0")
     if sku_filter:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -95,7 +96,7 @@ class ServerCapacity:
         finally:
             self.waiting -= 1
 
-    def middleware(self) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    def middleware(self) -> Middleware:
         @web.middleware
         async def capacity(request: web.Request, handler: Handler) -> web.StreamResponse:
             if not (self.latency or self.per_item or self.workers is not None):

@@ -149,6 +149,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
@@ -445,7 +446,7 @@ class WooCommerceEmulator:
         )
         self._products[parent.id] = parent
         ids: dict[str, int] = {}
-        for menu_order, (var_sku, stock) in enumerate(variations.items()):
+        for _menu_order, (var_sku, stock) in enumerate(variations.items()):
             variation = _Product(
                 id=self._next_post_id(),
                 name=f"{name} - {var_sku}",
@@ -814,7 +815,7 @@ class WooCommerceEmulator:
         edit_denied = ("woocommerce_rest_cannot_edit", "Sorry, you are not allowed to edit this resource.")
         batch_denied = ("woocommerce_rest_cannot_batch",
                         "Sorry, you are not allowed to batch manipulate this resource.")
-        table = [
+        table: list[tuple[str, str, Callable[..., Any], tuple[str, str]]] = [
             ("GET", r"orders", self._h_list_orders, list_denied),
             ("GET", r"orders/(?P<id>\d+)", self._h_get_order, view_denied),
             ("PUT", r"orders/(?P<id>\d+)", self._h_put_order, edit_denied),
@@ -1323,13 +1324,13 @@ class WooCommerceEmulator:
         base = self._base(request)
         answer: dict[str, list[Any]] = {}
         if "create" in body:
-            answer["create"] = [self._inline(lambda item=item: self._create_item(item, parent, base), item)
+            answer["create"] = [self._inline(partial(self._create_item, item, parent, base), item)
                                 for item in body["create"]]
         if "update" in body:
-            answer["update"] = [self._inline(lambda item=item: self._update_item(item, parent, base), item)
+            answer["update"] = [self._inline(partial(self._update_item, item, parent, base), item)
                                 for item in body["update"]]
         if "delete" in body:
-            answer["delete"] = [self._inline(lambda item=item: self._delete_item(item, parent, base), {"id": item})
+            answer["delete"] = [self._inline(partial(self._delete_item, item, parent, base), {"id": item})
                                 for item in body["delete"]]
         return _wp_json(answer)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +72,7 @@ async def request_with_retry(
     stats: RequestStats,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     gate: StoreGate | None = None,
+    timer: Callable[[], float] = time.perf_counter,
     **kwargs: Any,
 ) -> HTTPResult:
     """`what` names the call in errors ("WooCommerce POST /products/batch")."""
@@ -83,9 +85,11 @@ async def request_with_retry(
         try:
             stats.requests += 1
             timeout = aiohttp.ClientTimeout(total=policy.timeout)
+            sent = timer()
             async with session.request(method, url, timeout=timeout, **kwargs) as resp:
                 body = await resp.read()
                 result = HTTPResult(resp.status, dict(resp.headers), body)
+            stats.round_trips.observe(timer() - sent)  # answers only: a dropped connection has no round trip
         except aiohttp.ClientSSLError:
             # Retrying cannot fix a certificate; and the store is not "down".
             raise StorefrontError(

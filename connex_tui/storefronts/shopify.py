@@ -821,7 +821,11 @@ class ShopifyClient:
             search = " OR ".join(f"id:{order.data.store_id.rsplit('/', 1)[-1]}" for order in batch)
 
             def plan(
-                cap: float, n: int = len(batch), search: str = search, sizes: dict[str, int] = sizes
+                cap: float,
+                n: int = len(batch),
+                search: str = search,
+                sizes: dict[str, int] = sizes,
+                learner: CostLine = learner,
             ) -> tuple[dict[str, Any], float]:
                 return {"first": n, "query": search, **sizes}, learner.cost(n)
 

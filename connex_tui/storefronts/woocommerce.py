@@ -301,7 +301,7 @@ class WooCommerceClient:
     @staticmethod
     def _url(parts: Any, params: list[tuple[str, str]]) -> str:
         query = "&".join(f"{rfc3986(k)}={rfc3986(v)}" for k, v in params)
-        return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+        return str(urlunsplit((parts.scheme, parts.netloc, parts.path, query, "")))
 
     def _scrub(self, text: str) -> str:
         text = re.sub(r"(https?://[^\s?'\"<>]*)\?[^\s'\"<>\]]*", r"\1", text)
@@ -663,7 +663,7 @@ class WooCommerceClient:
             return isinstance(answer, dict) and str(answer.get("id")) == str(item_id)
 
         if position < len(answers) and same(answers[position]):
-            return answers[position]
+            return dict(answers[position])
         return next((a for a in answers if same(a)), None)
 
     @staticmethod
@@ -676,7 +676,7 @@ class WooCommerceClient:
         if isinstance(error, dict):
             code = str(error.get("code") or "")
             message = _plain(error.get("message"))
-            data = error.get("data") if isinstance(error.get("data"), dict) else {}
+            data = error["data"] if isinstance(error.get("data"), dict) else {}
             status = data.get("status") if isinstance(data.get("status"), int) else None
             permanent = code in PERMANENT_CODES or (status is not None and 400 <= status < 500)
             if code.endswith("_invalid_id"):
