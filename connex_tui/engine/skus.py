@@ -14,6 +14,14 @@ import aiosqlite
 from .db import Database, chunked, utcnow
 
 
+def sku_key(sku: str) -> str:
+    """What two SKUs are compared by when case does not count: trimmed and Unicode case-folded
+    (``"ÉCLAIR"`` and ``"éclair"`` agree; the Kelvin sign folds to "k"). Never transliterated: an
+    en dash or a fullwidth letter stays what it is. SQLite's lower() folds ASCII only, so keys
+    are computed here and stored, never derived in SQL."""
+    return sku.strip().casefold()
+
+
 async def _rows(conn: aiosqlite.Connection, sql: str, params: Sequence[str]) -> list[aiosqlite.Row]:
     async with conn.execute(sql, params) as cur:
         return list(await cur.fetchall())
