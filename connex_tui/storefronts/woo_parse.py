@@ -212,22 +212,24 @@ def restocks(lines: list[_OrderLine], refunds: Iterable[dict[str, Any]]) -> list
     """The order's restocks, one entry per refund that put units back.
 
     WooCommerce keeps only each line's running total; which refund restocked it is not stored. The
-    total is shared out over the refunds of that line oldest first, each taking at most what it
-    refunded; what is left (a total larger than the refunds explain) goes to the newest. The
-    engine posts per order only what its credit memos do not cover yet, so a total that grows is
-    posted once, whichever refund it is put against."""
+    total grows only when a refund is made (``wc_create_refund`` restocks right after saving it),
+    so it is shared out over the refunds of that line newest first, each taking at most what it
+    refunded: an increase read soon after it happened lands on the refund that caused it. What is
+    left (a total larger than the refunds explain) goes to the newest too. The engine posts per
+    order only what its credit memos do not cover yet, so a total that grows is posted once,
+    whichever refund it is put against."""
     by_item = {line.item_id: line for line in lines if line.item_id is not None}
     parsed = sorted((_refund_takes(r, n) for n, r in enumerate(refunds, start=1)), key=lambda r: (r[1], int(r[0])))
     left = {item_id: line.restocked for item_id, line in by_item.items()}
     shares: dict[str, dict[int, int]] = {}
     last: dict[int, str] = {}
-    for refund_id, _, takes in parsed:
+    for refund_id, _, takes in reversed(parsed):
         for item_id, units in takes:
             if item_id not in left:
                 continue
             share = min(units, left[item_id])
             left[item_id] -= share
-            last[item_id] = refund_id
+            last.setdefault(item_id, refund_id)  # the newest refund of that line
             if share:
                 shares.setdefault(refund_id, {})[item_id] = shares.get(refund_id, {}).get(item_id, 0) + share
     for item_id, rest in left.items():
