@@ -27,7 +27,7 @@ from decimal import Decimal
 import aiosqlite
 import structlog
 
-from ..storefronts.base import StoreLine, StoreOrderData, Storefront
+from ..storefronts.base import Storefront, StoreLine, StoreOrderData
 from .config import Config
 from .db import Database, utcnow
 from .orders import OrderLine, StoreOrder, insert_order
