@@ -46,15 +46,17 @@ class BadValue(ValueError):
     """A value in a WooCommerce answer that cannot be what WooCommerce documents."""
 
 
-class BadNumber:
+class BadNumber(str):
     """What the JSON decoder makes of NaN, Infinity and integers too long to be real, so the
-    one item holding them fails instead of the page (see `json_hooks`)."""
+    one item holding them fails instead of the page (see `JSON_HOOKS`). A string, so an order
+    holding one can still be kept (its raw JSON written back) with its problem."""
 
-    def __init__(self, text: str) -> None:
-        self.text = text if len(text) <= 24 else text[:20] + "…"
+    def __new__(cls, text: str) -> BadNumber:
+        return super().__new__(cls, text if len(text) <= 24 else text[:20] + "…")
 
-    def __repr__(self) -> str:
-        return self.text
+    @property
+    def text(self) -> str:
+        return str.__str__(self)
 
 
 def _parse_int(text: str) -> int | BadNumber:
