@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from connex_tui.engine.db import Database
+from connex_tui.engine.queue import retry_skus
 from connex_tui.engine.skus import set_mapping
 from connex_tui.engine.skus_rule import matches, sku_key
 
@@ -127,6 +128,10 @@ async def test_quickbooks_items_sharing_a_name_push_neither_and_orders_wait(woo:
               " map the SKU with `connex-tui map`")
     assert await woo.db.fetchval("SELECT last_error FROM pending WHERE sku = 'esp-boss'") == reason
     assert emu.stock("esp-boss") == 50
+    assert await retry_skus(woo.db, ["esp-boss"]) == 1  # retried by hand: still nothing is guessed
+    await woo.drain()
+    assert emu.stock("esp-boss") == 50
+    assert await woo.db.fetchval("SELECT last_error FROM pending WHERE sku = 'esp-boss'") == reason
     emu.place_order([("esp-boss", 1)])
     await woo.import_orders()
     await woo.session()

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..storefronts.base import CatalogEntry, Storefront
 from .db import Database, chunked, utcnow
-from .skus import SKU_COLUMN
+from .skus import SKU_COLUMN, ambiguity, mapped_store_skus
 from .skus_rule import matches, sku_key
 
 REFRESHED_KEY = "catalog.refreshed_at"
@@ -73,7 +73,14 @@ async def lookup(db: Database, skus: Sequence[str], *, match: str = "name") -> d
             list(part),
         )
     found: dict[str, CatalogEntry | str] = {}
+    # A SKU several QuickBooks items answer to has no one quantity (a retried failed row would
+    # push whatever it holds): unless a mapping names one item for it, it is pushed to no product.
+    mapped = await mapped_store_skus(db.conn, skus)
+    qb_ambiguous = await ambiguity(db.conn, [s for s in skus if s not in mapped], match)
     for sku in skus:
+        if sku in qb_ambiguous:
+            found[sku] = qb_ambiguous[sku]
+            continue
         hits, exact = matches(sku, [r for r in rows if r["sku_key"] == sku_key(sku)], lambda r: str(r["sku"]))
         if not hits:
             continue

@@ -29,6 +29,7 @@ __all__ = [
     "QBTarget",
     "ambiguity",
     "list_mappings",
+    "mapped_store_skus",
     "qb_targets",
     "remove_mapping",
     "set_mapping",
@@ -76,6 +77,11 @@ async def _mappings_by_store_sku(conn: aiosqlite.Connection, store_skus: Sequenc
         if len(hits) == 1:
             found[sku] = str(hits[0][1])
     return found
+
+
+async def mapped_store_skus(conn: aiosqlite.Connection, store_skus: Sequence[str]) -> set[str]:
+    """The store SKUs a mapping covers."""
+    return set(await _mappings_by_store_sku(conn, store_skus))
 
 
 async def _any_mappings(conn: aiosqlite.Connection) -> bool:
