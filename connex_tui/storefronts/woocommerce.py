@@ -73,7 +73,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, quote, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -274,7 +274,7 @@ class WooCommerceClient:
         return self._url(parts, params + oauth + [("oauth_signature", signature)]), {}
 
     @staticmethod
-    def _url(parts: Any, params: list[tuple[str, str]]) -> str:
+    def _url(parts: SplitResult, params: list[tuple[str, str]]) -> str:
         query = "&".join(f"{rfc3986(k)}={rfc3986(v)}" for k, v in params)
         return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
@@ -565,9 +565,9 @@ class WooCommerceClient:
         def same(answer: Any) -> bool:
             return isinstance(answer, dict) and str(answer.get("id")) == str(item_id)
 
-        if position < len(answers) and same(answers[position]):
-            return answers[position]
-        return next((a for a in answers if same(a)), None)
+        candidates = [answers[position]] if position < len(answers) else []
+        found = next((a for a in [*candidates, *answers] if same(a)), None)
+        return found if isinstance(found, dict) else None
 
     @staticmethod
     def _result(update: StockUpdate, answer: dict[str, Any] | None) -> StockResult:
@@ -579,7 +579,8 @@ class WooCommerceClient:
         if isinstance(error, dict):
             code = str(error.get("code") or "")
             message = _plain(error.get("message"))
-            data = error.get("data") if isinstance(error.get("data"), dict) else {}
+            raw_data = error.get("data")
+            data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
             status = data.get("status") if isinstance(data.get("status"), int) else None
             permanent = code in PERMANENT_CODES or (status is not None and 400 <= status < 500)
             if code.endswith("_invalid_id"):
