@@ -5,10 +5,14 @@ Written from the WooCommerce REST API documentation and WooCommerce's own PHP (t
 client shows up as a failure against the emulator. It shares no code with
 ``connex_tui.storefronts.woocommerce``.
 
-Test hooks (Python, no HTTP): `add_product`, `add_variable_product`, `stock`, `set_stock` (an edit
-by hand in wp-admin), `place_order`, `set_order_status`, `refund`, `faults` (a `FaultPlan`; routes
-are ``"GET /wp-json/wc/v3/orders"``, ``"POST /wp-json/wc/v3/products/{id}/variations/batch"``: every
-number in the path becomes ``{id}``), `counters` (requests per route) and `start`/`stop`.
+Test hooks (Python, no HTTP): `add_product`, `add_variable_product` (variations with or without
+their own SKU and stock, the parent keeping stock or not), `stock`, `stock_of` and
+`manage_stock_of` (by id, as the REST API shows them), `set_stock` (an edit by hand in wp-admin),
+`place_order`, `set_order_status`, `refund` (its ``restock`` is the write-only ``api_restock``),
+`mangle` (rewrite answers to feed a client values no healthy store sends: NaN, words for numbers),
+`faults` (a `FaultPlan`; routes are ``"GET /wp-json/wc/v3/orders"``,
+``"POST /wp-json/wc/v3/products/{id}/variations/batch"``: every number in the path becomes
+``{id}``), `counters` (requests per route) and `start`/`stop`.
 
 Authentication (``WC_REST_Authentication``)
 -------------------------------------------
