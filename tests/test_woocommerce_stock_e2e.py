@@ -52,6 +52,25 @@ async def test_restocked_refund_posts_exactly_one_credit_memo_across_re_reads(wo
     assert len(memos(woo)) == 2 and woo.qb.item("redwine").quantity_on_hand == 18
 
 
+async def test_each_restock_is_named_after_the_refund_that_made_it(woo: Sync) -> None:
+    """WooCommerce does not record which refund restocked a line; read after each refund, every
+    increase still lands on the refund that caused it, also with a money-only refund between."""
+    emu = woo.store.emulator
+    order = emu.place_order([("redwine", 5)])
+    await woo.sync()
+    first = emu.refund(order, [("redwine", 1)], restock=True)
+    await woo.import_orders()
+    emu.refund(order, [("redwine", 1)], restock=False)
+    await woo.import_orders()
+    third = emu.refund(order, [("redwine", 1)], restock=True)
+    await woo.import_orders()
+    await woo.import_orders()
+    rows = await woo.db.fetchall("SELECT store_id, number FROM orders WHERE qb_kind = 'credit_memo' ORDER BY id")
+    assert [r["store_id"] for r in rows] == [f"{order}/refund/{first}", f"{order}/refund/{third}"]
+    await woo.session()
+    assert woo.qb.item("redwine").quantity_on_hand == 17
+
+
 async def test_cancelled_after_posting_gives_quickbooks_the_units_back_once(woo: Sync) -> None:
     emu = woo.store.emulator
     order = emu.place_order([("redwine", 5)])

@@ -238,12 +238,13 @@ def _subtract(wanted: _Units, have: _Units) -> _Units:
 
 def _share_out(data: StoreOrderData, missing: _Units, covered: dict[str, _Units]) -> list[tuple[str, list[StoreLine]]]:
     """The missing units, put first against the refunds that report more than their credit memos
-    carry, then (a store whose attribution moved) against any refund reporting them; in the
-    store's order, each line at most what that refund reports."""
+    carry, then (a store whose attribution moved) against any refund reporting them; newest refund
+    first (the store lists them oldest first): units missing now most likely came back with the
+    latest refund. Each line takes at most what that refund reports."""
     left = dict(missing)
     shares: dict[str, list[StoreLine]] = {}
     for uncovered_only in (True, False):
-        for refund in data.refunds:
+        for refund in reversed(data.refunds):
             have = dict(covered.get(refund.refund_id, {})) if uncovered_only else {}
             for line in refund.lines:
                 key = sku_key(line.sku)
