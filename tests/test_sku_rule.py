@@ -24,7 +24,9 @@ def test_sku_key_folds_unicode_case_and_never_transliterates() -> None:
 
 
 def test_matches_prefers_exact_and_reports_every_folded_candidate() -> None:
-    same = lambda c: c  # noqa: E731
+    def same(candidate: str) -> str:
+        return candidate
+
     assert matches("KIT", ["\u212aIT", "KIT"], same) == (["KIT"], True)
     assert matches("kit", ["\u212aIT", "KIT"], same) == (["\u212aIT", "KIT"], False)  # ambiguous: caller reports
     assert matches(" Mug ", ["MUG"], same) == (["MUG"], False)

@@ -96,7 +96,7 @@ FAST = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.05, timeout=5.0)
 
 
 @pytest.fixture
-async def emu(clock: StepClock) -> AsyncIterator[WooCommerceEmulator]:
+async def emu(clock: StepClock) -> AsyncIterator[WooCommerceEmulator]:  # noqa: F811 - the fixture
     emulator = WooCommerceEmulator(clock=clock)
     await emulator.start()
     yield emulator

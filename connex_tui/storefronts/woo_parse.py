@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -51,7 +51,7 @@ class BadNumber(str):
     one item holding them fails instead of the page (see `JSON_HOOKS`). A string, so an order
     holding one can still be kept (its raw JSON written back) with its problem."""
 
-    def __new__(cls, text: str) -> BadNumber:
+    def __new__(cls, text: str) -> BadNumber:  # noqa: PYI034 - str's __new__, shortened
         return super().__new__(cls, text if len(text) <= 24 else text[:20] + "…")
 
     @property
@@ -90,12 +90,17 @@ def count(value: Any, what: str, *, minimum: int = 0) -> int:
         number = value
     elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
         number = int(value)
-    elif isinstance(value, str) and value.strip().lstrip("+-").isdigit() and value.strip().isascii():
-        if len(value.strip()) <= 20:
-            number = int(value.strip())
+    elif isinstance(value, str) and _is_whole(value.strip()):
+        number = int(value.strip())
     if number is None or not minimum <= number <= MAX_UNITS:
         raise BadValue(f"{what} is {_shown(value)}, not a whole number between {minimum} and {MAX_UNITS}")
     return number
+
+
+def _is_whole(text: str) -> bool:
+    """Digits (ASCII only: int() would take "٣"), an optional sign, at most 20 of them."""
+    digits = text[1:] if text[:1] in "+-" else text
+    return 0 < len(digits) <= 20 and digits.isascii() and digits.isdigit()
 
 
 def identifier(value: Any, what: str) -> int:
@@ -110,7 +115,7 @@ def money(value: Any, what: str) -> Decimal | None:
     """A price or total: a finite decimal of sane size; None when absent."""
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or isinstance(value, BadNumber) or not isinstance(value, (int, float, str)):
+    if isinstance(value, (bool, BadNumber)) or not isinstance(value, (int, float, str)):
         raise BadValue(f"{what} is {_shown(value)}, not an amount")
     try:
         amount = Decimal(str(value).strip())
@@ -147,12 +152,10 @@ def parse_gmt(value: Any) -> datetime | None:
     if not value or not isinstance(value, str):
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value)  # 3.11+ reads a trailing Z too
     except ValueError:
         return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def iso(value: Any) -> str:
