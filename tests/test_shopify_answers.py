@@ -230,9 +230,9 @@ async def test_a_bad_price_or_refund_quantity_fails_that_order(make_shop: Any, h
 
     shop.rewrite = rewrite
     orders = {o.store_id: o for o in await client_for(shop, http).list_orders(None)}
-    assert orders[priced].error == "Shopify order 1001: line 1 (RED) unit price is 'NaN'"
-    assert orders[refunded].error.startswith("Shopify order 1002: refund gid://shopify/Refund/")
-    assert orders[refunded].error.endswith("quantity of RED is '1', not a number")
+    assert orders[priced].problem == "Shopify order 1001: line 1 (RED) unit price is 'NaN'"
+    assert orders[refunded].problem.startswith("Shopify order 1002: refund gid://shopify/Refund/")
+    assert orders[refunded].problem.endswith("quantity of RED is '1', not a number")
 
 
 async def test_bad_stock_numbers_in_the_catalog_leave_that_stock_unknown(

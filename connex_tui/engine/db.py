@@ -17,6 +17,7 @@ from typing import Any
 import aiosqlite
 
 from .schema import MIGRATIONS
+from .skus_rule import sql_sku_key
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -43,6 +44,9 @@ class Database:
         await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute("PRAGMA synchronous = NORMAL")
         await conn.execute("PRAGMA foreign_keys = ON")
+        # The SKU key (trimmed, Unicode case-folded) for the migrations that fill stored key
+        # columns; queries compare those columns, never lower().
+        await conn.create_function("sku_key", 1, sql_sku_key, deterministic=True)
         await db.migrate()
         return db
 

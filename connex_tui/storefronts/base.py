@@ -24,7 +24,9 @@ class StoreLine:
 
 @dataclass(frozen=True)
 class StoreRefund:
-    """A refund; `lines` holds only the lines whose stock went back on the shelf (restocked)."""
+    """Stock an order put back on the shelf: a refund's restocked lines, or a cancellation's
+    (`lines` holds only units restocked at the synced location). `refund_id` is stable across
+    reads and unique within the order; the engine gives QuickBooks each restocked unit once."""
 
     refund_id: str
     lines: tuple[StoreLine, ...]
@@ -43,12 +45,9 @@ class StoreOrderData:
     cancelled: bool = False
     refunds: tuple[StoreRefund, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
-    # Why the store's data for this order could not be read (a bad number...): the order waits as
-    # failed with this reason instead of being posted wrong or lost.
-    error: str = ""
-    # True where every unit that goes back on the shelf, a cancellation's included, is already one
-    # of `refunds` (Shopify: a cancellation with restock is a refund): nothing to add for it.
-    stock_returns_as_refunds: bool = False
+    # Set when the store's answer for this order holds a value that cannot be right (NaN, a word
+    # where a count belongs...): the order cannot be posted as it is, and the reason says why.
+    problem: str = ""
 
 
 @dataclass(frozen=True)
@@ -60,6 +59,7 @@ class CatalogEntry:
     parent_id: str | None = None  # WooCommerce: the parent product of a variation
     quantity: int | None = None  # the store's current stock, when it tracks it
     managed: bool = True  # the store tracks stock for it
+    problem: str = ""  # the store's answer for it was unusable: pushes to this SKU fail with this reason
 
 
 @dataclass(frozen=True)

@@ -784,7 +784,6 @@ class ShopifyClient:
             customer=_text(node.get("email")),
             cancelled=node.get("cancelledAt") is not None,
             raw=dict(node),
-            stock_returns_as_refunds=True,
         )
         return _Order(data, node, prices, gone, len(lines))
 
@@ -1221,8 +1220,7 @@ def _failed_order(node: dict[str, Any], store_id: str, problem: str) -> StoreOrd
         customer=_text(node.get("email")),
         cancelled=node.get("cancelledAt") is not None,
         raw=dict(node),
-        error=reason,
-        stock_returns_as_refunds=True,
+        problem=reason,
     )
 
 
