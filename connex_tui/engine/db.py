@@ -18,6 +18,7 @@ import aiosqlite
 
 from .private_files import create_private, database_warnings
 from .schema import MIGRATIONS
+from .skus_rule import sql_sku_key
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -47,6 +48,9 @@ class Database:
         await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute("PRAGMA synchronous = NORMAL")
         await conn.execute("PRAGMA foreign_keys = ON")
+        # The SKU key (trimmed, Unicode case-folded) for the migrations that fill stored key
+        # columns; queries compare those columns, never lower().
+        await conn.create_function("sku_key", 1, sql_sku_key, deterministic=True)
         await db.migrate()
         return db
 

@@ -30,6 +30,7 @@ from ..storefronts.base import (
 from .catalog import CatalogIndex, lookup
 from .db import Database, utcnow
 from .numbers import BadNumber, shown, stock_level, whole_number
+from .skus_rule import sku_key
 
 log = structlog.get_logger("connex.inventory")
 
@@ -95,8 +96,10 @@ class InventoryPusher:
         max_attempts: int = 8,
         request_timeout: float = 60.0,
         index: CatalogIndex | None = None,
+        match: str = "name",
     ) -> None:
         self.db = db
+        self.match = match  # `[inventory] match`: which QuickBooks field a store SKU is compared with
         self.store = store
         self.index = index or CatalogIndex(db, store)
         self.max_attempts = max_attempts
@@ -148,12 +151,13 @@ class InventoryPusher:
         updates: list[StockUpdate] = []
         for sku, text in rows:
             quantity = _quantity(sku, text)
+            entry = entries.get(sku)
             if isinstance(quantity, StockResult):
                 results[sku] = quantity
-            elif sku.lower() not in entries:
-                results[sku] = StockResult(sku, ok=False, permanent=True, reason=NOT_ON_STORE)
+            elif not isinstance(entry, CatalogEntry):  # not on the store, or the reason it cannot be pushed to
+                results[sku] = StockResult(sku, ok=False, permanent=True, reason=NOT_ON_STORE if entry is None else entry)
             else:
-                updates.append(StockUpdate(sku, quantity, entries[sku.lower()]))
+                updates.append(StockUpdate(sku, quantity, entry))
         if updates:
             stock_results = await self._set_stock(updates)
             if all(not r.ok and not r.permanent for r in stock_results):
@@ -181,9 +185,10 @@ class InventoryPusher:
             )
         return rows
 
-    async def _entries(self, skus: list[str]) -> dict[str, CatalogEntry]:
-        entries = await lookup(self.db, skus)
-        missing = [s for s in skus if s.lower() not in entries]
+    async def _entries(self, skus: list[str]) -> dict[str, CatalogEntry | str]:
+        """SKU -> its store entry, or why it cannot be pushed to (several store products claim it...)."""
+        entries = await lookup(self.db, skus, match=self.match)
+        missing = [s for s in skus if s not in entries]
         if missing:
             # One refresh of the index before calling a SKU missing (it may be new on the store),
             # unless the index is younger than CATALOG_REFRESH_MIN_SECONDS.
@@ -191,7 +196,7 @@ class InventoryPusher:
             count = await self.index.refresh(unless_newer_than=recent.isoformat(timespec="milliseconds"))
             if count is not None:
                 log.info("catalog_refreshed", skus=count, reason="unknown SKU", missing=len(missing))
-            entries = await lookup(self.db, skus)
+            entries = await lookup(self.db, skus, match=self.match)
         return entries
 
     async def _set_stock(self, updates: list[StockUpdate]) -> list[StockResult]:
@@ -265,7 +270,7 @@ class InventoryPusher:
                     "INSERT INTO sku_log(at, sku, old_qty, new_qty, ok, reason) VALUES (?,?,?,?,1,'')",
                     [(now, sku, _text(r.before), str(a)) for (sku, _, r), (_, a) in zip(pushed, after)],
                 )
-                await conn.executemany("UPDATE catalog SET quantity = ? WHERE sku_key = ?", [(a, sku.lower()) for sku, a in after])
+                await conn.executemany("UPDATE catalog SET quantity = ? WHERE sku_key = ?", [(a, sku_key(sku)) for sku, a in after])
                 # Deleted only if QuickBooks did not report a newer quantity while we pushed; a row
                 # that changed goes back to pending with the newer quantity.
                 await conn.executemany(

@@ -21,6 +21,7 @@ from .order_import import OrderImporter
 from .orders import drop_raw_orders
 from .pusher import InventoryPusher
 from .scheduler import TaskResult, TaskSpec
+from .skus import QBItemRef, sku_key
 
 log = structlog.get_logger("connex.tasks")
 
@@ -44,6 +45,7 @@ class SyncTasks:
             max_attempts=config.inventory.max_attempts,
             request_timeout=config.storefront.timeout_seconds,
             index=self.index,
+            match=config.inventory.match,
         )
         self.dispatcher = BatchDispatcher(db, self.pusher, gate_of(store))
 
@@ -59,7 +61,8 @@ class SyncTasks:
 
     async def orders(self) -> TaskResult:
         outcome = await self.importer.run()
-        return TaskResult(str(outcome), quiet=not (outcome.imported or outcome.skipped or outcome.credit_memos))
+        notice = f"; {self.store.stats.notice}" if self.store.stats.notice else ""  # e.g. the API version served
+        return TaskResult(str(outcome) + notice, quiet=not (outcome.imported or outcome.skipped or outcome.credit_memos))
 
     async def _session_reading(self) -> bool:
         quiet_since = (datetime.now(timezone.utc) - timedelta(seconds=SESSION_QUIET_SECONDS)).isoformat(timespec="milliseconds")
@@ -95,22 +98,28 @@ class SyncTasks:
         """Compare every matched SKU's store stock with QuickBooks and queue the differences
         (catches stock edited by hand on the store)."""
         await self.index.refresh(unless_newer_than=utcnow())  # or take one that finished while we waited
-        column = SKU_COLUMN[self.config.inventory.match]
-        rows = await self.db.fetchall(f"SELECT {column}, quantity_on_hand FROM items WHERE is_active = 1 AND {column} IS NOT NULL")
+        match = self.config.inventory.match
+        column = SKU_COLUMN[match]
+        rows = await self.db.fetchall(
+            f"SELECT {column}, full_name, quantity_on_hand FROM items WHERE is_active = 1 AND {column} IS NOT NULL"
+        )
         store_rows = await self.db.fetchall("SELECT sku_key, quantity FROM catalog WHERE managed = 1")
-        on_store = {row[0]: row[1] for row in store_rows}
+        on_store: dict[str, set[int | None]] = {}
+        for row in store_rows:
+            on_store.setdefault(row[0], set()).add(row[1])
         async with self.db.transaction() as conn:
-            wanted = await store_quantities(
-                conn, {row[0]: Decimal(row[1]) for row in rows}, quantity_mode=self.config.inventory.quantity
+            wanted, _ = await store_quantities(
+                conn, [(QBItemRef(row[0], row[1]), Decimal(row[2])) for row in rows],
+                match=match, quantity_mode=self.config.inventory.quantity,
             )
             differences = {
                 sku: qty for sku, qty in wanted.items()
-                if sku.lower() in on_store and on_store[sku.lower()] != int(qty)
+                if sku_key(sku) in on_store and on_store[sku_key(sku)] != {int(qty)}
             }
             await queue_stock(conn, differences, utcnow())
         if differences:
             self.bus.emit(PendingQueued(len(differences)))  # the inventory task pushes them now
-        log.info("reconciled", compared=len([s for s in wanted if s.lower() in on_store]), queued=len(differences))
+        log.info("reconciled", compared=len([s for s in wanted if sku_key(s) in on_store]), queued=len(differences))
         return TaskResult(f"{len(differences)} of {len(wanted)} SKUs differed and were queued")
 
     async def cleanup(self) -> TaskResult:

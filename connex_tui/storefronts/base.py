@@ -24,7 +24,9 @@ class StoreLine:
 
 @dataclass(frozen=True)
 class StoreRefund:
-    """A refund; `lines` holds only the lines whose stock went back on the shelf (restocked)."""
+    """Stock an order put back on the shelf: a refund's restocked lines, or a cancellation's
+    (`lines` holds only units restocked at the synced location). `refund_id` is stable across
+    reads and unique within the order; the engine gives QuickBooks each restocked unit once."""
 
     refund_id: str
     lines: tuple[StoreLine, ...]
@@ -43,6 +45,9 @@ class StoreOrderData:
     cancelled: bool = False
     refunds: tuple[StoreRefund, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    # Set when the store's answer for this order holds a value that cannot be right (NaN, a word
+    # where a count belongs...): the order cannot be posted as it is, and the reason says why.
+    problem: str = ""
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class CatalogEntry:
     parent_id: str | None = None  # WooCommerce: the parent product of a variation
     quantity: int | None = None  # the store's current stock, when it tracks it
     managed: bool = True  # the store tracks stock for it
+    problem: str = ""  # the store's answer for it was unusable: pushes to this SKU fail with this reason
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,7 @@ class RequestStats:
     retries: int = 0
     throttled: int = 0
     waited_seconds: float = 0.0
+    notice: str = ""  # a standing remark for the dashboard ("Shopify serves API 2026-04, not ...")
     round_trips: RoundTrips = field(default_factory=RoundTrips)
 
 
