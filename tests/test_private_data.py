@@ -128,19 +128,26 @@ async def test_a_stored_order_keeps_no_address_or_email(shop, tmp_path: Path) ->
 async def test_cleanup_drops_old_order_data_after_the_configured_days(shop, tmp_path: Path) -> None:
     emu, client, db = shop
     emu.add_product("WINE", 10)
-    emu.place_order([("WINE", 1)], number="OLD")
+    old = emu.place_order([("WINE", 2)], number="OLD")
     emu.place_order([("WINE", 1)], number="NEW")
+    emu.refund(old, [("WINE", 1)])
     config = make_config(tmp_path, orders={"raw_retention_days": 7})
     await OrderImporter(db, client, config).run()
     long_ago = (datetime.now(timezone.utc) - timedelta(days=8)).isoformat(timespec="milliseconds")
     async with db.transaction() as conn:
-        await conn.execute("UPDATE orders SET imported_at = ? WHERE number = 'OLD'", (long_ago,))
+        await conn.execute("UPDATE orders SET imported_at = ?", (long_ago,))
+        await conn.execute("UPDATE orders SET imported_at = ? WHERE number = 'NEW'",
+                           (datetime.now(timezone.utc).isoformat(timespec="milliseconds"),))
     result = await SyncTasks(db, client, config).cleanup()
     raws = {r["number"]: json.loads(r["raw"]) for r in await db.fetchall("SELECT number, raw FROM orders")}
+    memo = next(n for n in raws if n.startswith("OLD-R"))
     assert raws["OLD"] == {} and raws["NEW"]["number"] == "NEW"
+    assert raws[memo]["refund_id"]  # which refund a credit memo carries is kept: no private data in it
     assert "store data of 1 orders older than 7 days" in result.summary
     lines = await db.fetchval("SELECT count(*) FROM order_lines")
-    assert lines == 2  # the order itself and its lines stay
+    assert lines == 3  # the orders themselves and their lines stay
+    await OrderImporter(db, client, config).run()  # read again: the restock is not given twice
+    assert await db.fetchval("SELECT count(*) FROM orders WHERE qb_kind = 'credit_memo'") == 1
 
 
 def test_new_config_keys_have_their_defaults(tmp_path: Path) -> None:

@@ -52,6 +52,8 @@ RAW_KEYS = frozenset({
     "displayFulfillmentStatus", "currencyCode", "lineItems", "edges", "node", "nodes", "variant",
     "currentQuantity", "totalPriceSet", "shopMoney", "amount", "originalUnitPriceSet",
     "connex_truncated_refunds",
+    # A credit memo's own record of which refund it carries (order_import reads it back).
+    "refund_of", "refund_id",
 })
 RAW_MAX_CHARS = 65_536  # a bigger document is cut to its identity
 
@@ -129,10 +131,11 @@ async def insert_order(conn: aiosqlite.Connection, order: StoreOrder, qb_kind: s
 
 async def drop_raw_orders(db: Database, before: datetime) -> int:
     """Forget the store's own data of orders imported before `before` (the cleanup task); the
-    order, its lines and its QuickBooks state stay."""
+    order, its lines and its QuickBooks state stay. A credit memo's raw is only which refund it
+    carries (no private data, and the restock accounting reads it back): it stays."""
     async with db.transaction() as conn:
         cur = await conn.execute(
-            "UPDATE orders SET raw = '{}' WHERE raw != '{}' AND imported_at < ?",
+            "UPDATE orders SET raw = '{}' WHERE raw != '{}' AND qb_kind != 'credit_memo' AND imported_at < ?",
             (before.isoformat(timespec="milliseconds"),),
         )
         return cur.rowcount
