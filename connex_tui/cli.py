@@ -161,6 +161,7 @@ async def write_qwc(config: Config, output: str | None) -> None:
 async def edit_mappings(config: Config, store_sku: str | None, qb_item: str | None, remove: bool) -> int:
     from .engine.db import Database
     from .engine.skus import list_mappings, remove_mapping, set_mapping
+    from .textsafe import visible
 
     db = await Database.open(config.database.path)
     try:
@@ -168,16 +169,16 @@ async def edit_mappings(config: Config, store_sku: str | None, qb_item: str | No
             if not await remove_mapping(db, store_sku):
                 print(f"connex-tui: no mapping for store SKU {store_sku!r}", file=sys.stderr)
                 return 1
-            print(f"removed: {store_sku}")
+            print(f"removed: {visible(store_sku)}")
         elif store_sku and qb_item:
             await set_mapping(db, store_sku, qb_item)
-            print(f"mapped: store SKU {store_sku} -> QuickBooks item {qb_item}")
+            print(f"mapped: store SKU {visible(store_sku)} -> QuickBooks item {visible(qb_item)}")
         elif store_sku:
             print("connex-tui: map needs STORE_SKU and QB_ITEM (or --remove)", file=sys.stderr)
             return 2
         else:
             for sku, item in await list_mappings(db):
-                print(f"{sku}\t{item}")
+                print(f"{visible(sku)}\t{visible(item)}")  # a tab separates the two: none inside
         return 0
     finally:
         await db.close()

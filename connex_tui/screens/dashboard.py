@@ -12,6 +12,7 @@ from textual.widget import Widget
 from textual.widgets import Label, ProgressBar, Sparkline, Static
 
 from ..engine.views import Dashboard
+from ..textsafe import short
 from ..widgets import fmt
 from .base import DataScreen
 
@@ -70,7 +71,7 @@ class DashboardScreen(DataScreen):
         if session is None:
             wc = _lines(Content.from_markup("[dim]no session yet[/]"))
         else:
-            result = session.result or "running"
+            result = short(session.result, 30) if session.result else "running"
             role = "$text-success" if result in ("ok", "none") else ("" if result == "running" else "$text-error")
             wc = _lines(
                 _line("when", fmt.relative(session.ended or session.started, now), width=7),
@@ -85,7 +86,7 @@ class DashboardScreen(DataScreen):
         store_role = STORE_ROLE.get(store.state, "$text-error")
         self.query_one("#dash-store", Panel).show(
             _lines(
-                _line("state", store.state, f"bold {store_role}"),
+                _line("state", short(store.state, 30), f"bold {store_role}"),
                 Content(fmt.one_line(store.detail, 120)) if store.detail else Content(""),
             )
         )
@@ -131,7 +132,7 @@ class DashboardScreen(DataScreen):
             lines = [
                 Content.assemble(
                     (fmt.clock_time(failure.at, now).ljust(12), "dim"),
-                    (failure.what.ljust(18), "bold"),
+                    (short(failure.what, 30).ljust(18), "bold"),
                     (fmt.one_line(failure.reason, 200), "$text-error"),
                 )
                 for failure in data.latest_failures
