@@ -82,7 +82,8 @@ async def seed_hostile(path: Path, values: Sequence[str], *, tag: str = "H") -> 
                     (ago(seconds=1), value[:40], f"order {value} failed: {item}"),
                 )
                 await conn.execute(
-                    "INSERT INTO tasks(name, interval_seconds, last_run, next_run, last_result) VALUES (?, 60, ?, ?, ?)",
+                    "INSERT INTO tasks(name, interval_seconds, last_run, next_run, last_result)"
+                    " VALUES (?, 60, ?, ?, ?)",
                     (key, ago(seconds=5), ahead(seconds=55), f"error: {value}"),
                 )
             joined = " | ".join(values)
@@ -92,7 +93,8 @@ async def seed_hostile(path: Path, values: Sequence[str], *, tag: str = "H") -> 
             await conn.execute(
                 "INSERT INTO qbwc_sessions(ticket_hash, client, started, last_seen, ended, requests, result, error)"
                 " VALUES (?, ?, ?, ?, ?, 3, ?, ?)",
-                (f"hostile-{tag}", joined[:200], ago(seconds=20), ago(seconds=10), ago(seconds=10), joined[:300], joined),
+                (f"hostile-{tag}", joined[:200], ago(seconds=20), ago(seconds=10), ago(seconds=10), joined[:300],
+                 joined),
             )
     finally:
         await db.close()

@@ -102,7 +102,8 @@ class PendingScreen(DataScreen):
             ]
         )
         shown = len(data.rows)
-        parts = [f"{self.total:,} in the queue" if not self.sku_filter else f"{self.total:,} matching '{short(self.sku_filter, 30)}'"]
+        matching = f"{self.total:,} matching '{short(self.sku_filter, 30)}'"
+        parts = [f"{self.total:,} in the queue" if not self.sku_filter else matching]
         parts.append(f"{self.failed:,} failed (listed first)")
         if shown < self.total:
             parts.append(f"showing {shown:,}, more load as you scroll")
@@ -184,7 +185,8 @@ class PendingScreen(DataScreen):
         self.app.push_screen(
             ConfirmDialog(
                 "Drop SKU",
-                f"Drop {short(row.sku)} from the queue?\nThe store will not get quantity {short(fmt.quantity(row.quantity), 20)}"
+                f"Drop {short(row.sku)} from the queue?\nThe store will not get quantity"
+                f" {short(fmt.quantity(row.quantity), 20)}"
                 " until QuickBooks changes it again.",
                 yes="Drop",
             ),

@@ -160,10 +160,11 @@ def role_styles(variables: dict[str, str]) -> dict[str, Style]:
 
 def to_text(cell: Cell, styles: dict[str, Style]) -> Text:
     """A cell as Rich Text: never parsed as markup (SKUs and errors may contain brackets), control
-    characters and bidi overrides written as escapes."""
+    characters and bidi overrides written as escapes, cut with an ellipsis where the column ends."""
     if isinstance(cell, Styled):
-        return Text(visible(cell.text), style=styles.get(cell.role, Style()), no_wrap=True, end="")
-    return Text(visible(cell), no_wrap=True, end="")
+        return Text(visible(cell.text), style=styles.get(cell.role, Style()), no_wrap=True, overflow="ellipsis",
+                    end="")
+    return Text(visible(cell), no_wrap=True, overflow="ellipsis", end="")
 
 
 def plain(cell: object) -> str:
