@@ -22,7 +22,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 import structlog
@@ -30,8 +30,10 @@ import structlog
 from .. import __version__
 from ..soap.qbxml import (
     QBXML_VERSION,
+    ItemKind,
     QBResponse,
     QBXMLParseError,
+    TxnKind,
     classify_status,
     item_query_rq,
     memo_marker,
@@ -50,7 +52,7 @@ from .orders import txn_docs
 
 log = structlog.get_logger("connex.session")
 
-ITEM_KINDS = ("inventory", "assembly")
+ITEM_KINDS: tuple[ItemKind, ...] = ("inventory", "assembly")
 # A session seen this recently blocks a second Web Connector ("busy"); one idle for longer is
 # treated as abandoned and superseded. Longer than QuickBooks takes for one big request.
 BUSY_WINDOW = timedelta(minutes=10)
@@ -83,16 +85,16 @@ def _answers(responses: list[QBResponse], outstanding: dict[str, Any]) -> dict[s
     for rs in responses:
         if rs.request_id is not None:
             counts[rs.request_id] = counts.get(rs.request_id, 0) + 1
-    answers = {}
+    answers: dict[str, QBResponse] = {}
     for rs in responses:
         entry = outstanding.get(rs.request_id or "")
         if entry is None:
             continue
-        if counts[rs.request_id] > 1 or ("rs" in entry and rs.name != entry["rs"]):
-            log.warning("qbxml_ambiguous_answer", request_id=rs.request_id[:40], element=rs.name[:60],
-                        expected=entry.get("rs"), copies=counts[rs.request_id])
+        if counts[rs.request_id or ""] > 1 or ("rs" in entry and rs.name != entry["rs"]):
+            log.warning("qbxml_ambiguous_answer", request_id=(rs.request_id or "")[:40], element=rs.name[:60],
+                        expected=entry.get("rs"), copies=counts[rs.request_id or ""])
             continue
-        answers[rs.request_id] = rs
+        answers[rs.request_id or ""] = rs
     return answers
 
 
@@ -309,7 +311,7 @@ class QBWCSessions:
             step = await self._items_step(conn, session.state)
         return step or ([], {})
 
-    async def _check_step(self, conn: aiosqlite.Connection, session: Session) -> tuple[list[str], dict] | None:
+    async def _check_step(self, conn: aiosqlite.Connection, session: Session) -> tuple[list[str], dict[str, Any]] | None:
         limit = self.config.qbwc.orders_per_request
         async with conn.execute(
             "SELECT id, qb_kind, ref_number FROM orders WHERE qb_state = 'sent'"
@@ -325,14 +327,14 @@ class QBWCSessions:
         requests, outstanding = [], {}
         for kind, kind_rows in by_kind.items():
             request_id = f"chk-{kind}-{session.requests}"
-            request = txn_query_by_ref_rq(kind, [r["ref_number"] for r in kind_rows], request_id)
+            request = txn_query_by_ref_rq(cast(TxnKind, kind), [r["ref_number"] for r in kind_rows], request_id)
             requests.append(request)
             outstanding[request_id] = {
                 "type": "check", "kind": kind, "orders": [r["id"] for r in kind_rows], "rs": _rs_name(request)
             }
         return requests, outstanding
 
-    async def _add_step(self, conn: aiosqlite.Connection, session: Session) -> tuple[list[str], dict] | None:
+    async def _add_step(self, conn: aiosqlite.Connection, session: Session) -> tuple[list[str], dict[str, Any]] | None:
         async with conn.execute(
             "SELECT id, qb_kind FROM orders WHERE qb_state = 'new'"
             " AND (sent_session IS NULL OR sent_session != ?) ORDER BY id LIMIT ?",
@@ -372,7 +374,7 @@ class QBWCSessions:
         )
         return requests, outstanding
 
-    async def _items_step(self, conn: aiosqlite.Connection, state: dict[str, Any]) -> tuple[list[str], dict] | None:
+    async def _items_step(self, conn: aiosqlite.Connection, state: dict[str, Any]) -> tuple[list[str], dict[str, Any]] | None:
         items = state["items"]
         if items["phase"] >= len(ITEM_KINDS):
             return None
@@ -440,7 +442,7 @@ class QBWCSessions:
             return await self._percent(conn, session)
 
     async def _on_hresult(
-        self, conn: aiosqlite.Connection, session: Session, outstanding: dict, hresult: str, message: str
+        self, conn: aiosqlite.Connection, session: Session, outstanding: dict[str, Any], hresult: str, message: str
     ) -> None:
         state = session.state
         adds = [entry["order"] for entry in outstanding.values() if entry["type"] == "add"]
@@ -456,7 +458,7 @@ class QBWCSessions:
         await self._record_request(conn, session, outstanding, None)
 
     async def _apply(
-        self, conn: aiosqlite.Connection, session: Session, outstanding: dict, responses: list[QBResponse]
+        self, conn: aiosqlite.Connection, session: Session, outstanding: dict[str, Any], responses: list[QBResponse]
     ) -> None:
         by_id = _answers(responses, outstanding)
         for request_id, entry in outstanding.items():
@@ -611,7 +613,7 @@ class QBWCSessions:
             self.bus.emit(ItemsRead(state["items_read"], state["queued"]))
 
     async def _record_request(
-        self, conn: aiosqlite.Connection, session: Session, outstanding: dict, rs: QBResponse | None
+        self, conn: aiosqlite.Connection, session: Session, outstanding: dict[str, Any], rs: QBResponse | None
     ) -> None:
         now = utcnow()
         await conn.executemany(
@@ -639,7 +641,7 @@ class QBWCSessions:
         if remaining == 0:
             return 100
         done = session.state["done"]
-        return min(99, math.floor(100 * done / (done + remaining)))
+        return min(99, math.floor(100 * int(done) / (int(done) + remaining)))
 
     async def _remaining_steps(self, conn: aiosqlite.Connection, session: Session) -> int:
         per = self.config.qbwc.orders_per_request
@@ -657,7 +659,7 @@ class QBWCSessions:
                 steps += math.ceil(items["remaining"] / self.config.qbwc.max_returned)
                 kinds_left -= 1
             steps += kinds_left
-        return steps
+        return int(steps)
 
     # --- the rest of the protocol -------------------------------------------------------------
 
