@@ -663,3 +663,11 @@ def test_monitor_on_a_real_terminal_sends_no_data_made_command(tmp_path: Path, h
     found = [(repr(m.group()), repr(out[max(m.start() - 30, 0):m.end() + 10]))
              for m in re.finditer("[\u0080-\u009f\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\x07\x00\x7f]", out)]
     assert not found, found[:5]
+
+
+def test_doctor_shows_a_store_answer_as_text() -> None:
+    """`connex-tui doctor` quotes what the store answered when its check fails."""
+    from connex_tui.doctor import Check
+
+    line = Check("store", "fail", f"https://shop.example: 401 {HOSTILE['title']}{HOSTILE['rlo']}").line()
+    assert line == "FAIL  store     https://shop.example: 401 \\x1b]0;PWNED\\x07\\u202eevil.exe"
