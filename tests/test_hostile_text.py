@@ -255,7 +255,7 @@ async def test_every_screen_shows_hostile_text_as_text(hostile_path: Path, froze
     async with app.run_test(size=BIG, notifications=True) as pilot:
         await settled(pilot, "dashboard")
         text = assert_intact(app, "dashboard")
-        assert "[$text-error]$x[/]" in text or "[@click=app.quit]x[/]" in text  # literal, in the failures
+        assert "[/] | [@click=app.quit]x[/] | [bold]x" in text  # the store's last word, literally
         for key, mode in zip("234561", ["pending", "sku_log", "orders", "tasks", "events", "dashboard"]):
             await go(pilot, key, mode)
             if mode == "events":
@@ -430,6 +430,12 @@ async def test_the_dashboard_cuts_long_values(hostile_path: Path, frozen_clock: 
         assert max(len(line) for line in text.splitlines()) <= BIG[0]
         panel = str(app.screen.query_one("#dash-failures", Static).content)
         assert all(len(line) < 250 for line in panel.splitlines())
+        # A long subject is cut and still separated from its reason.
+        assert "SKU LLLLLLLLLLLLLLLLLLLLLLLLL… QuickBooks 3140" in panel
+        assert "SKU a\\x00b\\x7fc\\x08d XH10 QuickBooks 3140" in panel
+        # The store's and the last session's words, literally.
+        assert "[/] | [@click=app.quit]x[/] | [bold]x" in str(app.screen.query_one("#dash-store", Static).content)
+        assert "result [/] | [@click=app.quit]x[/] |…" in text
 
 
 async def test_a_pasted_control_character_is_removed_by_the_last_line_of_defence(

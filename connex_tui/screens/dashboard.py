@@ -44,6 +44,13 @@ def _pace(figures: Throughput | None) -> str:
             f"{_seconds(figures.rtt_p50)}, p95 {_seconds(figures.rtt_p95)} · {rate}")
 
 
+def _what(what: str, width: int = 18, most: int = 30) -> str:
+    """The failure's subject ("SKU redwine", "order 1042") in its column; a longer one is cut at
+    `most` characters and still followed by a space before the reason."""
+    text = short(what, most)
+    return text.ljust(width) if len(text) < width else text + " "
+
+
 class Panel(Static):
     """A bordered box whose content is replaced only when it changed."""
 
@@ -155,7 +162,7 @@ class DashboardScreen(DataScreen):
             lines = [
                 Content.assemble(
                     (fmt.clock_time(failure.at, now).ljust(12), "dim"),
-                    (short(failure.what, 30).ljust(18), "bold"),
+                    (_what(failure.what), "bold"),
                     (fmt.one_line(failure.reason, 200), "$text-error"),
                 )
                 for failure in data.latest_failures
