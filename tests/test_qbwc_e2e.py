@@ -4,6 +4,7 @@ QuickBooks simulator behind it, and a real SQLite file."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from decimal import Decimal
 
 import aiohttp
@@ -102,7 +103,9 @@ async def test_wrong_credentials_answer_nvu(engine: Engine, qb: QuickBooksSim, h
 async def test_second_concurrent_session_answers_busy(engine: Engine, web_connector: WebConnectorSim) -> None:
     ticket, answer = await web_connector.call("authenticate", strUserName="qbwc", strPassword=PASSWORD)
     assert answer == "" and ticket
-    assert await web_connector.call("authenticate", strUserName="qbwc", strPassword=PASSWORD) == ["", "busy"]
+    busy = await web_connector.call("authenticate", strUserName="qbwc", strPassword=PASSWORD)
+    # Busy, with when to come back: the third element postpones the update (QBWC guide ch.10).
+    assert busy[:2] == ["", "busy"] and 1 <= int(busy[2]) <= engine.config.qbwc.concurrent_seconds
     await web_connector.call("closeConnection", ticket=ticket)
     again = await web_connector.call("authenticate", strUserName="qbwc", strPassword=PASSWORD)
     assert again[0] and again[1] in ("", "none")
@@ -118,12 +121,13 @@ async def test_dropped_connection_after_add_posts_no_duplicate(
     assert qb.item("redwine").quantity_on_hand == 15  # QuickBooks did post it
     assert (await qb_state(engine, "wc-7"))[0] == "sent"  # we never heard back
 
-    # The abandoned session blocks the next one until it expires or is superseded; close it
-    # the way an admin (or the idle timeout) would.
-    async with engine.db.transaction() as conn:
-        await conn.execute("UPDATE qbwc_sessions SET ended = last_seen, result = 'expired' WHERE ended IS NULL")
+    # The next scheduled run (a minute later) supersedes the dropped session at once.
+    moved = engine.sessions.now() + timedelta(minutes=1)
+    engine.sessions.now = lambda: moved
     follow_up = WebConnectorSim(engine.url, "qbwc", PASSWORD, qb, http=http)
     run2 = await follow_up.run_once()
+    assert run2.auth[1] == ""
+    assert await engine.db.fetchval("SELECT result FROM qbwc_sessions WHERE id = 1") == "superseded"
 
     assert "SalesReceiptQueryRq" in run2.requests[0]
     assert not any("SalesReceiptAddRq" in r for r in run2.requests)
@@ -294,6 +298,7 @@ async def test_engine_keeps_answering_while_sessions_run(engine: Engine, qb: Qui
 
 async def test_web_connector_runs_on_a_schedule_until_stopped(engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim) -> None:
     await add_order(engine.db, order("wc-14", "1014"))
+    web_connector.time_scale = 0.001  # the second run is told to come back in 60 s: 60 ms here
     stop = asyncio.Event()
     task = asyncio.create_task(web_connector.run_every(0.05, stop))
     for _ in range(200):

@@ -88,7 +88,7 @@ async def test_a_second_authenticate_during_a_session_is_busy_and_the_first_goes
 ) -> None:
     await add_order(engine.db, StoreOrder("f4", "F4", (OrderLine("redwine", Decimal(1)),)))
     ticket = await start_session(web_connector)
-    assert await web_connector.call("authenticate", strUserName="qbwc", strPassword=PASSWORD) == ["", "busy"]
+    assert (await web_connector.call("authenticate", strUserName="qbwc", strPassword=PASSWORD))[:2] == ["", "busy"]
     qb.begin_session()
     request = await send(web_connector, ticket)
     percent = await web_connector.call("receiveResponseXML", ticket=ticket, response=qb.process(request), hresult="", message="")

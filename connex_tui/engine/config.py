@@ -204,6 +204,14 @@ class QBWCConfig:
     read_min_interval_seconds: int = setting(
         Kind.INT, 60, "with no orders waiting, skip item reads newer than this", lo=0
     )
+    concurrent_seconds: int = setting(
+        Kind.INT,
+        15,
+        "a session that answered a call this recently makes another Web Connector wait (busy);"
+        " a quieter one was dropped and is superseded",
+        lo=0,
+        hi=3600,
+    )
     tls_cert: Path | None = setting(
         Kind.PATH,
         None,

@@ -51,9 +51,10 @@ from .orders import txn_docs
 log = structlog.get_logger("connex.session")
 
 ITEM_KINDS = ("inventory", "assembly")
-# A session seen this recently blocks a second Web Connector ("busy"); one idle for longer is
-# treated as abandoned and superseded. Longer than QuickBooks takes for one big request.
-BUSY_WINDOW = timedelta(minutes=10)
+# An order handed to QuickBooks this recently by a session that did not end cleanly may still be
+# inside QuickBooks (a big message set takes a while): it is looked up, never added again, until
+# this long after it was sent. Longer than QuickBooks takes for one big request.
+IN_DOUBT_WINDOW = timedelta(minutes=10)
 MAX_ITERATOR_RESTARTS = 2
 PARSE_ERROR_HRESULT = "0x80040400"
 
@@ -94,6 +95,21 @@ def _answers(responses: list[QBResponse], outstanding: dict[str, Any]) -> dict[s
             continue
         answers[rs.request_id] = rs
     return answers
+
+
+@dataclass
+class OpenSession:
+    """A session still open when a Web Connector authenticates."""
+
+    id: int
+    last_seen: datetime
+    requests: int
+    quiet: float = 0.0
+
+    def reason(self, by: int) -> str:
+        return (f"Superseded by session {by}: the Web Connector started a new run after {self.quiet:g} s"
+                " without a call from this one (its connection dropped). Orders it handed to QuickBooks"
+                " are looked up before anything is added again.")
 
 
 @dataclass
@@ -173,10 +189,13 @@ class QBWCSessions:
         ticket = new_ticket()
         async with self.db.transaction() as conn:
             await self._expire_idle(conn, now)
-            busy = await self._open_session(conn, now)
-            if busy is not None:
-                log.warning("qbwc_busy", client=client, open_session=busy)
-                return ["", "busy"]
+            open_session = await self._open_session(conn)
+            if open_session is not None:
+                wait = self._concurrent_wait(open_session, now)
+                if wait:
+                    log.warning("qbwc_busy", client=client, open_session=open_session.id, retry_seconds=wait)
+                    return ["", "busy", str(wait), ""]
+            superseded = open_session
             has_work = await self._has_work(conn, now)
             stamp = now.isoformat(timespec="milliseconds")
             cur = await conn.execute(
@@ -193,11 +212,20 @@ class QBWCSessions:
                 ),
             )
             session_id = int(cur.lastrowid or 0)
+            if superseded is not None:
+                await self._supersede(conn, superseded, session_id, now)
+            come_back = None if has_work else await self._seconds_until_work(conn, now)
+        if superseded is not None:
+            log.warning("qbwc_session_superseded", session=superseded.id, by=session_id, quiet_seconds=superseded.quiet)
+            self.bus.emit(SessionEnded(superseded.id, "superseded", superseded.requests, superseded.reason(session_id)))
         log.info("qbwc_session_start", session=session_id, client=client, work=has_work)
         if has_work:
             self.bus.emit(SessionStarted(session_id, client))
             return [ticket, ""]
-        return [ticket, "none"]
+        # "none": the Web Connector shows "No data exchange required"; the third element postpones
+        # its next update until items are due for a read (QBWC Programmer's Guide ch.10,
+        # authenticate; reference qbwc-qbxml.md section 3.3).
+        return [ticket, "none", str(come_back) if come_back else "", ""]
 
     async def _expire_idle(self, conn: aiosqlite.Connection, now: datetime) -> None:
         cutoff = (now - timedelta(minutes=self.config.qbwc.ticket_idle_minutes)).isoformat(timespec="milliseconds")
@@ -206,16 +234,46 @@ class QBWCSessions:
             (now.isoformat(timespec="milliseconds"), cutoff),
         )
 
-    async def _open_session(self, conn: aiosqlite.Connection, now: datetime) -> int | None:
-        """The id of a session still in progress, after superseding abandoned ones."""
-        cutoff = (now - BUSY_WINDOW).isoformat(timespec="milliseconds")
-        await conn.execute(
-            "UPDATE qbwc_sessions SET ended = ?, result = 'abandoned' WHERE ended IS NULL AND last_seen < ?",
-            (now.isoformat(timespec="milliseconds"), cutoff),
-        )
-        async with conn.execute("SELECT id FROM qbwc_sessions WHERE ended IS NULL LIMIT 1") as cur:
+    async def _open_session(self, conn: aiosqlite.Connection) -> OpenSession | None:
+        async with conn.execute(
+            "SELECT id, last_seen, requests FROM qbwc_sessions WHERE ended IS NULL ORDER BY id DESC LIMIT 1"
+        ) as cur:
             row = await cur.fetchone()
-        return None if row is None else int(row[0])
+        if row is None:
+            return None
+        return OpenSession(id=int(row["id"]), last_seen=_parse_time(row["last_seen"]), requests=int(row["requests"]))
+
+    def _concurrent_wait(self, session: OpenSession, now: datetime) -> int:
+        """Seconds another Web Connector should wait, or 0 when the open session has gone quiet.
+
+        The Web Connector runs one update per application at a time (its UpdateLock) and, after a
+        transport error between sendRequestXML and receiveResponseXML, ends the run without
+        closeConnection or connectionError. So a new authenticate from our user over a quiet
+        session means that session is dead; only one that answered a call moments ago belongs to
+        a second, genuinely concurrent Web Connector."""
+        window = timedelta(seconds=self.config.qbwc.concurrent_seconds)
+        quiet = now - session.last_seen
+        if quiet >= window:
+            return 0
+        return max(1, math.ceil((window - quiet).total_seconds()))
+
+    async def _supersede(self, conn: aiosqlite.Connection, session: OpenSession, by: int, now: datetime) -> None:
+        """Close a dead session at once. The orders it handed over stay 'sent' (in doubt): the new
+        session looks them up, and adds one again only once QuickBooks cannot still be at it."""
+        session.quiet = round((now - session.last_seen).total_seconds(), 1)
+        await conn.execute(
+            "UPDATE qbwc_sessions SET ended = ?, result = 'superseded', error = ? WHERE id = ?",
+            (now.isoformat(timespec="milliseconds"), session.reason(by), session.id),
+        )
+
+    async def _seconds_until_work(self, conn: aiosqlite.Connection, now: datetime) -> int:
+        """When items are next due for a read (orders arriving sooner make the next run work anyway)."""
+        async with conn.execute("SELECT value FROM meta WHERE key = 'items.last_complete'") as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return 0
+        due = _parse_time(row[0]) + timedelta(seconds=self.config.qbwc.read_min_interval_seconds)
+        return max(0, math.ceil((due - now).total_seconds()))
 
     async def _has_work(self, conn: aiosqlite.Connection, now: datetime) -> bool:
         async with conn.execute("SELECT 1 FROM orders WHERE qb_state IN ('new', 'sent') LIMIT 1") as cur:
@@ -564,7 +622,7 @@ class QBWCSessions:
         answered), or it was sent long enough ago that QuickBooks cannot still be at it."""
         if order["sender_result"] in ("ok", "error") or not order["sent_at"]:
             return True
-        return self.now() - _parse_time(order["sent_at"]) > BUSY_WINDOW
+        return self.now() - _parse_time(order["sent_at"]) > IN_DOUBT_WINDOW
 
     async def _apply_items(self, conn: aiosqlite.Connection, session: Session, kind: str, rs: QBResponse | None) -> None:
         state = session.state

@@ -49,6 +49,15 @@ class RunResult:
     last_error: str | None = None
     close_message: str | None = None
     dropped: bool = False
+    company_file: str | None = None  # the file QuickBooks had open for this run
+
+    @property
+    def postpone_seconds(self) -> int | None:
+        """authenticate's optional third element: seconds to postpone this update (QBWC
+        Programmer's Guide ch.10, authenticate; honoured with Auto-Run on). "" or absent: none."""
+        if len(self.auth) > 2 and self.auth[2].strip().isdigit():
+            return int(self.auth[2])
+        return None
 
     @property
     def status(self) -> str:
@@ -76,6 +85,7 @@ class WebConnectorSim:
         drop_after: int | None = None,
         qb_unavailable: bool = False,
         max_requests: int = 100_000,
+        time_scale: float = 1.0,
     ) -> None:
         self.url = url
         self.username = username
@@ -89,6 +99,7 @@ class WebConnectorSim:
         self.drop_after = drop_after  # drop the connection after QuickBooks processed request N (1-based)
         self.qb_unavailable = qb_unavailable
         self.max_requests = max_requests
+        self.time_scale = time_scale  # real seconds per second a postponement asks for (tests shrink it)
         self.runs: list[RunResult] = []
 
     # --- SOAP ---------------------------------------------------------------------------------
@@ -203,8 +214,11 @@ class WebConnectorSim:
                 await self.run_once()
             except (aiohttp.ClientError, WebConnectorError):
                 pass  # QBWC logs it and tries again at the next interval
+            # An application that postponed the update names when to come back (authenticate [2]).
+            last = self.runs[-1] if self.runs else None
+            wait = seconds if last is None or last.postpone_seconds is None else last.postpone_seconds * self.time_scale
             try:
-                await asyncio.wait_for(stop.wait(), timeout=seconds)
+                await asyncio.wait_for(stop.wait(), timeout=wait)
             except asyncio.TimeoutError:
                 pass
 

@@ -1,0 +1,76 @@
+"""The Web Connector and QuickBooks as they behave in merchants' offices (issue 9): a dropped
+connection, QuickBooks Pro, another company file, items changed by transactions. Real endpoint,
+real SQLite, the store emulator over HTTP, the Web Connector and QuickBooks simulators."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+
+import aiohttp
+
+from connex_tui.engine.runtime import Engine
+from connex_tui.sim.webconnector import WebConnectorSim
+
+from .conftest import PASSWORD
+from .test_sync_e2e import Sync, start_sync
+
+
+class ShiftedClock:
+    """The engine's clock moved forward by hand: the Web Connector's schedule without sleeping."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(timezone.utc) + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+
+def shift_engine_clock(engine: Engine) -> ShiftedClock:
+    clock = ShiftedClock()
+    assert engine.sessions is not None
+    engine.sessions.now = clock
+    return clock
+
+
+def receipts(sync: Sync, predicate: Callable[[str], bool]) -> int:
+    return len([t for t in sync.qb.transactions if t.kind == "sales_receipt" and predicate(t.memo or "")])
+
+
+async def test_a_dropped_connection_costs_only_the_dropped_request(tmp_path, http: aiohttp.ClientSession) -> None:
+    sync = await start_sync(tmp_path, "woocommerce", http)
+    try:
+        clock = shift_engine_clock(sync.engine)
+        first = sync.store.order([("redwine", 5)])
+        await sync.import_orders()
+        dropping = WebConnectorSim(sync.engine.url, "qbwc", PASSWORD, sync.qb, http=http, drop_after=1)
+        run = await dropping.run_once()
+        assert run.dropped and sync.qb.item("redwine").quantity_on_hand == 15  # QuickBooks posted it
+
+        second = sync.store.order([("redwine", 2)])
+        await sync.import_orders()
+        clock.advance(60)  # the next scheduled run, run_every_minutes = 1
+        run2 = await sync.session()
+
+        assert run2.auth[1] == ""  # not busy: the dropped session was superseded
+        assert "SalesReceiptQueryRq" in run2.requests[0]  # the order in doubt is looked up first...
+        assert any("SalesReceiptAddRq" in r for r in run2.requests)  # ...and the new one goes ahead
+        sessions = await sync.db.fetchall("SELECT result, error FROM qbwc_sessions ORDER BY id")
+        assert [r["result"] for r in sessions] == ["superseded", "ok"]
+        assert "Superseded by session 2" in sessions[0]["error"]
+        await sync.engine.recorder.flush()
+        events = await sync.db.fetchall("SELECT message FROM events WHERE kind = 'SessionEnded'")
+        assert any("Superseded by session 2" in e["message"] for e in events)
+        await sync.drain()
+        assert sync.store.stock("redwine") == 13
+        # Every order is in QuickBooks exactly once.
+        for order in (first, second):
+            state = await sync.db.fetchval("SELECT qb_state FROM orders WHERE store_id = ?", (str(order),))
+            assert state == "posted"
+        assert len([t for t in sync.qb.transactions if t.kind == "sales_receipt"]) == 2
+        assert sync.qb.item("redwine").quantity_on_hand == 13
+    finally:
+        await sync.stop()
