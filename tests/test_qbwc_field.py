@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 import aiohttp
 
+from connex_tui.engine.orders import OrderLine, StoreOrder, add_order
 from connex_tui.engine.runtime import Engine
+from connex_tui.sim.quickbooks import QuickBooksSim
 from connex_tui.sim.webconnector import WebConnectorSim
 
 from .conftest import PASSWORD
@@ -74,3 +77,52 @@ async def test_a_dropped_connection_costs_only_the_dropped_request(tmp_path, htt
         assert sync.qb.item("redwine").quantity_on_hand == 13
     finally:
         await sync.stop()
+
+
+# --------------------------------------------------------------------------- QuickBooks Pro
+
+
+async def test_quickbooks_pro_answers_3250_for_assemblies_and_no_session_fails(
+    engine_factory, config_factory, http: aiohttp.ClientSession
+) -> None:
+    engine = await engine_factory(config_factory(qbwc={"read_min_interval_seconds": 0}))
+    clock = shift_engine_clock(engine)
+    qb = QuickBooksSim(edition="pro")
+    qb.add_item("redwine", 20)
+    wc = WebConnectorSim(engine.url, "qbwc", PASSWORD, qb, http=http)
+    await add_order(engine.db, StoreOrder("p-1", "P1", (OrderLine("redwine", Decimal(5)),)))
+
+    first = await wc.run_once()
+    assert first.status == "ok" and first.close_message.startswith("OK")
+    assemblies = [r for r in first.requests if "ItemInventoryAssemblyQueryRq" in r]
+    assert len(assemblies) == 1 and 'statusCode="3250"' in first.responses[first.requests.index(assemblies[0])]
+    assert first.percents[-1] == 100
+    # The read completed: the watermark moved and the store gets 15.
+    assert await engine.db.get_meta("items.watermark.inventory")
+    assert await engine.db.fetchval("SELECT quantity FROM pending WHERE sku = 'redwine'") == "15"
+
+    qb.adjust_quantity("redwine", -1)
+    second = await wc.run_once()  # within a day: the assembly query is not sent again
+    assert second.status == "ok"
+    assert not any("ItemInventoryAssemblyQueryRq" in r for r in second.requests)
+    assert await engine.db.fetchval("SELECT quantity FROM pending WHERE sku = 'redwine'") == "14"
+
+    clock.advance(24 * 3600 + 1)  # a day later it is asked again, in case the edition changed
+    third = await wc.run_once()
+    assert third.status == "ok"
+    assert any("ItemInventoryAssemblyQueryRq" in r for r in third.requests)
+    results = [r["result"] for r in await engine.db.fetchall("SELECT result FROM qbwc_sessions ORDER BY id")]
+    assert results == ["ok", "ok", "ok"]
+
+
+async def test_a_sales_order_on_quickbooks_pro_fails_that_order_with_a_reason(
+    engine_factory, config_factory, http: aiohttp.ClientSession
+) -> None:
+    engine = await engine_factory(config_factory(orders={"post_as": "sales_order"}))
+    qb = QuickBooksSim(edition="pro")
+    qb.add_item("redwine", 20)
+    await add_order(engine.db, StoreOrder("p-2", "P2", (OrderLine("redwine", Decimal(1)),)), "sales_order")
+    run = await WebConnectorSim(engine.url, "qbwc", PASSWORD, qb, http=http).run_once()
+    assert run.status == "ok"
+    row = await engine.db.fetchone("SELECT qb_state, error FROM orders")
+    assert row["qb_state"] == "failed" and "3250" in row["error"] and "post_as" in row["error"]

@@ -56,6 +56,11 @@ ITEM_KINDS = ("inventory", "assembly")
 # this long after it was sent. Longer than QuickBooks takes for one big request.
 IN_DOUBT_WINDOW = timedelta(minutes=10)
 MAX_ITERATOR_RESTARTS = 2
+# 3250 "This feature is not enabled or not available in this version of QuickBooks": an edition
+# without the list asked for (QuickBooks Pro has no inventory assemblies). It means "none there";
+# the next look is a day later, in case the company file moves to another edition.
+NOT_AVAILABLE_STATUS = 3250
+NOT_AVAILABLE_RECHECK = timedelta(days=1)
 PARSE_ERROR_HRESULT = "0x80040400"
 
 
@@ -364,7 +369,7 @@ class QBWCSessions:
         if step is None:
             step = await self._add_step(conn, session)
         if step is None:
-            step = await self._items_step(conn, session.state)
+            step = await self._items_step(conn, session)
         return step or ([], {})
 
     async def _check_step(self, conn: aiosqlite.Connection, session: Session) -> tuple[list[str], dict] | None:
@@ -430,8 +435,10 @@ class QBWCSessions:
         )
         return requests, outstanding
 
-    async def _items_step(self, conn: aiosqlite.Connection, state: dict[str, Any]) -> tuple[list[str], dict] | None:
+    async def _items_step(self, conn: aiosqlite.Connection, session: Session) -> tuple[list[str], dict] | None:
+        state = session.state
         items = state["items"]
+        await self._skip_unavailable(conn, session)
         if items["phase"] >= len(ITEM_KINDS):
             return None
         kind = ITEM_KINDS[items["phase"]]
@@ -466,7 +473,9 @@ class QBWCSessions:
             if outstanding is None:
                 # The same response delivered twice, or one we did not ask for: nothing to record.
                 log.warning("qbwc_unexpected_response", session=session.id)
-                return await self._percent(conn, session)
+                percent = await self._percent(conn, session)
+                await self._save(conn, session)
+                return percent
             state["outstanding"] = None
             if hresult:
                 await self._on_hresult(conn, session, outstanding, hresult, message)
@@ -492,10 +501,9 @@ class QBWCSessions:
                 return -1
             await conn.execute("RELEASE apply_response")
             state["done"] += 1
+            percent = -1 if state["error"] else await self._percent(conn, session)
             await self._save(conn, session, error=state["error"])
-            if state["error"]:
-                return -1
-            return await self._percent(conn, session)
+            return percent
 
     async def _on_hresult(
         self, conn: aiosqlite.Connection, session: Session, outstanding: dict, hresult: str, message: str
@@ -546,7 +554,12 @@ class QBWCSessions:
                 (f"QuickBooks record in use ({rs.status_code}): {rs.message}; retried next session", utcnow(), order_id),
             )
         else:
-            if status == "missing_reference":
+            if rs.status_code == NOT_AVAILABLE_STATUS:
+                reason = (
+                    f"This QuickBooks edition cannot take this kind of transaction ({rs.status_code}: {rs.message})."
+                    " QuickBooks Pro has no sales orders: set [orders] post_as to sales_receipt or invoice."
+                )
+            elif status == "missing_reference":
                 reason = (
                     f"QuickBooks does not know an item or customer in this order ({rs.status_code}: {rs.message})."
                     " Does the store SKU match a QuickBooks item?"
@@ -632,6 +645,12 @@ class QBWCSessions:
             items.update(iterator_id=None, remaining=None, restarts=items["restarts"] + 1)
             log.warning("qbxml_iterator_restarted", session=session.id, kind=kind)
             return
+        if rs is not None and rs.status_code == NOT_AVAILABLE_STATUS:
+            # This edition has no such list: nothing to read, and not a failure.
+            await self.db.set_meta(conn, f"items.unavailable.{kind}", self.now().isoformat(timespec="milliseconds"))
+            log.info("qbxml_list_not_in_this_edition", session=session.id, kind=kind, message=rs.message[:200])
+            await self._kind_done(conn, session)
+            return
         if rs is None or status not in ("ok", "no_match", "warning"):
             code = "no answer" if rs is None else f"{rs.status_code}: {rs.message[:500]}"
             state["error"] = f"Reading {kind} items from QuickBooks failed ({code})."
@@ -663,8 +682,29 @@ class QBWCSessions:
         # This kind is read completely: its watermark moves (inclusive, so re-reads are harmless).
         if items["max_seen"]:
             await self.db.set_meta(conn, f"items.watermark.{kind}", items["max_seen"])
+        await self.db.set_meta(conn, f"items.unavailable.{kind}", "")  # answered: available after all
+        await self._kind_done(conn, session)
+
+    async def _kind_done(self, conn: aiosqlite.Connection, session: Session) -> None:
+        items = session.state["items"]
         items.update(phase=items["phase"] + 1, iterator_id=None, remaining=None, max_seen=None, restarts=0)
-        if items["phase"] >= len(ITEM_KINDS):
+        await self._skip_unavailable(conn, session)
+
+    async def _skip_unavailable(self, conn: aiosqlite.Connection, session: Session) -> None:
+        """Move past the kinds this edition answered 3250 for within the last day; when that reaches
+        the end of the item read, the read is complete."""
+        state = session.state
+        items = state["items"]
+        while items["phase"] < len(ITEM_KINDS) and items["iterator_id"] is None:
+            async with conn.execute(
+                "SELECT value FROM meta WHERE key = ?", (f"items.unavailable.{ITEM_KINDS[items['phase']]}",)
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None or not row[0] or self.now() - _parse_time(row[0]) >= NOT_AVAILABLE_RECHECK:
+                return
+            items["phase"] += 1
+        if items["phase"] >= len(ITEM_KINDS) and not state.get("items_complete"):
+            state["items_complete"] = True
             await self.db.set_meta(conn, "items.last_complete", self.now().isoformat(timespec="milliseconds"))
             self.bus.emit(ItemsRead(state["items_read"], state["queued"]))
 
@@ -708,6 +748,7 @@ class QBWCSessions:
         ) as cur:
             counts = {row[0]: row[1] for row in await cur.fetchall()}
         steps = math.ceil(counts.get("sent", 0) / per) + math.ceil(counts.get("new", 0) / per)
+        await self._skip_unavailable(conn, session)
         items = session.state["items"]
         kinds_left = len(ITEM_KINDS) - items["phase"]
         if kinds_left > 0:

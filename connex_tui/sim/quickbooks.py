@@ -70,6 +70,20 @@ What it does
   ``utc_offset`` (default "-07:00", as QuickBooks always writes one; None leaves it off).
   EditSequence is the change's epoch second, ListIDs/TxnIDs look like "80000001-1714552201".
 
+* Editions (``edition=``): "pro", "premier" (the default) or "enterprise". QuickBooks Pro has no
+  inventory assemblies and no sales orders (Intuit's product comparison: both are Premier and
+  Enterprise features), so on "pro" ItemInventoryAssemblyQueryRq, SalesOrderAddRq and
+  SalesOrderQueryRq answer **3250** "This feature is not enabled or not available in this version
+  of QuickBooks." (status text as QuickBooks sends it, quoted in consolibyte/quickbooks-php
+  ``QuickBooks/Callbacks/SQL/Errors.php``); `add_item(kind="assembly")` is refused there.
+* The company file: `company_file` (its path, as the Web Connector reports it in
+  strCompanyFileName), `company_name`, and the DataExt FileID the Web Connector stamps under an
+  application's OwnerID on first contact. `host_query_response()` is the strHCPResponse the Web
+  Connector sends with the first sendRequestXML: HostQueryRs, CompanyQueryRs (with the
+  DataExtRet FileID) and PreferencesQueryRs, shaped like a real one logged from QuickBooks
+  Premier 2012 (a node-qbwc stub's sendRequestXML comment, public GitHub; reference
+  qbwc-qbxml.md section 3.4: "the CompanyRet in strHCPResponse contains DataExtRet FileID").
+
 Not modelled: sales tax, payments, other list types (customers are names only), units of measure,
 sites/lots/serials, custom fields (OwnerID is accepted and ignored), per-version element checks
 below 13.0 (every request is validated against the 13.0 schema), Mod/Delete/Void requests.
@@ -105,6 +119,14 @@ _RATE_STEP = Decimal("0.00001")
 
 TRACKED_KINDS = ("inventory", "assembly")
 UNTRACKED_KINDS = ("non_inventory", "service", "other_charge")
+
+EDITIONS = ("pro", "premier", "enterprise")
+# What QuickBooks Pro lacks (Intuit's edition comparison: inventory assemblies and sales orders
+# are Premier and Enterprise features); the request names answered 3250 there.
+_PRO_MISSING = frozenset({"ItemInventoryAssemblyQueryRq", "SalesOrderAddRq", "SalesOrderQueryRq"})
+_NOT_AVAILABLE = "This feature is not enabled or not available in this version of QuickBooks."
+_PRODUCT = {"pro": "QuickBooks Pro 2024", "premier": "QuickBooks Premier Edition 2024",
+            "enterprise": "QuickBooks Enterprise Solutions 24.0"}
 
 
 class QBXMLRequestError(Exception):
@@ -398,7 +420,16 @@ class QuickBooksSim:
         validate: bool = True,
         utc_offset: str | None = "-07:00",
         latin1_only: bool = True,
+        edition: str = "premier",
+        company_file: str = r"C:\Users\Public\Documents\Intuit\QuickBooks\Company Files\Sample.QBW",
+        company_name: str = "Sample Shop",
     ) -> None:
+        if edition not in EDITIONS:
+            raise ValueError(f"unknown QuickBooks edition {edition!r}; expected one of {EDITIONS}")
+        self.edition = edition
+        self.company_file = company_file
+        self.company_name = company_name
+        self.file_ids: dict[str, str] = {}  # OwnerID -> the FileID stamped into this company file
         self._clock = clock or datetime.now
         self.utc_offset = utc_offset
         self.latin1_only = latin1_only
@@ -487,6 +518,8 @@ class QuickBooksSim:
         with self._lock:
             if kind not in TRACKED_KINDS + UNTRACKED_KINDS:
                 raise ValueError(f"unknown item kind {kind!r}")
+            if kind == "assembly" and self.edition == "pro":
+                raise ValueError("QuickBooks Pro has no inventory assemblies")
             if not name or ":" in name or len(name) > 31:
                 raise ValueError(f"QuickBooks item names are 1-31 characters without ':': {name!r}")
             parent_item = None
@@ -557,6 +590,42 @@ class QuickBooksSim:
                 item.manufacturer_part_number = manufacturer_part_number
             self._touch(item, self._stamp())
             return item
+
+    # ------------------------------------------------------------------ the company file
+
+    def stamp_file_id(self, owner_id: str, file_id: str) -> None:
+        """What the Web Connector does on its first contact with this file for an application: it
+        writes the .qwc's FileID as a private DataExt of the Company under the OwnerID (QBWC
+        Programmer's Guide ch.4; Intuit's WCWebService sample, note on OwnerID and FileID)."""
+        with self._lock:
+            self.file_ids.setdefault(owner_id, file_id)
+
+    def host_query_response(self) -> str:
+        """strHCPResponse: HostQueryRs + CompanyQueryRs + PreferencesQueryRs, as QuickBooks answers them."""
+        with self._lock:
+            data_ext = "".join(
+                "<DataExtRet>"
+                f"<OwnerID>{_esc_text(owner)}</OwnerID><DataExtName>FileID</DataExtName>"
+                f"<DataExtType>STR255TYPE</DataExtType><DataExtValue>{_esc_text(file_id)}</DataExtValue>"
+                "</DataExtRet>"
+                for owner, file_id in self.file_ids.items()
+            )
+            versions = "".join(f"<SupportedQBXMLVersion>{v}</SupportedQBXMLVersion>" for v in ("12.0", "13.0"))
+            return (
+                '<?xml version="1.0" ?>\n<QBXML>\n<QBXMLMsgsRs>\n'
+                '<HostQueryRs requestID="0" statusCode="0" statusSeverity="Info" statusMessage="Status OK"><HostRet>'
+                f"<ProductName>{_PRODUCT[self.edition]}</ProductName><MajorVersion>34</MajorVersion>"
+                f"<MinorVersion>0</MinorVersion><Country>US</Country>{versions}"
+                "<IsAutomaticLogin>false</IsAutomaticLogin><QBFileMode>SingleUser</QBFileMode></HostRet></HostQueryRs>\n"
+                '<CompanyQueryRs requestID="1" statusCode="0" statusSeverity="Info" statusMessage="Status OK"><CompanyRet>'
+                f"<IsSampleCompany>false</IsSampleCompany><CompanyName>{_esc_text(self.company_name)}</CompanyName>"
+                f"<LegalCompanyName>{_esc_text(self.company_name)}</LegalCompanyName>{data_ext}"
+                "</CompanyRet></CompanyQueryRs>\n"
+                '<PreferencesQueryRs requestID="2" statusCode="0" statusSeverity="Info" statusMessage="Status OK">'
+                "<PreferencesRet><PurchasesAndVendorsPreferences><IsUsingInventory>true</IsUsingInventory>"
+                "</PurchasesAndVendorsPreferences></PreferencesRet></PreferencesQueryRs>\n"
+                "</QBXMLMsgsRs>\n</QBXML>\n"
+            )
 
     # ------------------------------------------------------------------ sessions
 
@@ -688,6 +757,8 @@ class QuickBooksSim:
 
     def _dispatch(self, rq) -> _Rs:
         name = local_name(rq.tag)
+        if self.edition == "pro" and name in _PRO_MISSING:
+            return self._status(rq, 3250, "Error", _NOT_AVAILABLE)
         if name.endswith("AddRq") and name[: -len("AddRq")] in _TXN_TYPES:
             return self._txn_add(rq, _TXN_TYPES[name[: -len("AddRq")]])
         if name.endswith("QueryRq") and name[: -len("QueryRq")] in _TXN_TYPES:
