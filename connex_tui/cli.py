@@ -140,17 +140,16 @@ async def run_monitor(config: Config, *, mouse: bool) -> int:
 
 
 async def write_qwc(config: Config, output: str | None) -> None:
-    from .engine.logs import configure_logging
-    from .engine.runtime import Engine
+    """The .qwc from the configuration and the database's GUIDs. Nothing is started: a running
+    engine's open session, its queue and the store are left alone."""
+    from .engine.db import Database
+    from .engine.runtime import build_qwc
 
-    # Standard output carries the .qwc itself; the engine may only speak up on stderr.
-    configure_logging(level="warning", secrets=config.secrets(), json=False)
-    engine = Engine(config)
-    await engine.start(serve=False)
+    db = await Database.open(config.database.path)
     try:
-        text = await engine.qwc()
+        text = await build_qwc(db, config, config.qbwc.endpoint_url)
     finally:
-        await engine.stop()
+        await db.close()
     if output:
         Path(output).write_text(text, encoding="utf-8")
         print(f"wrote {output}: open it in the QuickBooks Web Connector (Add an application)")
