@@ -126,3 +126,42 @@ async def test_a_sales_order_on_quickbooks_pro_fails_that_order_with_a_reason(
     assert run.status == "ok"
     row = await engine.db.fetchone("SELECT qb_state, error FROM orders")
     assert row["qb_state"] == "failed" and "3250" in row["error"] and "post_as" in row["error"]
+
+
+# --------------------------------------------------------------------------- events after commit
+
+
+async def test_events_go_out_after_the_commit_and_none_for_what_was_rolled_back(
+    engine: Engine, qb: QuickBooksSim, http: aiohttp.ClientSession
+) -> None:
+    """A message set of two adds whose second cannot be recorded (the database refuses the write):
+    the whole answer is rolled back, so no OrderPosted goes out for the first one either; the next
+    session finds both in QuickBooks and announces each once."""
+    heard: list[object] = []
+    engine.bus.subscribe(heard.append)
+    for n in (1, 2):
+        await add_order(engine.db, StoreOrder(f"e-{n}", f"E{n}", (OrderLine("redwine", Decimal(1)),)))
+    async with engine.db.transaction() as conn:  # the disk fills up as the second order is recorded
+        await conn.execute(
+            "CREATE TRIGGER refuse_second BEFORE UPDATE OF qb_state ON orders"
+            " WHEN NEW.store_id = 'e-2' AND NEW.qb_state = 'posted' BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+    wc = WebConnectorSim(engine.url, "qbwc", PASSWORD, qb, http=http)
+    run = await wc.run_once()
+    assert run.percents == [-1] and "could not record" in run.last_error
+    assert len(qb.transactions) == 2  # QuickBooks took both
+    states = [r[0] for r in await engine.db.fetchall("SELECT qb_state FROM orders ORDER BY id")]
+    assert states == ["sent", "sent"]  # rolled back: both in doubt
+    assert not any(type(e).__name__ in ("OrderPosted", "OrderFailed", "PendingQueued") for e in heard)
+    await engine.recorder.flush()
+    assert await engine.db.fetchval("SELECT count(*) FROM events WHERE kind = 'OrderPosted'") == 0
+
+    async with engine.db.transaction() as conn:
+        await conn.execute("DROP TRIGGER refuse_second")
+    clock = shift_engine_clock(engine)
+    clock.advance(60)
+    again = await wc.run_once()
+    assert again.status == "ok"
+    posted = [e for e in heard if type(e).__name__ == "OrderPosted"]
+    assert sorted(e.number for e in posted) == ["E1", "E2"]  # each once, after its commit
+    assert len(qb.transactions) == 2

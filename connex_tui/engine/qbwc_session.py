@@ -20,7 +20,7 @@ import json
 import math
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -44,7 +44,7 @@ from ..soap.qbxml import (
 from .auth_throttle import AuthThrottle
 from .config import Config
 from .db import Database, utcnow
-from .events import EventBus, ItemsRead, OrderFailed, OrderPosted, PendingQueued, SessionEnded, SessionStarted
+from .events import Event, EventBus, ItemsRead, OrderFailed, OrderPosted, PendingQueued, SessionEnded, SessionStarted
 from .items import qb_time_key, record_items
 from .orders import txn_docs
 
@@ -122,6 +122,9 @@ class Session:
     id: int
     state: dict[str, Any]
     requests: int
+    # Events of this call, emitted only once its transaction has committed (none for what a
+    # rollback undid): a listener never hears "posted" for an order the database does not hold.
+    events: list[Event] = field(default_factory=list)
 
 
 def _fresh_state() -> dict[str, Any]:
@@ -336,24 +339,37 @@ class QBWCSessions:
             if session is None:
                 log.warning("qbwc_unknown_ticket", method="sendRequestXML")
                 return ""
-            state = session.state
-            columns: dict[str, Any] = {}
-            if state["done"] == 0 and state["outstanding"] is None:
-                state["version"] = negotiate_version(major, minor)
-                columns = {"company": company_file[:260], "qbxml_version": state["version"]}
-            if state["outstanding"] is not None:
-                # sendRequestXML again without a response: the last exchange was disrupted. Adds in it
-                # stay 'sent' and are looked up next session; an iterator restarts from its watermark.
-                log.warning("qbwc_exchange_disrupted", session=session.id)
-                self._drop_outstanding(state)
-            requests, outstanding = await self._next_step(conn, session)
-            state["outstanding"] = outstanding
-            if not requests:
-                state["finished"] = True
-            await self._save(conn, session, **columns)
+            requests = await self._send(conn, session, company_file, major, minor)
+        self._emit(session)
         if not requests:
             return ""
-        return message_set(requests, state["version"], on_error="continueOnError")
+        return message_set(requests, session.state["version"], on_error="continueOnError")
+
+    async def _send(
+        self, conn: aiosqlite.Connection, session: Session, company_file: str, major: str, minor: str
+    ) -> list[str]:
+        state = session.state
+        columns: dict[str, Any] = {}
+        if state["done"] == 0 and state["outstanding"] is None:
+            state["version"] = negotiate_version(major, minor)
+            columns = {"company": company_file[:260], "qbxml_version": state["version"]}
+        if state["outstanding"] is not None:
+            # sendRequestXML again without a response: the last exchange was disrupted. Adds in it
+            # stay 'sent' and are looked up next session; an iterator restarts from its watermark.
+            log.warning("qbwc_exchange_disrupted", session=session.id)
+            self._drop_outstanding(state)
+        requests, outstanding = await self._next_step(conn, session)
+        state["outstanding"] = outstanding
+        if not requests:
+            state["finished"] = True
+        await self._save(conn, session, **columns)
+        return requests
+
+    def _emit(self, session: Session) -> None:
+        """After the commit: what this call recorded, for the listeners."""
+        events, session.events = session.events, []
+        for event in events:
+            self.bus.emit(event)
 
     @staticmethod
     def _drop_outstanding(state: dict[str, Any]) -> None:
@@ -421,7 +437,7 @@ class QBWCSessions:
             requests.append(request)
             outstanding[request_id] = {"type": "add", "order": row["id"], "rs": _rs_name(request)}
         for order_id, problem in unusable:
-            await self._fail_orders(conn, [order_id], f"The order cannot be sent to QuickBooks: {problem}")
+            await self._fail_orders(conn, session, [order_id], f"The order cannot be sent to QuickBooks: {problem}")
         rows = [r for r in rows if f"add-{r['id']}" in outstanding]
         if not rows:
             return await self._add_step(conn, session)
@@ -468,42 +484,53 @@ class QBWCSessions:
             if session is None:
                 log.warning("qbwc_unknown_ticket", method="receiveResponseXML")
                 return -1
-            state = session.state
-            outstanding = state["outstanding"]
-            if outstanding is None:
-                # The same response delivered twice, or one we did not ask for: nothing to record.
-                log.warning("qbwc_unexpected_response", session=session.id)
-                percent = await self._percent(conn, session)
-                await self._save(conn, session)
-                return percent
-            state["outstanding"] = None
-            if hresult:
-                await self._on_hresult(conn, session, outstanding, hresult, message)
-                await self._save(conn, session, error=state["error"])
-                return -1
-            try:
-                responses = parse_response(response)
-            except QBXMLParseError as exc:
-                state["error"] = f"The QuickBooks response could not be read ({exc}); the orders in it are checked next session."
-                log.error("qbxml_response_unreadable", session=session.id, reason=str(exc)[:300])
-                await self._save(conn, session, error=state["error"])
-                return -1
-            await conn.execute("SAVEPOINT apply_response")
-            try:
-                await self._apply(conn, session, outstanding, responses)
-            except Exception as exc:  # a response we could not record must not leave the session stuck
-                await conn.execute("ROLLBACK TO apply_response")
-                log.error("qbxml_response_not_recorded", session=session.id, error=f"{type(exc).__name__}: {str(exc)[:200]}")
-                state["error"] = (
-                    "connex-tui could not record QuickBooks' answer; the orders in it are looked up next session."
-                )
-                await self._save(conn, session, error=state["error"])
-                return -1
-            await conn.execute("RELEASE apply_response")
-            state["done"] += 1
-            percent = -1 if state["error"] else await self._percent(conn, session)
-            await self._save(conn, session, error=state["error"])
+            percent = await self._receive(conn, session, response, hresult, message)
+        self._emit(session)
+        return percent
+
+    async def _receive(
+        self, conn: aiosqlite.Connection, session: Session, response: str, hresult: str, message: str
+    ) -> int:
+        state = session.state
+        outstanding = state["outstanding"]
+        if outstanding is None:
+            # The same response delivered twice, or one we did not ask for: nothing to record.
+            log.warning("qbwc_unexpected_response", session=session.id)
+            percent = await self._percent(conn, session)
+            await self._save(conn, session)
             return percent
+        state["outstanding"] = None
+        if hresult:
+            await self._on_hresult(conn, session, outstanding, hresult, message)
+            await self._save(conn, session, error=state["error"])
+            return -1
+        try:
+            responses = parse_response(response)
+        except QBXMLParseError as exc:
+            state["error"] = f"The QuickBooks response could not be read ({exc}); the orders in it are checked next session."
+            log.error("qbxml_response_unreadable", session=session.id, reason=str(exc)[:300])
+            await self._save(conn, session, error=state["error"])
+            return -1
+        await conn.execute("SAVEPOINT apply_response")
+        before = json.dumps(state)
+        try:
+            await self._apply(conn, session, outstanding, responses)
+        except Exception as exc:  # a response we could not record must not leave the session stuck
+            await conn.execute("ROLLBACK TO apply_response")
+            # Nothing of it was recorded: the plan and the counters go back too, and nothing is announced.
+            session.state = state = json.loads(before)
+            session.events.clear()
+            log.error("qbxml_response_not_recorded", session=session.id, error=f"{type(exc).__name__}: {str(exc)[:200]}")
+            state["error"] = (
+                "connex-tui could not record QuickBooks' answer; the orders in it are looked up next session."
+            )
+            await self._save(conn, session, error=state["error"])
+            return -1
+        await conn.execute("RELEASE apply_response")
+        state["done"] += 1
+        percent = -1 if state["error"] else await self._percent(conn, session)
+        await self._save(conn, session, error=state["error"])
+        return percent
 
     async def _on_hresult(
         self, conn: aiosqlite.Connection, session: Session, outstanding: dict, hresult: str, message: str
@@ -514,7 +541,7 @@ class QBWCSessions:
             # QuickBooks refused the whole message set unread: nothing was posted.
             reason = (f"QuickBooks could not read the request ({hresult[:40]}: {message[:500]})."
                       " This is a connex-tui bug; please report it.")
-            await self._fail_orders(conn, adds, reason)
+            await self._fail_orders(conn, session, adds, reason)
         state["error"] = f"QuickBooks reported an error ({hresult[:40]}): {(message or 'no message')[:2000]}"
         if any(entry["type"] == "items" for entry in outstanding.values()):
             self._drop_outstanding({"outstanding": outstanding, "items": state["items"]})
@@ -566,7 +593,7 @@ class QBWCSessions:
                 )
             else:
                 reason = f"QuickBooks refused the order ({rs.status_code}: {rs.message or 'no message'})"
-            await self._fail_orders(conn, [order_id], reason)
+            await self._fail_orders(conn, session, [order_id], reason)
             session.state["failed"] += 1
 
     async def _post_order(self, conn: aiosqlite.Connection, session: Session, order_id: int, txn_id: str) -> None:
@@ -576,16 +603,18 @@ class QBWCSessions:
         )
         session.state["posted"] += 1
         log.info("order_posted", session=session.id, order=number, txn_id=txn_id)
-        self.bus.emit(OrderPosted(order_id, number, txn_id))
+        session.events.append(OrderPosted(order_id, number, txn_id))
 
-    async def _fail_orders(self, conn: aiosqlite.Connection, order_ids: list[int], reason: str) -> None:
+    async def _fail_orders(
+        self, conn: aiosqlite.Connection, session: Session, order_ids: list[int], reason: str
+    ) -> None:
         for order_id in order_ids:
             number = await self._set_state(
                 conn, "UPDATE orders SET qb_state = 'failed', error = ?, updated_at = ? WHERE id = ?",
                 (reason, utcnow(), order_id),
             )
             log.warning("order_failed", order=number, reason=reason[:300])
-            self.bus.emit(OrderFailed(order_id, number, reason))
+            session.events.append(OrderFailed(order_id, number, reason))
 
     @staticmethod
     async def _set_state(conn: aiosqlite.Connection, update: str, params: tuple[Any, ...]) -> str:
@@ -670,7 +699,7 @@ class QBWCSessions:
         state["items_read"] += recorded.count
         state["queued"] += recorded.queued
         if recorded.queued:
-            self.bus.emit(PendingQueued(recorded.queued))
+            session.events.append(PendingQueued(recorded.queued))
         if recorded.max_time_modified and (
             items["max_seen"] is None or qb_time_key(recorded.max_time_modified) > qb_time_key(items["max_seen"])
         ):
@@ -706,7 +735,7 @@ class QBWCSessions:
         if items["phase"] >= len(ITEM_KINDS) and not state.get("items_complete"):
             state["items_complete"] = True
             await self.db.set_meta(conn, "items.last_complete", self.now().isoformat(timespec="milliseconds"))
-            self.bus.emit(ItemsRead(state["items_read"], state["queued"]))
+            session.events.append(ItemsRead(state["items_read"], state["queued"]))
 
     async def _record_request(
         self, conn: aiosqlite.Connection, session: Session, outstanding: dict, rs: QBResponse | None
