@@ -70,7 +70,7 @@ async def test_admin_commands_in_the_middle_of_a_live_session_disturb_nothing(
 
         commands = [
             ("qwc",), ("status",), ("queue",), ("queue", "list"), ("log",), ("orders",), ("tasks",),
-            ("map",), ("map", "WEB-RED", "redwine"),
+            ("map",), ("map", "WEB-RED", "redwine"), ("company",),
         ]
         for argv in commands:
             result = await cli(config, *argv)

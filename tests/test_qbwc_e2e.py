@@ -95,7 +95,7 @@ async def test_nothing_to_do_answers_none(engine: Engine, web_connector: WebConn
     # An order arriving makes the next session a working one again.
     await add_order(engine.db, order("wc-2", "1002"))
     third = await web_connector.run_once()
-    assert third.auth[1] == ""
+    assert third.auth[1] == web_connector.qb.company_file  # the file the first session recorded
 
 
 async def test_wrong_credentials_answer_nvu(engine: Engine, qb: QuickBooksSim, http: aiohttp.ClientSession) -> None:

@@ -4,6 +4,8 @@ real SQLite, the store emulator over HTTP, the Web Connector and QuickBooks simu
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -165,3 +167,118 @@ async def test_events_go_out_after_the_commit_and_none_for_what_was_rolled_back(
     posted = [e for e in heard if type(e).__name__ == "OrderPosted"]
     assert sorted(e.number for e in posted) == ["E1", "E2"]  # each once, after its commit
     assert len(qb.transactions) == 2
+
+
+# --------------------------------------------------------------------------- the company file
+
+
+async def status_of(config) -> tuple[int, str]:
+    from connex_tui.admin import run_admin
+    from connex_tui.cli import build_parser
+
+    out = io.StringIO()
+    code = await run_admin(build_parser().parse_args(["status"]), config, out)
+    return code, out.getvalue()
+
+
+async def company(config, action: str = "show") -> tuple[int, str]:
+    from connex_tui.cli import company_command
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = await company_command(config, action)
+    return code, out.getvalue()
+
+
+def copy_of(qb: QuickBooksSim, path: str, **identity: str) -> QuickBooksSim:
+    """Another company file with the same items (a test copy, last year's file)."""
+    other = QuickBooksSim(company_file=path, company_name=identity.get("name", qb.company_name))
+    for item in qb.items.values():
+        other.add_item(item.name, item.quantity_on_hand)
+    other.file_ids = dict(qb.file_ids)  # a copy carries the FileID stamped into the original
+    return other
+
+
+async def test_a_session_from_another_company_file_posts_and_pushes_nothing(tmp_path, http: aiohttp.ClientSession) -> None:
+    sync = await start_sync(tmp_path, "woocommerce", http)
+    try:
+        await sync.sync()  # the first successful session records the company file
+        recorded = sync.qb.company_file
+        assert (await company(sync.config))[1].startswith(f"company file: {recorded}")
+
+        sync.store.order([("redwine", 5)])
+        await sync.import_orders()
+        last_year = copy_of(sync.qb, r"C:\Users\Public\Documents\Intuit\QuickBooks\Company Files\Sample 2025.QBW")
+        last_year.adjust_quantity("redwine", 100)  # last year's file holds other quantities
+        wc = WebConnectorSim(sync.engine.url, "qbwc", PASSWORD, last_year, http=http)
+        pending_before = await sync.db.fetchval("SELECT count(*) FROM pending")
+        run = await wc.run_once()
+
+        assert run.auth[1] == recorded  # authenticate names the recorded file...
+        assert run.calls[-2:] == ["connectionError", "closeConnection"]  # ...so QBWC refuses the other one
+        assert last_year.transactions == [] and last_year.requests == []  # nothing posted, nothing read
+        assert await sync.db.fetchval("SELECT qb_state FROM orders WHERE qb_state != 'posted'") == "new"
+        assert await sync.db.fetchval("SELECT count(*) FROM pending") == pending_before  # nothing to push
+        row = await sync.db.fetchone("SELECT result, error FROM qbwc_sessions ORDER BY id DESC LIMIT 1")
+        assert row["result"] == "wrong_company" and recorded in row["error"] and "0x8004040A" in row["error"]
+        assert run.close_message.startswith("Failed:") and recorded in run.close_message
+        code, text = await status_of(sync.config)
+        assert code == 1 and "wrong_company" in text
+
+        # The right file open again: the order goes in.
+        await sync.session()
+        assert await sync.db.fetchval("SELECT qb_state FROM orders") == "posted"
+        assert len(sync.qb.transactions) == 1 and sync.qb.item("redwine").quantity_on_hand == 15
+        assert (await status_of(sync.config))[0] == 0
+    finally:
+        await sync.stop()
+
+
+async def test_another_company_at_the_recorded_path_is_refused_naming_both_then_accepted(
+    engine: Engine, qb: QuickBooksSim, http: aiohttp.ClientSession
+) -> None:
+    """The file at the recorded path was replaced (a restored backup of another company): the
+    path matches, the company in strHCPResponse does not. Nothing is asked of it until
+    `connex-tui company accept`."""
+    owner, file_id = "{6B8F4E2A-1C3D-4E5F-9A7B-0C1D2E3F4A5B}", "{0F9E8D7C-6B5A-4938-8271-605F4E3D2C1B}"
+    async with engine.db.transaction() as conn:
+        await engine.db.set_meta(conn, "qwc.owner_id", owner)
+    wc = WebConnectorSim(engine.url, "qbwc", PASSWORD, qb, http=http, owner_id=owner, file_id=file_id)
+    assert (await wc.run_once()).status == "ok"
+    assert (await company(engine.config))[1].strip() == (
+        f'company file: {qb.company_file} (company "Sample Shop", FileID {file_id})')
+
+    other = QuickBooksSim(company_file=qb.company_file, company_name="Other Books Inc")
+    other.add_item("redwine", 99)
+    await add_order(engine.db, StoreOrder("c-1", "C1", (OrderLine("redwine", Decimal(1)),)))
+    run = await WebConnectorSim(engine.url, "qbwc", PASSWORD, other, http=http, owner_id=owner,
+                                file_id="{11111111-2222-3333-4444-555555555555}").run_once()
+    assert run.requests == [] and other.transactions == []
+    assert "Other Books Inc" in run.last_error and "Sample Shop" in run.last_error  # names both
+    assert "company accept" in run.last_error
+    assert await engine.db.fetchval("SELECT result FROM qbwc_sessions ORDER BY id DESC LIMIT 1") == "wrong_company"
+    code, text = await company(engine.config)
+    assert code == 1 and "refused: " in text and "Other Books Inc" in text
+
+    code, text = await company(engine.config, "accept")
+    assert code == 0 and "Other Books Inc" in text
+    run = await WebConnectorSim(engine.url, "qbwc", PASSWORD, other, http=http, owner_id=owner,
+                                file_id="{11111111-2222-3333-4444-555555555555}").run_once()
+    assert run.status == "ok" and len(other.transactions) == 1
+    assert await engine.db.fetchval("SELECT qb_state FROM orders WHERE store_id = 'c-1'") == "posted"
+
+
+def test_the_company_identity_is_read_leniently_from_strhcpresponse() -> None:
+    from connex_tui.engine.company import CompanyFile, company_from_hcp, mismatch
+
+    qb = QuickBooksSim(company_name="Shop & Co")
+    qb.stamp_file_id("{OWNER}", "{FILE}")
+    read = company_from_hcp(qb.company_file, qb.host_query_response(), "{owner}")
+    assert read == CompanyFile(qb.company_file, "Shop & Co", "{FILE}")
+    assert company_from_hcp("x.qbw", qb.host_query_response(), "{SOMEONE-ELSE}").file_id is None
+    for junk in ("", "HOSTQUERY/COMPANYQUERY/PREFQUERY is currently not supported in QBPOS.",
+                 "<QBXML><QBXMLMsgsRs><CompanyQueryRs>", '<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>'):
+        assert company_from_hcp(r"C:\a.QBW", junk, "{OWNER}") == CompanyFile(r"C:\a.QBW")
+    # Windows paths: case and slashes do not make another file; an unknown identity does not either.
+    assert mismatch(read, CompanyFile(qb.company_file.upper().replace("\\", "/"))) is None
+    assert mismatch(read, CompanyFile(r"C:\other.QBW")) == "a different company file"

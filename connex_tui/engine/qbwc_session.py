@@ -43,6 +43,15 @@ from ..soap.qbxml import (
 )
 from .auth_throttle import AuthThrottle
 from .config import Config
+from .company import (
+    CompanyFile,
+    company_from_hcp,
+    mismatch,
+    our_owner_id,
+    record_company,
+    recorded_company,
+    remember_refused,
+)
 from .db import Database, utcnow
 from .events import Event, EventBus, ItemsRead, OrderFailed, OrderPosted, PendingQueued, SessionEnded, SessionStarted
 from .items import qb_time_key, record_items
@@ -62,6 +71,9 @@ MAX_ITERATOR_RESTARTS = 2
 NOT_AVAILABLE_STATUS = 3250
 NOT_AVAILABLE_RECHECK = timedelta(days=1)
 PARSE_ERROR_HRESULT = "0x80040400"
+# BeginSession: "A QuickBooks company data file is already open and it is different from the one
+# requested" (QBXMLRP2 HRESULT table; the Web Connector passes it to connectionError).
+OTHER_FILE_OPEN_HRESULT = "0x8004040A"
 
 
 def hash_ticket(ticket: str) -> str:
@@ -223,13 +235,17 @@ class QBWCSessions:
             if superseded is not None:
                 await self._supersede(conn, superseded, session_id, now)
             come_back = None if has_work else await self._seconds_until_work(conn, now)
+            recorded = await recorded_company(conn)
         if superseded is not None:
             log.warning("qbwc_session_superseded", session=superseded.id, by=session_id, quiet_seconds=superseded.quiet)
             self.bus.emit(SessionEnded(superseded.id, "superseded", superseded.requests, superseded.reason(session_id)))
         log.info("qbwc_session_start", session=session_id, client=client, work=has_work)
         if has_work:
             self.bus.emit(SessionStarted(session_id, client))
-            return [ticket, ""]
+            # The recorded company file's path: the Web Connector opens that file, and refuses to
+            # work on another one QuickBooks has open (QBWC guide ch.2: any other string than
+            # none/nvu/busy is the path of the company file to use).
+            return [ticket, recorded.path if recorded else ""]
         # "none": the Web Connector shows "No data exchange required"; the third element postpones
         # its next update until items are due for a read (QBWC Programmer's Guide ch.10,
         # authenticate; reference qbwc-qbxml.md section 3.3).
@@ -339,20 +355,24 @@ class QBWCSessions:
             if session is None:
                 log.warning("qbwc_unknown_ticket", method="sendRequestXML")
                 return ""
-            requests = await self._send(conn, session, company_file, major, minor)
+            requests = await self._send(conn, session, hcp_response, company_file, major, minor)
         self._emit(session)
         if not requests:
             return ""
         return message_set(requests, session.state["version"], on_error="continueOnError")
 
     async def _send(
-        self, conn: aiosqlite.Connection, session: Session, company_file: str, major: str, minor: str
+        self, conn: aiosqlite.Connection, session: Session, hcp_response: str, company_file: str, major: str, minor: str
     ) -> list[str]:
         state = session.state
         columns: dict[str, Any] = {}
-        if state["done"] == 0 and state["outstanding"] is None:
+        if state["done"] == 0 and state["outstanding"] is None and "company" not in state:
             state["version"] = negotiate_version(major, minor)
             columns = {"company": company_file[:260], "qbxml_version": state["version"]}
+            await self._check_company(conn, session, company_from_hcp(company_file, hcp_response, await our_owner_id(conn)))
+        if state.get("wrong_company"):
+            await self._save(conn, session, error=state["error"], **columns)
+            return []  # another company file: nothing is asked, nothing posted or read
         if state["outstanding"] is not None:
             # sendRequestXML again without a response: the last exchange was disrupted. Adds in it
             # stay 'sent' and are looked up next session; an iterator restarts from its watermark.
@@ -364,6 +384,24 @@ class QBWCSessions:
             state["finished"] = True
         await self._save(conn, session, **columns)
         return requests
+
+    async def _check_company(self, conn: aiosqlite.Connection, session: Session, current: CompanyFile) -> None:
+        state = session.state
+        state["company"] = current.to_json()
+        recorded = await recorded_company(conn)
+        if recorded is None:
+            return  # recorded when this session ends well
+        what = mismatch(recorded, current)
+        if what is None:
+            return
+        await remember_refused(conn, current)
+        state["wrong_company"] = True
+        state["error"] = (
+            f"QuickBooks has {what} open: {current.describe()}. connex-tui works with {recorded.describe()};"
+            " this session posted and pushed nothing. Open that file in QuickBooks, or run"
+            " `connex-tui company accept` to work with this one from now on."
+        )
+        log.error("qbwc_wrong_company_file", session=session.id, recorded=recorded.path[:260], open=current.path[:260])
 
     def _emit(self, session: Session) -> None:
         """After the commit: what this call recorded, for the listeners."""
@@ -793,10 +831,21 @@ class QBWCSessions:
         async with self.db.transaction() as conn:
             session = await self._session(conn, ticket, count=True)
             if session is not None:
-                session.state["error"] = (
-                    f"The Web Connector could not open QuickBooks ({hresult[:40]}): {(message or 'no message')[:2000]}."
-                    " Is QuickBooks running with the company file open?"
-                )
+                recorded = await recorded_company(conn)
+                if hresult.strip().lower() == OTHER_FILE_OPEN_HRESULT.lower() and recorded is not None:
+                    # BeginSession refused the recorded path: QuickBooks has another file open.
+                    session.state["wrong_company"] = True
+                    session.state["error"] = (
+                        f"QuickBooks has another company file open ({hresult[:40]}: {(message or 'no message')[:500]})."
+                        f" connex-tui works with {recorded.describe()}; this session posted and pushed nothing."
+                        " Open that file in QuickBooks, or run `connex-tui company accept` to work with whichever"
+                        " file is open at the next run."
+                    )
+                else:
+                    session.state["error"] = (
+                        f"The Web Connector could not open QuickBooks ({hresult[:40]}): {(message or 'no message')[:2000]}."
+                        " Is QuickBooks running with the company file open?"
+                    )
                 await self._save(conn, session, error=session.state["error"])
         log.error("qbwc_connection_error", hresult=hresult[:40], message=message[:300])
         return "done"
@@ -819,7 +868,12 @@ class QBWCSessions:
             state = session.state
             if state["outstanding"]:
                 self._drop_outstanding(state)
-            result = "error" if state["error"] else "ok"
+            result = "wrong_company" if state.get("wrong_company") else "error" if state["error"] else "ok"
+            if result == "ok" and state.get("company"):
+                # The first successful session records the company file every later one must match.
+                company = CompanyFile.from_json(state["company"])
+                if company is not None:
+                    await record_company(conn, company)
             summary = self._summary(state)
             await self._save(conn, session, ended=self.now().isoformat(timespec="milliseconds"), result=result)
         log.info("qbwc_session_end", session=session.id, result=result, requests=session.requests, summary=summary)
