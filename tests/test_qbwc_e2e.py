@@ -4,6 +4,7 @@ QuickBooks simulator behind it, and a real SQLite file."""
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -69,8 +70,9 @@ async def test_modified_items_read_through_an_iterator_of_several_pages(
     run = await wc.run_once()
 
     assert run.status == "ok"
-    starts = [r for r in run.requests if 'iterator="Start"' in r]
-    continues = [r for r in run.requests if 'iterator="Continue"' in r]
+    item_reads = [r for r in run.requests if re.search(r"<ItemInventory(Assembly)?QueryRq [^>]*iterator=", r)]
+    starts = [r for r in item_reads if 'iterator="Start"' in r]
+    continues = [r for r in item_reads if 'iterator="Continue"' in r]
     assert len(starts) == 2  # inventory, then assembly items (3250 on Pro: none there)
     assert len(continues) == 3  # 35 inventory items in pages of 10
     assert await engine.db.fetchval("SELECT count(*) FROM items WHERE kind = 'inventory'") == 35

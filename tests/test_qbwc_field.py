@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import aiohttp
+import pytest
+from lxml import etree
 
 from connex_tui.engine.orders import OrderLine, StoreOrder, add_order
 from connex_tui.engine.runtime import Engine
 from connex_tui.sim.quickbooks import QuickBooksSim
 from connex_tui.sim.webconnector import WebConnectorSim
+from connex_tui.soap.qbxml import TxnDoc, TxnLine, message_set, txn_add_rq
 
 from .conftest import PASSWORD
 from .test_sync_e2e import Sync, start_sync
@@ -216,7 +220,8 @@ async def test_a_session_from_another_company_file_posts_and_pushes_nothing(tmp_
 
         assert run.auth[1] == recorded  # authenticate names the recorded file...
         assert run.calls[-2:] == ["connectionError", "closeConnection"]  # ...so QBWC refuses the other one
-        assert last_year.transactions == [] and last_year.requests == []  # nothing posted, nothing read
+        assert last_year.requests == []  # nothing posted, nothing read
+        assert [t.kind for t in last_year.transactions] == ["inventory_adjustment"]  # only the bookkeeper's
         assert await sync.db.fetchval("SELECT qb_state FROM orders WHERE qb_state != 'posted'") == "new"
         assert await sync.db.fetchval("SELECT count(*) FROM pending") == pending_before  # nothing to push
         row = await sync.db.fetchone("SELECT result, error FROM qbwc_sessions ORDER BY id DESC LIMIT 1")
@@ -282,3 +287,100 @@ def test_the_company_identity_is_read_leniently_from_strhcpresponse() -> None:
     # Windows paths: case and slashes do not make another file; an unknown identity does not either.
     assert mismatch(read, CompanyFile(qb.company_file.upper().replace("\\", "/"))) is None
     assert mismatch(read, CompanyFile(r"C:\other.QBW")) == "a different company file"
+
+
+# --------------------------------------------------------------------------- items changed by transactions
+
+BUMPS = pytest.mark.parametrize("bumps", [True, False], ids=["bumps-TimeModified", "keeps-TimeModified"])
+
+
+async def field_sync(tmp_path, http, *, bumps: bool, edition: str = "premier") -> Sync:
+    qb = QuickBooksSim(edition=edition, bumps_item_time_modified=bumps)
+    sync = await start_sync(tmp_path, "woocommerce", http, qb=qb)
+    await sync.sync()  # the first session reads every item: from here on only changes count
+    return sync
+
+
+@BUMPS
+@pytest.mark.parametrize("edition", ["premier", "pro"])
+async def test_seed_case_after_the_first_read_under_either_time_modified_behaviour(
+    tmp_path, http: aiohttp.ClientSession, bumps: bool, edition: str
+) -> None:
+    sync = await field_sync(tmp_path, http, bumps=bumps, edition=edition)
+    try:
+        before = sync.qb.item("redwine").time_modified
+        sync.store.order([("redwine", 5)])
+        await sync.sync()
+        assert sync.qb.item("redwine").quantity_on_hand == 15
+        assert (sync.qb.item("redwine").time_modified == before) is (not bumps)
+        assert sync.store.stock("redwine") == 15
+        run = sync.wc.runs[-1]
+        # The items on the transactions modified since the last scan were read by ListID.
+        assert any("<ListID>" in r and "ItemInventoryQueryRq" in r for r in run.requests)
+    finally:
+        await sync.stop()
+
+
+@BUMPS
+async def test_a_bookkeepers_credit_memo_and_invoice_reach_the_store(
+    tmp_path, http: aiohttp.ClientSession, bumps: bool
+) -> None:
+    sync = await field_sync(tmp_path, http, bumps=bumps)
+    try:
+        sync.store.order([("redwine", 5)])
+        await sync.sync()
+        assert sync.store.stock("redwine") == 15
+        sync.credit_memo("redwine", 3)  # returned at the counter, entered in QuickBooks
+        await sync.session()
+        await sync.drain()
+        assert sync.qb.item("redwine").quantity_on_hand == 18
+        assert sync.store.stock("redwine") == 18
+        doc = TxnDoc("INV-7", "phone order", "Web Store", (TxnLine("redwine", Decimal(4)),))
+        assert 'statusCode="0"' in sync.qb.process(message_set([txn_add_rq("invoice", doc, "inv")]))
+        await sync.session()
+        await sync.drain()
+        assert sync.store.stock("redwine") == 14
+    finally:
+        await sync.stop()
+
+
+@BUMPS
+async def test_purchases_and_adjustments_entered_in_quickbooks_reach_the_store(
+    tmp_path, http: aiohttp.ClientSession, bumps: bool
+) -> None:
+    sync = await field_sync(tmp_path, http, bumps=bumps)
+    try:
+        sync.qb.add_item("rosé", 0)
+        sync.store.seed({"rosé": 0})
+        async with sync.db.transaction() as conn:  # let the store's SKU index be refreshed at once
+            await conn.execute("UPDATE meta SET value = '2000-01-01T00:00:00+00:00' WHERE key = 'catalog.refreshed_at'")
+        await sync.engine.scheduler.run_and_wait("catalog")
+        await sync.sync()
+        sync.qb.record_txn("ItemReceipt", [("redwine", 12)])
+        sync.qb.record_txn("Bill", [("rosé", 6)])
+        sync.qb.record_txn("VendorCredit", [("redwine", 2)])
+        sync.qb.adjust_quantity("rosé", -1)  # one bottle broke
+        await sync.sync()
+        assert sync.store.stock("redwine") == 30 and sync.store.stock("rosé") == 5
+        scans = [r for r in sync.wc.runs[-1].requests if "ModifiedDateRangeFilter" in r]
+        assert len(scans) == 1 and scans[0].count("ModifiedDateRangeFilter>") == 2 * 11  # one message set, 11 types
+    finally:
+        await sync.stop()
+
+
+async def test_every_request_of_a_busy_session_validates_against_the_schema(
+    tmp_path, http: aiohttp.ClientSession, schema
+) -> None:
+    sync = await field_sync(tmp_path, http, bumps=False)
+    try:
+        sync.store.order([("redwine", 1)])
+        sync.credit_memo("redwine", 1)
+        sync.qb.record_txn("Bill", [("redwine", 2)])
+        await sync.sync()
+        requests = [r for run in sync.wc.runs for r in run.requests]
+        kinds = {m for r in requests for m in re.findall(r"<(\w+Rq) ", r)}
+        assert {"SalesReceiptAddRq", "ItemInventoryQueryRq", "BillQueryRq", "BuildAssemblyQueryRq"} <= kinds
+        for request in requests:
+            schema.assertValid(etree.fromstring(request.encode("utf-8")))
+    finally:
+        await sync.stop()

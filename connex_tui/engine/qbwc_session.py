@@ -30,16 +30,21 @@ import structlog
 from .. import __version__
 from ..soap.qbxml import (
     QBXML_VERSION,
+    TXN_SOURCE,
+    TXN_SOURCES,
     QBResponse,
     QBXMLParseError,
     classify_status,
+    item_query_by_list_id_rq,
     item_query_rq,
     memo_marker,
     message_set,
     negotiate_version,
     parse_response,
     txn_add_rq,
+    txn_changes_rq,
     txn_query_by_ref_rq,
+    touched_list_ids,
 )
 from .auth_throttle import AuthThrottle
 from .config import Config
@@ -52,7 +57,7 @@ from .company import (
     recorded_company,
     remember_refused,
 )
-from .db import Database, utcnow
+from .db import Database, chunked, utcnow
 from .events import Event, EventBus, ItemsRead, OrderFailed, OrderPosted, PendingQueued, SessionEnded, SessionStarted
 from .items import qb_time_key, record_items
 from .orders import txn_docs
@@ -145,6 +150,10 @@ def _fresh_state() -> dict[str, Any]:
         "done": 0,
         "outstanding": None,
         "items": {"phase": 0, "iterator_id": None, "remaining": None, "max_seen": None, "restarts": 0},
+        # After the item read: transactions modified since the last scan, per source (None: not begun),
+        # and the items they touched, read again by ListID (per kind, a queue of ListIDs).
+        "txns": None,
+        "touched": None,
         "posted": 0,
         "failed": 0,
         "found": 0,
@@ -410,12 +419,18 @@ class QBWCSessions:
             self.bus.emit(event)
 
     @staticmethod
-    def _drop_outstanding(state: dict[str, Any]) -> None:
-        outstanding = state["outstanding"] or {}
-        if any(entry["type"] == "items" for entry in outstanding.values()):
-            items = state["items"]
-            items["iterator_id"] = None
-            items["remaining"] = None
+    def _drop_outstanding(state: dict[str, Any], outstanding: dict[str, Any] | None = None) -> None:
+        """Forget a request whose answer will not come: an iterator restarts from its watermark,
+        ListIDs of a lost read by ListID go back in the queue."""
+        outstanding = outstanding if outstanding is not None else (state["outstanding"] or {})
+        for entry in outstanding.values():
+            if entry["type"] == "items":
+                state["items"]["iterator_id"] = None
+                state["items"]["remaining"] = None
+            elif entry["type"] == "txns" and state["txns"] and entry["source"] in state["txns"]:
+                state["txns"][entry["source"]].update(iterator_id=None, remaining=None)
+            elif entry["type"] == "touched" and state["touched"] is not None:
+                state["touched"].setdefault(entry["kind"], []).extend(entry["ids"])
         state["outstanding"] = None
 
     async def _next_step(self, conn: aiosqlite.Connection, session: Session) -> tuple[list[str], dict[str, Any]]:
@@ -424,7 +439,146 @@ class QBWCSessions:
             step = await self._add_step(conn, session)
         if step is None:
             step = await self._items_step(conn, session)
+        if step is None:
+            step = await self._txns_step(conn, session)
+        if step is None:
+            step = self._touched_step(session)
         return step or ([], {})
+
+    # --- items touched by transactions ---------------------------------------------------------
+    # QuickBooks may or may not give an item a new TimeModified when a transaction moves its
+    # quantity (unverified either way; reference qbwc-qbxml.md section 6.3). So besides the read by
+    # TimeModified, every transaction type that moves stock is asked for what was modified since the
+    # last scan, and the items on their lines are read again by ListID.
+
+    async def _begin_txns(self, conn: aiosqlite.Connection, session: Session) -> None:
+        state = session.state
+        baseline = await self._meta(conn, "items.watermark.inventory")
+        sources: dict[str, Any] = {}
+        for source in TXN_SOURCES:
+            if await self._unavailable(conn, f"txns.unavailable.{source.qb_name}"):
+                continue
+            start = await self._meta(conn, f"txns.watermark.{source.qb_name}") or baseline
+            if start is None:
+                continue  # nothing read yet at all: this session's full item read covers it
+            sources[source.qb_name] = {"from": start, "iterator_id": None, "remaining": None,
+                                       "max_seen": None, "restarts": 0}
+        state["txns"] = sources
+        state["touched_ids"] = []
+
+    async def _txns_step(self, conn: aiosqlite.Connection, session: Session) -> tuple[list[str], dict[str, Any]] | None:
+        state = session.state
+        if state["items"]["phase"] < len(ITEM_KINDS) or state["touched"] is not None:
+            return None
+        if state["txns"] is None:
+            await self._begin_txns(conn, session)
+        if not state["txns"]:
+            await self._txns_done(conn, session)
+            return None
+        requests, outstanding = [], {}
+        for name, scan in state["txns"].items():
+            request_id = f"txn-{name}-{state['done']}"
+            request = txn_changes_rq(
+                TXN_SOURCE[name],
+                request_id,
+                from_modified=scan["from"],
+                max_returned=self.config.qbwc.max_returned,
+                iterator="Continue" if scan["iterator_id"] else "Start",
+                iterator_id=scan["iterator_id"],
+            )
+            requests.append(request)
+            outstanding[request_id] = {"type": "txns", "source": name, "rs": _rs_name(request)}
+        return requests, outstanding
+
+    async def _apply_txns(self, conn: aiosqlite.Connection, session: Session, name: str, rs: QBResponse | None) -> None:
+        state = session.state
+        scan = state["txns"][name]
+        status = "error" if rs is None else classify_status(rs.status_code)
+        if rs is not None and rs.status_code == NOT_AVAILABLE_STATUS:
+            await self.db.set_meta(conn, f"txns.unavailable.{name}", self.now().isoformat(timespec="milliseconds"))
+            log.info("qbxml_list_not_in_this_edition", session=session.id, kind=name, message=rs.message[:200])
+            del state["txns"][name]
+        elif status == "iterator_invalid" and scan["restarts"] < MAX_ITERATOR_RESTARTS:
+            scan.update(iterator_id=None, remaining=None, restarts=scan["restarts"] + 1)
+        elif rs is None or status not in ("ok", "no_match", "warning"):
+            code = "no answer" if rs is None else f"{rs.status_code}: {rs.message[:500]}"
+            state["error"] = f"Reading {name} transactions from QuickBooks failed ({code})."
+            return
+        else:
+            touched = set(state["touched_ids"])
+            for ret in rs.rets:
+                touched |= touched_list_ids(ret, TXN_SOURCE[name])
+                modified = ret.get("TimeModified")
+                if modified and (scan["max_seen"] is None or qb_time_key(modified) > qb_time_key(scan["max_seen"])):
+                    scan["max_seen"] = modified
+            state["touched_ids"] = sorted(touched)
+            if (rs.iterator_remaining or 0) > 0 and rs.iterator_id:
+                scan.update(iterator_id=rs.iterator_id, remaining=rs.iterator_remaining)
+            else:
+                # Scanned to the end: the next scan starts here (inclusive; re-reads are harmless).
+                await self.db.set_meta(conn, f"txns.watermark.{name}", scan["max_seen"] or scan["from"])
+                await self.db.set_meta(conn, f"txns.unavailable.{name}", "")
+                del state["txns"][name]
+        if not state["txns"]:
+            await self._txns_done(conn, session)
+
+    async def _txns_done(self, conn: aiosqlite.Connection, session: Session) -> None:
+        """Queue the touched items we hold, by kind, for a read by ListID."""
+        state = session.state
+        ids = state.get("touched_ids") or []
+        queue: dict[str, list[str]] = {}
+        for part in chunked(ids):
+            async with conn.execute(
+                f"SELECT list_id, kind FROM items WHERE list_id IN ({','.join('?' * len(part))}) ORDER BY list_id",
+                list(part),
+            ) as cur:
+                for row in await cur.fetchall():
+                    queue.setdefault(row["kind"], []).append(row["list_id"])
+        state["touched"] = queue
+        state["touched_ids"] = []
+        log.info("qbwc_items_touched_by_transactions", session=session.id,
+                 items=sum(len(v) for v in queue.values()))
+
+    def _touched_step(self, session: Session) -> tuple[list[str], dict[str, Any]] | None:
+        queue = session.state["touched"]
+        if not queue:
+            return None
+        requests, outstanding = [], {}
+        for kind in ITEM_KINDS:
+            ids = queue.get(kind) or []
+            if not ids:
+                continue
+            page, queue[kind] = ids[: self.config.qbwc.max_returned], ids[self.config.qbwc.max_returned :]
+            request_id = f"touched-{kind}-{session.state['done']}"
+            request = item_query_by_list_id_rq(kind, request_id, page)  # type: ignore[arg-type]
+            requests.append(request)
+            outstanding[request_id] = {"type": "touched", "kind": kind, "ids": page, "rs": _rs_name(request)}
+        return (requests, outstanding) if requests else None
+
+    async def _apply_touched(self, conn: aiosqlite.Connection, session: Session, kind: str, rs: QBResponse | None) -> None:
+        state = session.state
+        if rs is None or classify_status(rs.status_code) not in ("ok", "no_match", "warning"):
+            # 500 (one of them no longer exists) is a warning and fine; anything else is not.
+            code = "no answer" if rs is None else f"{rs.status_code}: {rs.message[:500]}"
+            state["error"] = f"Reading {kind} items touched by transactions failed ({code})."
+            return
+        recorded = await record_items(
+            conn, kind, rs.rets, match=self.config.inventory.match, quantity_mode=self.config.inventory.quantity
+        )
+        state["items_read"] += recorded.count
+        state["queued"] += recorded.queued
+        if recorded.queued:
+            session.events.append(PendingQueued(recorded.queued))
+
+    async def _meta(self, conn: aiosqlite.Connection, key: str) -> str | None:
+        async with conn.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
+            row = await cur.fetchone()
+        return None if row is None or not row[0] else str(row[0])
+
+    async def _unavailable(self, conn: aiosqlite.Connection, key: str) -> bool:
+        """Answered 3250 within the last day (an edition without it)."""
+        marked = await self._meta(conn, key)
+        return marked is not None and self.now() - _parse_time(marked) < NOT_AVAILABLE_RECHECK
 
     async def _check_step(self, conn: aiosqlite.Connection, session: Session) -> tuple[list[str], dict] | None:
         limit = self.config.qbwc.orders_per_request
@@ -581,8 +735,7 @@ class QBWCSessions:
                       " This is a connex-tui bug; please report it.")
             await self._fail_orders(conn, session, adds, reason)
         state["error"] = f"QuickBooks reported an error ({hresult[:40]}): {(message or 'no message')[:2000]}"
-        if any(entry["type"] == "items" for entry in outstanding.values()):
-            self._drop_outstanding({"outstanding": outstanding, "items": state["items"]})
+        self._drop_outstanding(state, outstanding)
         log.error("qbwc_hresult", session=session.id, hresult=hresult[:40], message=message[:300])
         await self._record_request(conn, session, outstanding, None)
 
@@ -597,6 +750,10 @@ class QBWCSessions:
                 await self._apply_add(conn, session, entry["order"], rs)
             elif entry["type"] == "check":
                 await self._apply_check(conn, session, entry["orders"], rs)
+            elif entry["type"] == "txns":
+                await self._apply_txns(conn, session, entry["source"], rs)
+            elif entry["type"] == "touched":
+                await self._apply_touched(conn, session, entry["kind"], rs)
             else:
                 await self._apply_items(conn, session, entry["kind"], rs)
         unknown = {r.request_id for r in responses} - set(outstanding)
@@ -763,11 +920,7 @@ class QBWCSessions:
         state = session.state
         items = state["items"]
         while items["phase"] < len(ITEM_KINDS) and items["iterator_id"] is None:
-            async with conn.execute(
-                "SELECT value FROM meta WHERE key = ?", (f"items.unavailable.{ITEM_KINDS[items['phase']]}",)
-            ) as cur:
-                row = await cur.fetchone()
-            if row is None or not row[0] or self.now() - _parse_time(row[0]) >= NOT_AVAILABLE_RECHECK:
+            if not await self._unavailable(conn, f"items.unavailable.{ITEM_KINDS[items['phase']]}"):
                 return
             items["phase"] += 1
         if items["phase"] >= len(ITEM_KINDS) and not state.get("items_complete"):
@@ -818,11 +971,21 @@ class QBWCSessions:
         await self._skip_unavailable(conn, session)
         items = session.state["items"]
         kinds_left = len(ITEM_KINDS) - items["phase"]
+        page = self.config.qbwc.max_returned
         if kinds_left > 0:
             if items["remaining"]:
-                steps += math.ceil(items["remaining"] / self.config.qbwc.max_returned)
+                steps += math.ceil(items["remaining"] / page)
                 kinds_left -= 1
             steps += kinds_left
+        state = session.state
+        if state["touched"] is None:
+            # The transaction scan (all sources in one message set per page) and, after it, at
+            # least one read of the items it finds (counted as one until it is known).
+            scans = state["txns"]
+            pages = max((math.ceil((scan["remaining"] or 1) / page) for scan in scans.values()), default=0) if scans else 1
+            steps += pages + 1 if scans is None or scans else 0
+        else:
+            steps += max((math.ceil(len(ids) / page) for ids in state["touched"].values()), default=0)
         return steps
 
     # --- the rest of the protocol -------------------------------------------------------------

@@ -70,6 +70,16 @@ What it does
   ``utc_offset`` (default "-07:00", as QuickBooks always writes one; None leaves it off).
   EditSequence is the change's epoch second, ListIDs/TxnIDs look like "80000001-1714552201".
 
+* Items and transactions (``bumps_item_time_modified=``): whether a transaction that moves an
+  item's QuantityOnHand also gives the item a new TimeModified and EditSequence is not documented
+  by Intuit (reference qbwc-qbxml.md sections 6.3 and 11: "Whether inventory movements update an
+  item's TimeModified" is unverified), so both are modelled: True (the default) bumps them, False
+  changes only the quantity, and a read by FromModifiedDate then misses the movement. Besides the
+  sales forms, the transactions that move stock are queryable: InventoryAdjustment (what
+  `adjust_quantity` records), ItemReceipt, Bill, VendorCredit, Check, CreditCardCharge,
+  CreditCardCredit and BuildAssembly (entered with `record_txn`, as a bookkeeper would in
+  QuickBooks; not added through qbXML here), with their lines as qbxml130.xsd names them
+  (ItemLineRet, InventoryAdjustmentLineRet with QuantityDifference, ComponentItemLineRet).
 * Editions (``edition=``): "pro", "premier" (the default) or "enterprise". QuickBooks Pro has no
   inventory assemblies and no sales orders (Intuit's product comparison: both are Premier and
   Enterprise features), so on "pro" ItemInventoryAssemblyQueryRq, SalesOrderAddRq and
@@ -123,7 +133,9 @@ UNTRACKED_KINDS = ("non_inventory", "service", "other_charge")
 EDITIONS = ("pro", "premier", "enterprise")
 # What QuickBooks Pro lacks (Intuit's edition comparison: inventory assemblies and sales orders
 # are Premier and Enterprise features); the request names answered 3250 there.
-_PRO_MISSING = frozenset({"ItemInventoryAssemblyQueryRq", "SalesOrderAddRq", "SalesOrderQueryRq"})
+_PRO_MISSING = frozenset(
+    {"ItemInventoryAssemblyQueryRq", "SalesOrderAddRq", "SalesOrderQueryRq", "BuildAssemblyQueryRq", "BuildAssemblyAddRq"}
+)
 _NOT_AVAILABLE = "This feature is not enabled or not available in this version of QuickBooks."
 _PRODUCT = {"pro": "QuickBooks Pro 2024", "premier": "QuickBooks Premier Edition 2024",
             "enterprise": "QuickBooks Enterprise Solutions 24.0"}
@@ -179,7 +191,7 @@ class SimTxnLine:
 
 @dataclass
 class SimTxn:
-    kind: str  # "sales_receipt" | "invoice" | "sales_order" | "credit_memo"
+    kind: str  # "sales_receipt" | "invoice" | "sales_order" | "credit_memo" | "bill" | ... (see _TXN_TYPES)
     txn_id: str
     ref_number: str | None
     memo: str | None
@@ -208,15 +220,29 @@ class _TxnType:
     kind: str  # "sales_receipt"
     on_hand_sign: int  # -1 lowers QuantityOnHand, +1 raises it, 0 leaves it
     on_sales_order_sign: int
+    sales: bool = True  # a sales form: added through qbXML here; the others by `record_txn`
+    # The line Ret as qbxml130.xsd names it in this type's Ret, and the query element that asks for lines.
+    line_ret: str = ""
+    lines_flag: str = "IncludeLineItems"
 
 
 _TXN_TYPES = {
     t.qb_name: t
     for t in (
-        _TxnType("SalesReceipt", "sales_receipt", -1, 0),
-        _TxnType("Invoice", "invoice", -1, 0),
-        _TxnType("SalesOrder", "sales_order", 0, +1),
-        _TxnType("CreditMemo", "credit_memo", +1, 0),
+        _TxnType("SalesReceipt", "sales_receipt", -1, 0, line_ret="SalesReceiptLineRet"),
+        _TxnType("Invoice", "invoice", -1, 0, line_ret="InvoiceLineRet"),
+        _TxnType("SalesOrder", "sales_order", 0, +1, line_ret="SalesOrderLineRet"),
+        _TxnType("CreditMemo", "credit_memo", +1, 0, line_ret="CreditMemoLineRet"),
+        # What else moves quantity on hand, queryable like the sales forms (qbxml130.xsd: their
+        # Rets hold ItemLineRet / InventoryAdjustmentLineRet / ComponentItemLineRet lines).
+        _TxnType("InventoryAdjustment", "inventory_adjustment", +1, 0, False, "InventoryAdjustmentLineRet"),
+        _TxnType("ItemReceipt", "item_receipt", +1, 0, False, "ItemLineRet"),
+        _TxnType("Bill", "bill", +1, 0, False, "ItemLineRet"),
+        _TxnType("VendorCredit", "vendor_credit", -1, 0, False, "ItemLineRet"),
+        _TxnType("Check", "check", +1, 0, False, "ItemLineRet"),
+        _TxnType("CreditCardCharge", "credit_card_charge", +1, 0, False, "ItemLineRet"),
+        _TxnType("CreditCardCredit", "credit_card_credit", -1, 0, False, "ItemLineRet"),
+        _TxnType("BuildAssembly", "build_assembly", +1, 0, False, "ComponentItemLineRet", "IncludeComponentLineItems"),
     )
 }
 _TXN_BY_KIND = {t.kind: t for t in _TXN_TYPES.values()}
@@ -421,12 +447,14 @@ class QuickBooksSim:
         utc_offset: str | None = "-07:00",
         latin1_only: bool = True,
         edition: str = "premier",
+        bumps_item_time_modified: bool = True,
         company_file: str = r"C:\Users\Public\Documents\Intuit\QuickBooks\Company Files\Sample.QBW",
         company_name: str = "Sample Shop",
     ) -> None:
         if edition not in EDITIONS:
             raise ValueError(f"unknown QuickBooks edition {edition!r}; expected one of {EDITIONS}")
         self.edition = edition
+        self.bumps_item_time_modified = bumps_item_time_modified
         self.company_file = company_file
         self.company_name = company_name
         self.file_ids: dict[str, str] = {}  # OwnerID -> the FileID stamped into this company file
@@ -562,14 +590,48 @@ class QuickBooksSim:
     def item(self, full_name: str) -> SimItem:
         return self.items[full_name]
 
-    def adjust_quantity(self, name: str, delta: Decimal | int | str) -> None:
-        """An inventory quantity adjustment made by hand in QuickBooks (bumps TimeModified)."""
+    def adjust_quantity(self, name: str, delta: Decimal | int | str) -> SimTxn:
+        """Adjust Quantity/Value on Hand, done by hand in QuickBooks: an InventoryAdjustment."""
+        return self.record_txn("InventoryAdjustment", [(name, delta)], memo="adjusted by hand")
+
+    def record_txn(
+        self, qb_name: str, lines: list[tuple[str, Decimal | int | str]], *, memo: str | None = None
+    ) -> SimTxn:
+        """A transaction a bookkeeper enters in QuickBooks itself (a bill, an item receipt, a vendor
+        credit, a check or card charge for items, an inventory adjustment): each line's quantity
+        moves the item's QuantityOnHand by the type's sign (an adjustment's quantity is the
+        difference itself). The item's TimeModified moves only if `bumps_item_time_modified`."""
         with self._lock:
-            item = self.items[name]
-            if not item.tracked:
-                raise ValueError(f"{name!r} is not an inventory item")
-            item.quantity_on_hand += Decimal(str(delta))
-            self._touch(item, self._stamp())
+            tt = _TXN_TYPES[qb_name]
+            if tt.sales:
+                raise ValueError(f"{qb_name} is added through qbXML (process), not record_txn")
+            if qb_name == "BuildAssembly" and self.edition == "pro":
+                raise ValueError("QuickBooks Pro has no inventory assemblies")
+            stamp = self._stamp()
+            txn_id = self._new_txn_id(stamp)
+            sim_lines = []
+            for name, quantity in lines:
+                item = self.items[name]
+                if not item.tracked:
+                    raise ValueError(f"{name!r} is not an inventory item")
+                qty = Decimal(str(quantity))
+                item.quantity_on_hand += tt.on_hand_sign * qty
+                if self.bumps_item_time_modified:
+                    self._touch(item, stamp)
+                sim_lines.append(SimTxnLine(self._new_txn_id(stamp), item.list_id, item.full_name, None, qty, None,
+                                            (qty * item.sales_price).quantize(_CENT)))
+            return self._keep_txn(SimTxn(
+                kind=tt.kind, txn_id=txn_id, ref_number=None, memo=memo, customer=None, txn_date=stamp.date(),
+                lines=sim_lines, time_created=stamp, time_modified=stamp, edit_sequence=str(self._epoch(stamp)),
+            ))
+
+    def _keep_txn(self, txn: SimTxn) -> SimTxn:
+        self._txn_number += 1
+        txn.txn_number = self._txn_number
+        self._txn_order[txn.txn_id] = len(self.transactions)
+        self.transactions.append(txn)
+        self._txns_by_id[txn.txn_id] = txn
+        return txn
 
     def edit_item(
         self,
@@ -759,7 +821,7 @@ class QuickBooksSim:
         name = local_name(rq.tag)
         if self.edition == "pro" and name in _PRO_MISSING:
             return self._status(rq, 3250, "Error", _NOT_AVAILABLE)
-        if name.endswith("AddRq") and name[: -len("AddRq")] in _TXN_TYPES:
+        if name.endswith("AddRq") and name[: -len("AddRq")] in _TXN_TYPES and _TXN_TYPES[name[: -len("AddRq")]].sales:
             return self._txn_add(rq, _TXN_TYPES[name[: -len("AddRq")]])
         if name.endswith("QueryRq") and name[: -len("QueryRq")] in _TXN_TYPES:
             return self._txn_query(rq, _TXN_TYPES[name[: -len("QueryRq")]])
@@ -923,8 +985,9 @@ class QuickBooksSim:
                     amount=amount,
                 )
             )
-        for item in touched.values():
-            self._touch(item, stamp)
+        if self.bumps_item_time_modified:
+            for item in touched.values():
+                self._touch(item, stamp)
 
         ref_number = _text(add, "RefNumber")
         if not ref_number:
@@ -995,11 +1058,13 @@ class QuickBooksSim:
                 if line.desc is not None:
                     lc.append(_n("Desc", line.desc))
                 if line.quantity is not None:
-                    lc.append(_n("Quantity", _fmt_dec(line.quantity)))
+                    quantity_tag = "QuantityDifference" if tt.qb_name == "InventoryAdjustment" else "Quantity"
+                    lc.append(_n(quantity_tag, _fmt_dec(line.quantity)))
                 if line.rate is not None:
                     lc.append(_n("Rate", _fmt_dec(line.rate)))
-                lc.append(_n("Amount", _fmt_amt(line.amount)))
-                c.append(_n(f"{tt.qb_name}LineRet", lc))
+                if tt.qb_name != "InventoryAdjustment":
+                    lc.append(_n("Amount", _fmt_amt(line.amount)))
+                c.append(_n(tt.line_ret, lc))
         return _n(f"{tt.qb_name}Ret", _only(c, includes))
 
     # ------------------------------------------------------------------ queries: shared paging
@@ -1208,7 +1273,7 @@ class QuickBooksSim:
         if step is not None:
             return step
         includes = _texts(rq, "IncludeRetElement")
-        include_lines = _text(rq, "IncludeLineItems") == "true"
+        include_lines = _text(rq, tt.lines_flag) == "true"
         start = rq.get("iterator") == "Start"
         for unsupported in ("AccountFilter", "CurrencyFilter"):
             if rq.find(unsupported) is not None:
