@@ -52,6 +52,9 @@ async def build_qwc(db: Database, config: Config, url: str) -> str:
         owner_id=await stable_guid(db, "qwc.owner_id"),
         file_id=await stable_guid(db, "qwc.file_id"),
         run_every_minutes=q.run_every_minutes,
+        app_unique_name=q.app_unique_name,
+        unattended_mode=q.unattended_mode,
+        personal_data=q.personal_data,
     )
 
 
