@@ -168,7 +168,7 @@ async def test_an_answer_that_cannot_be_recorded_ends_the_session_with_words(
     async def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(engine.sessions, "_apply_add", broken)
+    monkeypatch.setattr(engine.sessions.recorder, "_add", broken)
     percent = await web_connector.call("receiveResponseXML", ticket=ticket, response=qb.process(request), hresult="", message="")
     assert percent == -1
     assert "looked up next session" in await web_connector.call("getLastError", ticket=ticket)
