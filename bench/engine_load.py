@@ -221,7 +221,8 @@ async def seed_database(path: Path, qb: QuickBooksSim, pending: Sequence[str]) -
         async with db.transaction() as conn:
             await conn.executemany(
                 "INSERT INTO items(list_id, kind, name, full_name, mpn, quantity_on_hand, time_modified,"
-                " edit_sequence, is_active, seen_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " edit_sequence, is_active, seen_at, name_key, full_name_key, mpn_key)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,sku_key(?),sku_key(?),sku_key(?))",
                 [
                     (
                         item.list_id,
@@ -234,6 +235,9 @@ async def seed_database(path: Path, qb: QuickBooksSim, pending: Sequence[str]) -
                         item.edit_sequence,
                         1 if item.is_active else 0,
                         now,
+                        item.name,
+                        item.full_name,
+                        item.manufacturer_part_number,
                     )
                     for item in items
                 ],

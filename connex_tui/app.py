@@ -16,14 +16,12 @@ import contextlib
 import gc
 import logging
 import os
-import signal
 import sys
-import termios
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TextIO
 
 from textual.app import App, ScreenStackError, SystemCommand, UnknownModeError
 from textual.binding import Binding
@@ -32,6 +30,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 
 from .backend import Backend
+from .stopsignals import on_stop_signals
 from .engine.event_log import QUIET
 from .engine.events import Event
 from .screens.base import FOCUS_BINDINGS, DataScreen
@@ -44,6 +43,11 @@ from .screens.pending import PendingScreen
 from .screens.sku_log import SkuLogScreen
 from .screens.tasks import TasksScreen
 from .widgets.status_bar import SCREENS
+
+try:
+    import termios  # POSIX only: the watchdog for a terminal that went away
+except ImportError:  # Windows
+    termios = None  # type: ignore[assignment]
 
 SCREEN_CLASSES: dict[str, type[DataScreen]] = {
     "dashboard": DashboardScreen,
@@ -322,9 +326,11 @@ class _LogLines:
     """A file-like object for log lines while the interface owns the terminal: lines go to the
     Textual devtools console and, if given, a file; never to the screen."""
 
-    def __init__(self, app: App[Any], path: Path | None) -> None:
+    def __init__(self, app: App[Any], path: Path | TextIO | None) -> None:
         self.app = app
-        self.file = path.open("a", encoding="utf-8") if path is not None else None
+        # A path is opened (and closed) here; a stream (the engine's rotating log file) is borrowed.
+        self._owned = isinstance(path, Path)
+        self.file: TextIO | None = path.open("a", encoding="utf-8") if isinstance(path, Path) else path
         self._partial = ""
 
     def write(self, text: str) -> int:
@@ -343,7 +349,7 @@ class _LogLines:
             self.file.flush()
 
     def close(self) -> None:
-        if self.file is not None:
+        if self.file is not None and self._owned:
             self.file.close()
 
     def isatty(self) -> bool:
@@ -361,7 +367,7 @@ class _LogRecords(logging.Handler):
 
 
 @contextlib.contextmanager
-def logging_off_screen(app: App[Any], log_file: Path | None = None) -> Iterator[None]:
+def logging_off_screen(app: App[Any], log_file: Path | TextIO | None = None) -> Iterator[None]:
     """While the App runs, structlog and stdlib logging write elsewhere than the terminal.
 
     structlog keeps its processors (the secret redaction stays); only where the lines go changes.
@@ -393,20 +399,20 @@ def logging_off_screen(app: App[Any], log_file: Path | None = None) -> Iterator[
         sink.close()
 
 
-async def run_app(app: ConnexApp, *, mouse: bool = True, log_file: Path | None = None) -> None:
+async def run_app(
+    app: ConnexApp, *, mouse: bool = True, log_file: Path | TextIO | None = None, headless: bool = False
+) -> None:
     """Run the interface in the current loop (next to an engine the caller started). The terminal
     going away (SIGHUP) or SIGTERM ends it like `q`, so the caller can stop the engine cleanly."""
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGHUP, signal.SIGTERM):
-        loop.add_signal_handler(sig, app.exit)
+    # SIGHUP where the platform has it; SIGBREAK and a plain handler on Windows (stopsignals).
+    restore = on_stop_signals(asyncio.get_running_loop(), app.exit, ("SIGHUP", "SIGTERM", "SIGBREAK"))
     watchdog = asyncio.create_task(_exit_when_terminal_is_lost(app))
     try:
         with logging_off_screen(app, log_file):
-            await app.run_async(mouse=mouse)
+            await app.run_async(mouse=mouse, headless=headless)
     finally:
         watchdog.cancel()
-        for sig in (signal.SIGHUP, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        restore()
 
 
 async def _exit_when_terminal_is_lost(app: ConnexApp, every: float = 1.0) -> None:
@@ -416,8 +422,8 @@ async def _exit_when_terminal_is_lost(app: ConnexApp, every: float = 1.0) -> Non
         fd = sys.__stdin__.fileno() if sys.__stdin__ is not None else -1
     except (ValueError, OSError):
         return
-    if fd < 0 or not os.isatty(fd):
-        return
+    if termios is None or fd < 0 or not os.isatty(fd):
+        return  # Windows: no termios; a closed console window ends the process itself
     while True:
         await asyncio.sleep(every)
         try:

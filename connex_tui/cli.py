@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO, cast
 
 from .admin import ADMIN_COMMANDS, add_admin_commands, run_admin
 from .soap.qwc import QWCError
+from .stopsignals import on_stop_signals
 from .engine.config import (
     Config,
     ConfigError,
@@ -66,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_admin_commands(sub, _add_config)
 
+    doctor = sub.add_parser("doctor", help="check the configuration, database, store, clock, endpoint and certificate")
+    _add_config(doctor)
+
     qwc = sub.add_parser("qwc", help="write the .qwc file to add connex-tui to the Web Connector")
     _add_config(qwc)
     qwc.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
@@ -82,26 +86,39 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 async def run_headless(config: Config) -> None:
-    """Serve until SIGTERM or SIGINT, then stop cleanly (the database is closed, WAL checkpointed)."""
+    """Serve until SIGTERM or SIGINT, then stop cleanly (the database is closed, WAL checkpointed).
+    Log lines go to stderr (journald), or to `[logging] file`, rotated."""
+    from .engine.logfile import open_log_file
     from .engine.logs import configure_logging
+
+    log_file = open_log_file(config.logging.file, config.logging) if config.logging.file else None
+    configure_logging(level=config.logging.level, secrets=config.secrets(), stream=log_file)
+    try:
+        await _serve_until_stopped(config)
+    finally:
+        if log_file is not None:
+            log_file.close()
+
+
+async def _serve_until_stopped(config: Config) -> None:
     from .engine.runtime import Engine
 
-    configure_logging(level=config.logging.level, secrets=config.secrets())
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        loop.add_signal_handler(sig, stop.set)
+    restore = on_stop_signals(asyncio.get_running_loop(), stop.set)  # SIGBREAK instead of SIGHUP on Windows
     engine = Engine(config)
-    await engine.start()
     try:
-        await stop.wait()
+        await engine.start()
+        try:
+            await stop.wait()
+        finally:
+            await engine.stop()
     finally:
-        await engine.stop()
+        restore()
 
 
 def log_file_for(config: Config) -> Path:
     """Where the engine's log lines go while the interface owns the terminal."""
-    return config.database.path.with_name(config.database.path.stem + ".log")
+    return config.logging.file or config.database.path.with_name(config.database.path.stem + ".log")
 
 
 async def run_with_interface(config: Config, *, mouse: bool) -> None:
@@ -110,18 +127,19 @@ async def run_with_interface(config: Config, *, mouse: bool) -> None:
     terminal goes away (SIGHUP) or on SIGTERM."""
     from .app import ConnexApp, run_app
     from .backend import Backend
+    from .engine.logfile import open_log_file
     from .engine.logs import configure_logging
     from .engine.runtime import Engine
 
     log_path = log_file_for(config)
-    with log_path.open("a", encoding="utf-8") as log_stream:
+    with open_log_file(log_path, config.logging) as log_stream:
         # Every log line goes to the file, before, during and after the interface: none on screen.
         configure_logging(level=config.logging.level, secrets=config.secrets(), stream=log_stream)
         engine = Engine(config)
         await engine.start()
         try:
             app = ConnexApp(Backend.attached(engine))
-            await run_app(app, mouse=mouse, log_file=log_path)
+            await run_app(app, mouse=mouse, log_file=cast(TextIO, log_stream))  # borrowed, not closed
         finally:
             await engine.stop()
 
@@ -229,6 +247,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.headless or not sys.stdout.isatty():
                 return asyncio.run(run_demo(platform=args.platform, seconds=args.seconds))
             return asyncio.run(run_demo_tui(platform=args.platform, mouse=not args.no_mouse))
+        if command == "doctor":
+            from .doctor import run_doctor
+
+            return asyncio.run(run_doctor(resolve_config_path(args.config, os.environ), sys.stdout))
         if command == "monitor":
             return asyncio.run(run_monitor(_load(args), mouse=not args.no_mouse))
         if command in ADMIN_COMMANDS:

@@ -168,14 +168,18 @@ async def run_demo_tui(*, platform: str = "woocommerce", mouse: bool = True) -> 
     from .backend import Backend
     from .engine.logs import configure_logging
 
-    configure_logging(level="info")
-    with tempfile.TemporaryDirectory(prefix="connex-demo-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="connex-demo-") as tmp, (Path(tmp) / "demo.log").open(
+        "a", encoding="utf-8"
+    ) as log_stream:
+        # From the first line on (the simulators speak while they are built), the log goes to the
+        # file: nothing is written over the terminal the interface is about to take.
+        configure_logging(level="info", stream=log_stream)
         async with DemoWorld(platform, Path(tmp)) as world:
             app = ConnexApp(Backend.attached(world.engine), title_suffix=f"demo · {platform}")
             day = asyncio.create_task(_keep_the_day_going(world))
             try:
                 # Log lines go to a file while the interface owns the terminal.
-                await run_app(app, mouse=mouse, log_file=Path(tmp) / "demo.log")
+                await run_app(app, mouse=mouse, log_file=log_stream)
             finally:
                 day.cancel()
                 await asyncio.gather(day, return_exceptions=True)

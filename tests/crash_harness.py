@@ -47,6 +47,7 @@ import aiohttp
 from aiohttp import web
 
 from connex_tui.engine.schema import MIGRATIONS
+from connex_tui.engine.skus_rule import sql_sku_key
 from connex_tui.sim.quickbooks import QuickBooksSim
 from connex_tui.sim.webconnector import RunResult, WebConnectorError, WebConnectorSim
 from connex_tui.sim.woocommerce import WooCommerceEmulator
@@ -730,6 +731,7 @@ def build_old_database(path: Path, version: int, rng: random.Random, *, scale: i
     """A database that an older connex-tui left at `version`, with many rows in every table."""
     assert 1 <= version < len(MIGRATIONS)
     con = sqlite3.connect(str(path), isolation_level=None)
+    con.create_function("sku_key", 1, sql_sku_key, deterministic=True)  # as Database.open registers it
     try:
         con.execute("PRAGMA journal_mode = WAL")
         for number, script in enumerate(MIGRATIONS[:version], start=1):
@@ -841,6 +843,7 @@ def schema_of(con: sqlite3.Connection) -> set[tuple]:
 def expected_schema() -> set[tuple]:
     """The schema every migration applied in order gives (what a new database gets)."""
     con = sqlite3.connect(":memory:", isolation_level=None)
+    con.create_function("sku_key", 1, sql_sku_key, deterministic=True)  # as Database.open registers it
     try:
         for script in MIGRATIONS:
             for statement in _statements(script):

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from connex_tui.engine.config import write_starter_config
 
 PASSWORD = "headless-S3cret-value"
 

@@ -370,8 +370,8 @@ async def seed(engine: Engine) -> int:
         await conn.execute("UPDATE orders SET qb_state = 'failed', error = 'seeded' WHERE id = ?", (order_id,))
         await conn.execute(
             "INSERT INTO items(list_id, kind, name, full_name, mpn, quantity_on_hand, time_modified, edit_sequence,"
-            " is_active, seen_at) VALUES ('80000001-1', 'inventory', 'redwine', 'redwine', NULL, '20',"
-            " '2024-01-01T00:00:00', '1', 1, '2024-01-01T00:00:00')"
+            " is_active, seen_at, name_key, full_name_key) VALUES ('80000001-1', 'inventory', 'redwine', 'redwine',"
+            " NULL, '20', '2024-01-01T00:00:00', '1', 1, '2024-01-01T00:00:00', 'redwine', 'redwine')"
         )
         await conn.execute(
             "INSERT INTO pending(sku, quantity, state, attempts, next_attempt, updated_at)"

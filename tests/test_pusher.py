@@ -141,7 +141,7 @@ async def test_a_store_outage_holds_the_queue_without_using_up_attempts(db) -> N
     pusher = InventoryPusher(db, store, max_attempts=2)
     await queue(db, **{f"s{n}": n + 1 for n in range(5)})
     waits = []
-    for outage in range(1, 6):  # down for longer than max_attempts would allow per SKU
+    for _outage in range(1, 6):  # down for longer than max_attempts would allow per SKU
         store.fail_next.append(StoreUnavailable("the store is unavailable (HTTP 503) after 6 tries"))
         outcome = await pusher.push_once()
         assert outcome.taken == 2 and outcome.retrying == 2 and outcome.failed == 0

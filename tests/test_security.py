@@ -8,7 +8,6 @@ import os
 import ssl
 import subprocess
 import sys
-from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
@@ -20,7 +19,7 @@ from connex_tui.engine.logs import configure_logging
 from connex_tui.engine.runtime import Engine
 from connex_tui.sim.woocommerce import WooCommerceEmulator
 from connex_tui.soap.qwc import QWCError, app_url_for_qwc
-from connex_tui.storefronts.base import CatalogEntry, StockUpdate, StorefrontError
+from connex_tui.storefronts.base import StockUpdate, StorefrontError
 from connex_tui.storefronts.factory import tls_context
 from connex_tui.storefronts.woocommerce import WooCommerceClient
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -157,7 +158,7 @@ async def test_database_is_wal_with_foreign_keys_and_migrates_once(tmp_path) -> 
         version = await db.schema_version()
         assert version >= 1
         assert await db.migrate() == version  # idempotent
-        with pytest.raises(Exception):
+        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
             async with db.transaction() as conn:
                 await conn.execute(
                     "INSERT INTO order_lines(order_id, line_no, sku, quantity) VALUES (999, 1, 'x', '1')"

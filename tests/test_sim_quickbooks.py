@@ -419,13 +419,23 @@ def test_string_too_long_is_3070_for_that_request_only(sim: QuickBooksSim) -> No
     assert qoh(sim, "redwine") == 19
 
 
-def test_without_schema_the_simulator_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_schema_the_simulator_logs_it_and_warns_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An optional part missing is a log line (which the interface keeps off the screen), never a
+    Python warning that the terminal would show over the interface."""
+    import warnings
+
+    import structlog.testing
+
     import connex_tui.sim.quickbooks as qb
 
     monkeypatch.setattr(qb, "qbxml_schema", lambda: None)
-    with pytest.warns(RuntimeWarning, match="will not validate"):
-        sim = qb.QuickBooksSim()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with structlog.testing.capture_logs() as logs:
+            sim = qb.QuickBooksSim()
     assert sim.validate is False
+    assert [(e["event"], e["log_level"]) for e in logs] == [("qbxml_schema_missing", "warning")]
+    assert "will not validate" in logs[0]["detail"]
 
 
 # --------------------------------------------------------------------------------------------

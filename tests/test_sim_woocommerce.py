@@ -394,15 +394,40 @@ async def test_stock_moves_with_orders_cancel_and_refund(emu: WooCommerceEmulato
 
     status, order, _ = await call(http, emu, "GET", f"/orders/{oid}")
     assert order["refunds"] == [{"id": refund_id, "reason": "broken", "total": "-20.00"}]
+    # The restock is on the order's own line (wc_restock_refunded_items); the cancel deleted
+    # _reduced_stock (wc_increase_stock_levels) and left the running total alone.
+    line_meta = {m["key"]: m["value"] for m in order["line_items"][0]["meta_data"]}
+    assert line_meta == {"_restock_refunded_items": "2"}
+    assert {m["key"] for m in order["line_items"][1]["meta_data"]} == set()  # untracked: never reduced
     status, refunds, headers = await call(http, emu, "GET", f"/orders/{oid}/refunds")
     assert status == 200 and headers["X-WP-Total"] == "1"
     (refund,) = refunds
-    assert refund["id"] == refund_id and refund["amount"] == "20.00" and refund["api_restock"] is True
+    assert refund["id"] == refund_id and refund["amount"] == "20.00"
+    assert "api_restock" not in refund and "api_refund" not in refund  # write-only arguments
     (line,) = refund["line_items"]
     assert line["quantity"] == -2 and line["sku"] == "A" and line["total"] == "-20.00"
-    meta = {m["key"]: m["value"] for m in line["meta_data"]}
-    assert meta["_restock_refunded_items"] == "2"
-    assert meta["_refunded_item_id"] == str(order["line_items"][0]["id"])
+    assert [(m["key"], m["value"]) for m in line["meta_data"]] == [
+        ("_refunded_item_id", str(order["line_items"][0]["id"]))
+    ]
+
+
+async def test_restock_meta_running_totals(emu: WooCommerceEmulator, http: aiohttp.ClientSession) -> None:
+    emu.add_product("A", 10)
+    oid = emu.place_order([("A", 3)])
+
+    async def meta() -> dict[str, str]:
+        _, order, _ = await call(http, emu, "GET", f"/orders/{oid}")
+        return {m["key"]: m["value"] for m in order["line_items"][0]["meta_data"]}
+
+    assert await meta() == {"_reduced_stock": "3"}
+    emu.refund(oid, [("A", 1)], restock=False)
+    assert await meta() == {"_reduced_stock": "3"} and emu.stock("A") == 7
+    emu.refund(oid, [("A", 1)], restock=True)
+    assert await meta() == {"_reduced_stock": "2", "_restock_refunded_items": "1"} and emu.stock("A") == 8
+    emu.refund(oid, [("A", 1)], restock=True)
+    assert await meta() == {"_reduced_stock": "1", "_restock_refunded_items": "2"} and emu.stock("A") == 9
+    emu.set_order_status(oid, "cancelled")
+    assert await meta() == {"_restock_refunded_items": "2"} and emu.stock("A") == 10
 
 
 async def test_refund_without_restock_and_full_refund(emu: WooCommerceEmulator, http: aiohttp.ClientSession) -> None:
@@ -410,16 +435,37 @@ async def test_refund_without_restock_and_full_refund(emu: WooCommerceEmulator, 
     oid = emu.place_order([("A", 2)])
     emu.refund(oid, [("A", 1)], restock=False)
     assert emu.stock("A") == 8
-    status, refunds, _ = await call(http, emu, "GET", f"/orders/{oid}/refunds")
-    line = refunds[0]["line_items"][0]
-    assert refunds[0]["api_restock"] is False
-    assert {m["key"]: m["value"] for m in line["meta_data"]}["_restock_refunded_items"] == "0"
+    status, order, _ = await call(http, emu, "GET", f"/orders/{oid}")
+    assert {m["key"]: m["value"] for m in order["line_items"][0]["meta_data"]} == {"_reduced_stock": "2"}
     emu.refund(oid, [("A", 1)], restock=True)
     assert emu.stock("A") == 9
     status, order, _ = await call(http, emu, "GET", f"/orders/{oid}")
     assert order["status"] == "refunded" and len(order["refunds"]) == 2
     with pytest.raises(ValueError):
         emu.refund(oid, [("A", 1)])
+
+
+async def test_variations_inherit_sku_and_parent_stock(emu: WooCommerceEmulator, http: aiohttp.ClientSession) -> None:
+    parent, ids = emu.add_variable_product("Shirt", [("", None), ("", None), ("SHIRT-XL", 4)], sku="SHIRT", stock=10)
+    _, rows, _ = await call(http, emu, "GET", f"/products/{parent}/variations", params={"orderby": "id", "order": "asc"})
+    assert [(r["sku"], r["manage_stock"], r["stock_quantity"]) for r in rows] == [
+        ("SHIRT", "parent", 10), ("SHIRT", "parent", 10), ("SHIRT-XL", True, 4)
+    ]
+    oid = emu.place_order([(ids["#1"], 2), (ids["SHIRT-XL"], 1)])
+    assert emu.stock_of(parent) == 8 and emu.stock_of(ids["#2"]) == 8 and emu.stock("SHIRT-XL") == 3
+    _, order, _ = await call(http, emu, "GET", f"/orders/{oid}")
+    assert [line["sku"] for line in order["line_items"]] == ["SHIRT", "SHIRT-XL"]
+    emu.refund(oid, [(ids["#1"], 1)], restock=True)
+    assert emu.stock_of(parent) == 9
+    # A stock_quantity sent to a parent-kept variation is stored but hidden (the parent's shows) ...
+    _, answer, _ = await call(http, emu, "POST", f"/products/{parent}/variations/batch",
+                              body={"update": [{"id": ids["#2"], "stock_quantity": 50}]})
+    assert answer["update"][0]["manage_stock"] == "parent" and answer["update"][0]["stock_quantity"] == 9
+    # ... and manage_stock: true switches the variation to a stock of its own.
+    _, answer, _ = await call(http, emu, "POST", f"/products/{parent}/variations/batch",
+                              body={"update": [{"id": ids["#2"], "manage_stock": True, "stock_quantity": 5}]})
+    assert answer["update"][0]["manage_stock"] is True and emu.manage_stock_of(ids["#2"]) is True
+    assert emu.stock_of(ids["#2"]) == 5 and emu.stock_of(parent) == 9
 
 
 async def test_line_sku_is_looked_up_live(emu: WooCommerceEmulator, http: aiohttp.ClientSession) -> None:

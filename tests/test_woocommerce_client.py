@@ -115,7 +115,7 @@ async def test_refunds_keep_only_restocked_lines(emu: WooCommerceEmulator, clien
     emu.add_product("B", 10)
     oid = emu.place_order([("A", 3), ("B", 2)])
     clock.tick(10)
-    restocked = emu.refund(oid, [("A", 2), ("B", 1)], restock=True)
+    restocked = emu.refund(oid, [("A", 2)], restock=True)
     clock.tick(10)
     not_restocked = emu.refund(oid, [("B", 1)], restock=False)
     plain = emu.place_order([("A", 1)])
@@ -123,10 +123,48 @@ async def test_refunds_keep_only_restocked_lines(emu: WooCommerceEmulator, clien
     assert order.store_id == str(oid) and other.store_id == str(plain) and other.refunds == ()
     assert [r.refund_id for r in order.refunds] == [str(restocked), str(not_restocked)]
     first, second = order.refunds
-    assert [(l.sku, l.quantity, l.price) for l in first.lines] == [("A", Decimal(2), Decimal(5)), ("B", Decimal(1), Decimal(10))]
+    assert [(l.sku, l.quantity, l.price) for l in first.lines] == [("A", Decimal(2), Decimal(5))]
     assert first.created_at == "2025-06-01T12:00:10+00:00"
     assert second.lines == ()
     assert emu.counters["GET /wp-json/wc/v3/orders/{id}/refunds"] == 1  # only orders with refunds
+
+
+async def test_restock_totals_go_to_the_newest_refunds_of_the_line(
+    emu: WooCommerceEmulator, client: WooCommerceClient, clock: StepClock
+) -> None:
+    """WooCommerce keeps one running total per order line, not which refund restocked: the total
+    goes to the line's refunds newest first (an increase lands on the refund that caused it when
+    read soon after), never more than each refunded, and adds up to what went back on the shelf."""
+    emu.add_product("A", 10)
+    oid = emu.place_order([("A", 4)])
+    clock.tick(1)
+    first = emu.refund(oid, [("A", 1)], restock=False)
+    clock.tick(1)
+    second = emu.refund(oid, [("A", 2)], restock=True)
+    (order,) = await client.list_orders(None)
+    assert [(r.refund_id, [(l.sku, l.quantity) for l in r.lines]) for r in order.refunds] == [
+        (str(first), []), (str(second), [("A", Decimal(2))])
+    ]
+    assert emu.stock("A") == 8
+
+
+async def test_cancelled_order_reports_the_units_the_cancel_put_back(
+    emu: WooCommerceEmulator, client: WooCommerceClient
+) -> None:
+    emu.add_product("A", 10, price="4.00")
+    emu.add_product("LOOSE", None)
+    oid = emu.place_order([("A", 5), ("LOOSE", 1)])
+    restock = emu.refund(oid, [("A", 2)], restock=True)
+    (before,) = await client.list_orders(None)
+    assert [r.refund_id for r in before.refunds] == [str(restock)]  # not cancelled: no "cancel"
+    emu.set_order_status(oid, "cancelled")
+    (order,) = await client.list_orders(None)
+    assert order.cancelled
+    by_id = {r.refund_id: [(l.sku, l.quantity, l.price) for l in r.lines] for r in order.refunds}
+    # the cancel put back 5 - 2; the untracked line never had _reduced_stock and counts as back too
+    assert by_id == {str(restock): [("A", Decimal(2), Decimal(4))],
+                     "cancel": [("A", Decimal(3), Decimal(4)), ("LOOSE", Decimal(1), Decimal(10))]}
+    assert emu.stock("A") == 10
 
 
 async def test_line_without_sku_keeps_an_empty_sku(emu: WooCommerceEmulator, client: WooCommerceClient) -> None:

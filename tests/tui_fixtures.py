@@ -26,6 +26,7 @@ from connex_tui.app import ConnexApp
 from connex_tui.backend import Backend
 from connex_tui.engine import views
 from connex_tui.engine.db import Database
+from connex_tui.engine.throughput import Throughput
 
 FIXED_NOW = datetime(2026, 3, 10, 14, 30, 0, tzinfo=timezone.utc)
 LEAKED_KEY = "ck_5f2b8c1d9e7a6b4c3d2e1f0a9b8c7d6e5f4a3b2c"  # in an order's error: must never be shown
@@ -63,6 +64,11 @@ async def seed_database(path: Path) -> None:
     try:
         async with db.transaction() as conn:
             await conn.execute("INSERT INTO meta(key, value) VALUES ('inventory.paused', '0')")
+            # The store's pace in the last drain, as engine/dispatch.py writes it.
+            await conn.execute(
+                "INSERT INTO meta(key, value) VALUES ('store.throughput', ?)",
+                (Throughput(6, 8, 0.912, 1.384, 412.5, ago(minutes=2)).to_json(),),
+            )
             # Web Connector sessions: the last one two minutes ago, 4.2 s, 12 requests, ok.
             sessions = [
                 (ago(minutes=62), ago(minutes=61, seconds=57), 9, "ok", None),

@@ -54,11 +54,16 @@ class AuthThrottle:
             self._records.popitem(last=False)
         if len(record.failures) < self.max_failures:
             return 0.0
-        lock = min(self.max_lock, self.base_lock * (2**record.lockouts))
+        lock = min(self.max_lock, self.base_lock * float(2**record.lockouts))  # int ** int is Any to mypy
         record.lockouts += 1
         record.locked_until = now + lock
         record.failures.clear()
         return lock
+
+    def locked_addresses(self) -> int:
+        """How many addresses are locked out right now (for /metrics)."""
+        now = self.clock()
+        return sum(1 for record in self._records.values() if record.locked_until > now)
 
     def succeeded(self, client: str) -> None:
         self._records.pop(client, None)

@@ -301,6 +301,10 @@ class StorefrontConfig:
     timeout_seconds: int = setting(
         Kind.INT, 60, "the longest one request to the store may take", lo=1, hi=600
     )
+    max_concurrency: int = setting(
+        Kind.INT, 8, "the most requests to the store at once (starts at 2, grows while the store keeps up)",
+        lo=1, hi=64,
+    )
     ca_bundle: Path | None = setting(
         Kind.PATH,
         None,
@@ -351,6 +355,37 @@ class LoggingConfig:
     level: Literal["debug", "info", "warning", "error"] = setting(
         Kind.ENUM, "info", "", choices=("debug", "info", "warning", "error")
     )
+    file: Path | None = setting(
+        Kind.PATH,
+        None,
+        "JSON log lines go here instead of stderr (a Windows service has no stderr); "
+        "the interface logs here too, else beside the database",
+        starter="connex.log",
+        commented=True,
+    )
+    rotate: Literal["size", "external"] = setting(
+        Kind.ENUM,
+        "size",
+        "size: the file is rotated at max_megabytes, keeping `backups` old ones (any OS); "
+        "external: logrotate moves it and it is reopened (POSIX only)",
+        choices=("size", "external"),
+    )
+    max_megabytes: int = setting(Kind.INT, 10, "rotate the log file at this size (rotate = size)", lo=1, hi=10_000)
+    backups: int = setting(Kind.INT, 5, "rotated log files kept: connex.log.1 ... (rotate = size)", lo=1, hi=1000)
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    port: int | None = setting(
+        Kind.INT,
+        None,
+        "serve GET /metrics (Prometheus text format) on this port; off when not set (0: any free port)",
+        lo=0,
+        hi=65535,
+        starter=9464,
+        commented=True,
+    )
+    host: str = setting(Kind.STR, "127.0.0.1", "address /metrics listens on; 127.0.0.1: this machine only")
 
 
 SECTIONS: dict[str, type] = {
@@ -360,6 +395,7 @@ SECTIONS: dict[str, type] = {
     "orders": OrdersConfig,
     "inventory": InventoryConfig,
     "logging": LoggingConfig,
+    "metrics": MetricsConfig,
 }
 
 
@@ -377,6 +413,7 @@ class Config:
     orders: OrdersConfig
     inventory: InventoryConfig
     logging: LoggingConfig
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     def secrets(self) -> list[str]:
         """Every non-empty secret value, for log redaction."""

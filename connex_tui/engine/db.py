@@ -17,6 +17,7 @@ from typing import Any
 import aiosqlite
 
 from .schema import MIGRATIONS
+from .skus_rule import sql_sku_key
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -43,6 +44,9 @@ class Database:
         await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute("PRAGMA synchronous = NORMAL")
         await conn.execute("PRAGMA foreign_keys = ON")
+        # The SKU key (trimmed, Unicode case-folded) for the migrations that fill stored key
+        # columns; queries compare those columns, never lower().
+        await conn.create_function("sku_key", 1, sql_sku_key, deterministic=True)
         await db.migrate()
         return db
 
@@ -90,7 +94,8 @@ class Database:
         return None if row is None else row[0]
 
     async def get_meta(self, key: str) -> str | None:
-        return await self.fetchval("SELECT value FROM meta WHERE key = ?", (key,))
+        value = await self.fetchval("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if value is None else str(value)
 
     async def set_meta_now(self, key: str, value: str) -> None:
         """In a transaction of its own; skipped when the value is already there."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable, MutableMapping
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO, cast
 
 import structlog
 
@@ -38,8 +38,16 @@ class SecretRedactor:
         return {key: self._clean(value) for key, value in event.items()}
 
 
+class LineSink(Protocol):
+    """Where lines are printed: a text file or stream, or the rotating `LogFile`."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
 def configure_logging(
-    *, level: str = "info", secrets: Iterable[str] = (), stream: TextIO | None = None, json: bool = True
+    *, level: str = "info", secrets: Iterable[str] = (), stream: TextIO | LineSink | None = None, json: bool = True
 ) -> None:
     """JSON lines to `stream` (stderr by default); call once at start-up."""
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
@@ -53,6 +61,6 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, stream or sys.stderr)),
         cache_logger_on_first_use=False,
     )

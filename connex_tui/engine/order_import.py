@@ -3,22 +3,35 @@
 The store is asked for orders modified since the watermark minus an overlap (clocks and
 eventually-consistent listings can hide an order for a moment); orders already known are matched
 by store id, so re-reading is harmless. A new paid order is kept with its lines for the next
-Web Connector session; one cancelled before it reached QuickBooks is skipped; a refund whose lines
-went back on the shelf becomes one credit memo.
+Web Connector session; one cancelled before it reached QuickBooks is skipped (with the credit
+memos it had waiting).
+
+Restocks (a refund's lines put back on the shelf, or a cancellation's) become credit memos so that
+QuickBooks gets every unit back exactly once, whatever the store reports them against: per order
+and SKU, the engine compares the units the store says were restocked with the units its credit
+memos for that order already carry, and queues a credit memo only for the difference, named after
+the first refund that has none yet. Re-reading an order, or a store that cannot say which refund
+restocked what (WooCommerce keeps a running total per line), therefore never gives QuickBooks a
+unit twice. The sale posted minus the units in its credit memos is what the order took from the
+store's shelf.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 import aiosqlite
 import structlog
 
-from ..storefronts.base import StoreOrderData, StoreRefund, Storefront
+from ..storefronts.base import Storefront, StoreLine, StoreOrderData
 from .config import Config
 from .db import Database, utcnow
 from .orders import OrderLine, StoreOrder, insert_order
+from .skus import sku_key
 
 log = structlog.get_logger("connex.orders")
 
@@ -81,6 +94,9 @@ class OrderImporter:
         if row is None:
             if data.cancelled or data.status.lower() not in self.statuses:
                 return  # not (yet) an order to post; a later change brings it back with a new date
+            if data.problem:
+                await self._unreadable(conn, data, outcome)
+                return
             order_id = await insert_order(conn, _to_order(data), self.config.orders.post_as)
             if order_id is None:
                 return
@@ -94,16 +110,35 @@ class OrderImporter:
             "UPDATE orders SET status = ?, modified_at = ?, updated_at = ? WHERE id = ?",
             (data.status, data.modified_at, utcnow(), order_id),
         )
-        if data.cancelled and state == "new":
+        if data.problem:
+            log.warning("order_unreadable", order=data.number, reason=data.problem[:300])
+            return  # what the store says now cannot be right: keep what we had, change nothing
+        if data.cancelled and state in ("new", "failed"):
+            # Never reached QuickBooks: neither it nor its waiting credit memos go there.
+            reason = "cancelled on the store before it reached QuickBooks"
             await conn.execute(
-                "UPDATE orders SET qb_state = 'skipped', error = ? WHERE id = ?",
-                ("cancelled on the store before it reached QuickBooks", order_id),
+                "UPDATE orders SET qb_state = 'skipped', error = ? WHERE id = ? OR (parent_order_id = ?"
+                " AND qb_kind = 'credit_memo' AND qb_state IN ('new', 'failed'))",
+                (reason, order_id, order_id),
             )
             outcome.skipped += 1
             log.info("order_skipped", order=data.number, reason="cancelled before posting")
             return
         if state != "skipped":
             await self._credit_memos(conn, order_id, data, outcome)
+
+    async def _unreadable(self, conn: aiosqlite.Connection, data: StoreOrderData, outcome: ImportOutcome) -> None:
+        """A new order whose store answer holds a value that cannot be right: kept, failed, with
+        the reason, for a person (fixing it on the store brings it back with a new date)."""
+        order = StoreOrder(store_id=data.store_id, number=data.number, lines=(), status=data.status,
+                           customer=data.customer, placed_at=data.created_at or None, modified_at=data.modified_at,
+                           raw=data.raw)
+        order_id = await insert_order(conn, order, self.config.orders.post_as)
+        if order_id is None:
+            return
+        await conn.execute("UPDATE orders SET qb_state = 'failed', error = ? WHERE id = ?", (data.problem, order_id))
+        outcome.imported += 1
+        log.warning("order_failed", order=data.number, reason=data.problem[:300])
 
     async def _check_lines(self, conn: aiosqlite.Connection, order_id: int, data: StoreOrderData) -> None:
         """An order QuickBooks cannot take as it is waits as failed, with the reason, for a person."""
@@ -121,28 +156,122 @@ class OrderImporter:
     async def _credit_memos(
         self, conn: aiosqlite.Connection, order_id: int, data: StoreOrderData, outcome: ImportOutcome
     ) -> None:
-        for refund in data.refunds:
-            if not refund.lines:
-                continue  # money back only: no stock moved, nothing for QuickBooks' quantities
-            memo = _refund_order(data, refund)
+        covered = await _memo_units(conn, order_id)
+        missing = _subtract(_restocked(data), _total(covered.values()))
+        if not missing:
+            return  # every restocked unit already has its credit memo (or nothing was restocked)
+        taken = await _memo_ids(conn, order_id)
+        for refund_id, lines in _share_out(data, missing, covered):
+            store_id, number = _memo_name(data, refund_id, taken)
+            memo = StoreOrder(
+                store_id=store_id,
+                number=number,
+                status="refund",
+                customer=data.customer,
+                placed_at=_refund_time(data, refund_id),
+                modified_at=data.modified_at,
+                lines=tuple(OrderLine(l.sku, l.quantity, l.price, l.name) for l in lines),
+                raw={"refund_of": data.store_id, "refund_id": refund_id},
+            )
             new_id = await insert_order(conn, memo, "credit_memo")
             if new_id is not None:
+                taken.add(store_id)
                 await conn.execute("UPDATE orders SET parent_order_id = ? WHERE id = ?", (order_id, new_id))
                 outcome.credit_memos += 1
-                log.info("credit_memo_queued", order=data.number, refund=refund.refund_id)
+                log.info("credit_memo_queued", order=data.number, refund=refund_id,
+                         units=str(sum((l.quantity for l in lines), Decimal(0))))
 
 
-def _refund_order(data: StoreOrderData, refund: StoreRefund) -> StoreOrder:
-    return StoreOrder(
-        store_id=f"{data.store_id}/refund/{refund.refund_id}",
-        number=f"{data.number}-R{refund.refund_id.rsplit('/', 1)[-1]}",
-        status="refund",
-        customer=data.customer,
-        placed_at=refund.created_at or None,
-        modified_at=data.modified_at,
-        lines=tuple(OrderLine(l.sku, l.quantity, l.price, l.name) for l in refund.lines if l.sku and l.quantity > 0),
-        raw={"refund_of": data.store_id, "refund_id": refund.refund_id},
-    )
+_Units = dict[str, Decimal]  # SKU key -> units
+
+
+def _restocked(data: StoreOrderData) -> _Units:
+    """Units the store says this order put back on the shelf, per SKU."""
+    units: _Units = {}
+    for refund in data.refunds:
+        for line in refund.lines:
+            if line.sku.strip() and line.quantity > 0:
+                units[sku_key(line.sku)] = units.get(sku_key(line.sku), Decimal(0)) + line.quantity
+    return units
+
+
+async def _memo_units(conn: aiosqlite.Connection, order_id: int) -> dict[str, _Units]:
+    """Units this order's credit memos already carry (all but skipped ones), per refund id and SKU."""
+    units: dict[str, _Units] = {}
+    async with conn.execute(
+        "SELECT o.raw, l.sku, l.quantity FROM order_lines l JOIN orders o ON o.id = l.order_id"
+        " WHERE o.parent_order_id = ? AND o.qb_kind = 'credit_memo' AND o.qb_state != 'skipped'",
+        (order_id,),
+    ) as cur:
+        async for row in cur:
+            refund = units.setdefault(_refund_id_of(row[0]), {})
+            refund[sku_key(row[1])] = refund.get(sku_key(row[1]), Decimal(0)) + Decimal(row[2])
+    return units
+
+
+def _refund_id_of(raw: str) -> str:
+    try:
+        value = json.loads(raw).get("refund_id")
+    except (ValueError, AttributeError):
+        return ""
+    return str(value) if value is not None else ""
+
+
+def _total(parts: Iterable[_Units]) -> _Units:
+    total: _Units = {}
+    for part in parts:
+        for key, units in part.items():
+            total[key] = total.get(key, Decimal(0)) + units
+    return total
+
+
+async def _memo_ids(conn: aiosqlite.Connection, order_id: int) -> set[str]:
+    async with conn.execute(
+        "SELECT store_id FROM orders WHERE parent_order_id = ? AND qb_kind = 'credit_memo'", (order_id,)
+    ) as cur:
+        return {row[0] for row in await cur.fetchall()}
+
+
+def _subtract(wanted: _Units, have: _Units) -> _Units:
+    return {key: units - have.get(key, Decimal(0)) for key, units in wanted.items() if units > have.get(key, Decimal(0))}
+
+
+def _share_out(data: StoreOrderData, missing: _Units, covered: dict[str, _Units]) -> list[tuple[str, list[StoreLine]]]:
+    """The missing units, put first against the refunds that report more than their credit memos
+    carry, then (a store whose attribution moved) against any refund reporting them; newest refund
+    first (the store lists them oldest first): units missing now most likely came back with the
+    latest refund. Each line takes at most what that refund reports."""
+    left = dict(missing)
+    shares: dict[str, list[StoreLine]] = {}
+    for uncovered_only in (True, False):
+        for refund in reversed(data.refunds):
+            have = dict(covered.get(refund.refund_id, {})) if uncovered_only else {}
+            for line in refund.lines:
+                key = sku_key(line.sku)
+                room = line.quantity - have.get(key, Decimal(0))
+                have[key] = max(have.get(key, Decimal(0)) - line.quantity, Decimal(0))
+                take = min(room, left.get(key, Decimal(0)))
+                if line.sku.strip() and take > 0:
+                    left[key] -= take
+                    shares.setdefault(refund.refund_id, []).append(StoreLine(line.sku, take, line.price, line.name))
+    return [(r.refund_id, shares[r.refund_id]) for r in data.refunds if r.refund_id in shares]
+
+
+def _memo_name(data: StoreOrderData, refund_id: str, taken: set[str]) -> tuple[str, str]:
+    """(store id, number) of a credit memo for `refund_id`: "<order>/refund/<id>" and
+    "<number>-R<id>" the first time, with "+2", "+3"... when that refund's units grew later."""
+    base = f"{data.store_id}/refund/{refund_id}"
+    short = refund_id.rsplit("/", 1)[-1]
+    number = f"{data.number}-C" if refund_id == "cancel" else f"{data.number}-R{short}"
+    store_id, n = base, 1
+    while store_id in taken:
+        n += 1
+        store_id = f"{base}+{n}"
+    return store_id, number if n == 1 else f"{number}+{n}"
+
+
+def _refund_time(data: StoreOrderData, refund_id: str) -> str | None:
+    return next((r.created_at or None for r in data.refunds if r.refund_id == refund_id), None)
 
 
 def _after(a: str, b: str) -> bool:

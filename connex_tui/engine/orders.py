@@ -12,8 +12,7 @@ import aiosqlite
 
 from ..soap.qbxml import TxnDoc, TxnLine, memo_for, ref_number_for
 from .db import Database, utcnow
-from .items import SKU_COLUMN
-from .skus import qb_values_for
+from .skus import qb_targets, sku_key
 
 
 @dataclass(frozen=True)
@@ -61,9 +60,10 @@ async def insert_order(conn: aiosqlite.Connection, order: StoreOrder, qb_kind: s
         return None
     order_id = cur.lastrowid
     await conn.executemany(
-        "INSERT INTO order_lines(order_id, line_no, sku, name, quantity, price) VALUES (?,?,?,?,?,?)",
+        "INSERT INTO order_lines(order_id, line_no, sku, name, quantity, price, sku_key) VALUES (?,?,?,?,?,?,?)",
         [
-            (order_id, n, line.sku, line.name, str(line.quantity), None if line.price is None else str(line.price))
+            (order_id, n, line.sku, line.name, str(line.quantity), None if line.price is None else str(line.price),
+             sku_key(line.sku))
             for n, line in enumerate(order.lines, start=1)
         ],
     )
@@ -75,30 +75,30 @@ async def add_order(db: Database, order: StoreOrder, qb_kind: str = "sales_recei
         return await insert_order(conn, order, qb_kind)
 
 
-async def item_full_names(db: Database, skus: Sequence[str], match: str) -> dict[str, str]:
-    """Store SKU (lower-cased) -> the QuickBooks FullName it refers to. A SKU whose item we have not
-    seen yet is sent as its (mapped) value: QuickBooks answers 3140 if it has no such item."""
-    if not skus:
-        return {}
-    values = await qb_values_for(db.conn, skus)
-    column = SKU_COLUMN[match]
-    wanted = sorted({v.lower() for v in values.values()})
-    marks = ",".join("?" * len(wanted))
-    rows = await db.fetchall(
-        f"SELECT lower({column}) AS value, full_name FROM items WHERE lower({column}) IN ({marks})", wanted
-    )
-    full_names = {row["value"]: row["full_name"] for row in rows}
-    return {sku: full_names.get(value.lower(), value) for sku, value in values.items()}
+class TxnDocs(dict[int, TxnDoc]):
+    """The documents that could be built, by order id; asking for another order raises ValueError
+    with the reason it cannot be sent (its caller fails that order with it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.problems: dict[int, str] = {}
+
+    def __missing__(self, order_id: int) -> TxnDoc:
+        raise ValueError(self.problems.get(order_id, f"no document for order {order_id}"))
 
 
-async def txn_docs(db: Database, order_ids: Sequence[int], *, customer: str, match: str) -> dict[int, TxnDoc]:
+async def txn_docs(db: Database, order_ids: Sequence[int], *, customer: str, match: str) -> TxnDocs:
     """The QuickBooks documents for these orders, keyed by order id.
 
-    A SKU that matches no known QuickBooks item is sent as the item's FullName as it is: if
-    QuickBooks does not have it either, it answers 3140 and the order fails with that reason.
+    Each line names the item its SKU refers to (`skus.qb_targets`). A SKU that matches no known
+    QuickBooks item is sent as it is: if QuickBooks does not have it either, it answers 3140 and
+    the order fails with that reason. An order with a SKU that several QuickBooks items answer to,
+    or that QuickBooks could only store as another name, gets no document: `docs[id]` raises
+    ValueError with the reason.
     """
+    docs = TxnDocs()
     if not order_ids:
-        return {}
+        return docs
     marks = ",".join("?" * len(order_ids))
     orders = await db.fetchall(f"SELECT id, store_id, number FROM orders WHERE id IN ({marks})", list(order_ids))
     lines = await db.fetchall(
@@ -106,23 +106,28 @@ async def txn_docs(db: Database, order_ids: Sequence[int], *, customer: str, mat
         " ORDER BY order_id, line_no",
         list(order_ids),
     )
-    names = await item_full_names(db, sorted({line["sku"] for line in lines}), match)
+    targets = await qb_targets(db.conn, sorted({line["sku"] for line in lines}), match)
     by_order: dict[int, list[TxnLine]] = {}
     for line in lines:
+        target = targets[line["sku"]]
+        if target.problem:
+            docs.problems.setdefault(line["order_id"], target.problem)
+            continue
         by_order.setdefault(line["order_id"], []).append(
             TxnLine(
-                item=names.get(line["sku"].lower(), line["sku"]),
+                item=target.full_name,
                 quantity=Decimal(line["quantity"]),
                 rate=None if line["price"] is None else Decimal(line["price"]),
                 desc=line["name"] or None,
             )
         )
-    return {
-        row["id"]: TxnDoc(
+    for row in orders:
+        if row["id"] in docs.problems:
+            continue
+        docs[row["id"]] = TxnDoc(
             ref_number=ref_number_for(row["number"], row["store_id"]),
             memo=memo_for(row["number"], row["store_id"]),
             customer=customer,
             lines=tuple(by_order.get(row["id"], ())),
         )
-        for row in orders
-    }
+    return docs

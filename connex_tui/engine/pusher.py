@@ -15,11 +15,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
+import aiosqlite
 import structlog
 
-from ..storefronts.base import CatalogEntry, CredentialsError, StockResult, StockUpdate, Storefront, StoreUnavailable
+from ..storefronts.base import (
+    CatalogEntry,
+    CredentialsError,
+    StockResult,
+    StockUpdate,
+    Storefront,
+    StoreUnavailable,
+)
 from .catalog import CatalogIndex, lookup
 from .db import Database, utcnow
+from .skus_rule import sku_key
 
 log = structlog.get_logger("connex.inventory")
 
@@ -69,8 +78,10 @@ class InventoryPusher:
         max_attempts: int = 8,
         request_timeout: float = 60.0,
         index: CatalogIndex | None = None,
+        match: str = "name",
     ) -> None:
         self.db = db
+        self.match = match  # `[inventory] match`: which QuickBooks field a store SKU is compared with
         self.store = store
         self.index = index or CatalogIndex(db, store)
         self.max_attempts = max_attempts
@@ -91,7 +102,8 @@ class InventoryPusher:
             return cur.rowcount
 
     async def next_due(self) -> str | None:
-        return await self.db.fetchval("SELECT min(next_attempt) FROM pending WHERE state = 'pending'")
+        due = await self.db.fetchval("SELECT min(next_attempt) FROM pending WHERE state = 'pending'")
+        return None if due is None else str(due)
 
     async def push_once(self, *, full_batches_only: bool = False) -> PushOutcome:
         """One batch; an outcome with taken == 0 means nothing was due (or, with
@@ -101,9 +113,10 @@ class InventoryPusher:
         if not rows:
             return outcome
         entries = await self._entries([sku for sku, _ in rows])
-        updates = [StockUpdate(sku, _int_quantity(qty), entries[sku.lower()]) for sku, qty in rows if sku.lower() in entries]
-        results = {r.sku: r for r in [StockResult(sku, ok=False, permanent=True, reason=NOT_ON_STORE)
-                                      for sku, _ in rows if sku.lower() not in entries]}
+        updates = [StockUpdate(sku, _int_quantity(qty), e) for sku, qty in rows
+                   if isinstance(e := entries.get(sku), CatalogEntry)]
+        results = {sku: StockResult(sku, ok=False, permanent=True, reason=NOT_ON_STORE if e is None else e)
+                   for sku, _ in rows if not isinstance(e := entries.get(sku), CatalogEntry)}
         if updates:
             stock_results = await self._set_stock(updates)
             if all(not r.ok and not r.permanent for r in stock_results):
@@ -133,9 +146,10 @@ class InventoryPusher:
             )
         return rows
 
-    async def _entries(self, skus: list[str]) -> dict[str, CatalogEntry]:
-        entries = await lookup(self.db, skus)
-        missing = [s for s in skus if s.lower() not in entries]
+    async def _entries(self, skus: list[str]) -> dict[str, CatalogEntry | str]:
+        """SKU -> its store entry, or why it cannot be pushed to (several store products claim it...)."""
+        entries = await lookup(self.db, skus, match=self.match)
+        missing = [s for s in skus if s not in entries]
         if missing:
             # One refresh of the index before calling a SKU missing (it may be new on the store),
             # unless the index is younger than CATALOG_REFRESH_MIN_SECONDS.
@@ -143,7 +157,7 @@ class InventoryPusher:
             count = await self.index.refresh(unless_newer_than=recent.isoformat(timespec="milliseconds"))
             if count is not None:
                 log.info("catalog_refreshed", skus=count, reason="unknown SKU", missing=len(missing))
-            entries = await lookup(self.db, skus)
+            entries = await lookup(self.db, skus, match=self.match)
         return entries
 
     async def _set_stock(self, updates: list[StockUpdate]) -> list[StockResult]:
@@ -206,7 +220,7 @@ class InventoryPusher:
                     "INSERT INTO sku_log(at, sku, old_qty, new_qty, ok, reason) VALUES (?,?,?,?,1,'')",
                     [(now, sku, _text(r.before), str(a)) for (sku, _, r), (_, a) in zip(pushed, after)],
                 )
-                await conn.executemany("UPDATE catalog SET quantity = ? WHERE sku_key = ?", [(a, sku.lower()) for sku, a in after])
+                await conn.executemany("UPDATE catalog SET quantity = ? WHERE sku_key = ?", [(a, sku_key(sku)) for sku, a in after])
                 # Deleted only if QuickBooks did not report a newer quantity while we pushed; a row
                 # that changed goes back to pending with the newer quantity.
                 await conn.executemany(
@@ -221,7 +235,7 @@ class InventoryPusher:
                 if not result.ok:
                     await self._record_failure(conn, sku, quantity, result, now_dt, outcome)
 
-    async def _record_failure(self, conn, sku: str, quantity: str, result: StockResult, now_dt: datetime,
+    async def _record_failure(self, conn: aiosqlite.Connection, sku: str, quantity: str, result: StockResult, now_dt: datetime,
                               outcome: PushOutcome) -> None:
         now = now_dt.isoformat(timespec="milliseconds")
         async with conn.execute("SELECT attempts FROM pending WHERE sku = ?", (sku,)) as cur:

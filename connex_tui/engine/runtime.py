@@ -20,6 +20,7 @@ from ..storefronts.factory import make_storefront
 from .config import Config
 from .db import Database
 from .event_log import EventRecorder
+from .metrics import EngineCounters, MetricsSource, start_metrics_site
 from .events import Event, EventBus, PendingQueued, SessionEnded
 from .qbwc_session import QBWCSessions
 from .scheduler import Scheduler
@@ -79,6 +80,11 @@ class Engine:
         self.recorder: EventRecorder | None = None
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
+        # Counted from construction, so no event of this run is missed by /metrics.
+        self.counters = EngineCounters()
+        self.bus.subscribe(self.counters)
+        self._metrics_runner: web.AppRunner | None = None
+        self.metrics_port: int | None = None
 
     @property
     def url(self) -> str:
@@ -97,6 +103,8 @@ class Engine:
             await self._start_sync()
         if serve:
             await self._serve()
+            if self.config.metrics.port is not None:
+                await self._serve_metrics()
 
     async def _start_sync(self) -> None:
         assert self.db is not None
@@ -129,6 +137,16 @@ class Engine:
         self._runner, self.port = await start_endpoint(app, q.host, q.port, self._ssl_context())
         log.info("qbwc_endpoint_listening", url=self.url)
 
+    async def _serve_metrics(self) -> None:
+        assert self.db is not None and self.sessions is not None
+        m = self.config.metrics
+        sessions = self.sessions
+        source = MetricsSource(
+            self.db, self.counters, lambda: sessions.now(), store=self.store, auth_throttle=sessions.auth_throttle
+        )  # the sessions' clock, read at each scrape (tests replace it)
+        self._metrics_runner, self.metrics_port = await start_metrics_site(source, m.host, m.port or 0)
+        log.info("metrics_listening", url=f"http://{m.host}:{self.metrics_port}/metrics")
+
     def _ssl_context(self) -> ssl.SSLContext | None:
         q = self.config.qbwc
         if not q.tls_cert:
@@ -138,6 +156,9 @@ class Engine:
         return context
 
     async def stop(self) -> None:
+        if self._metrics_runner is not None:
+            await self._metrics_runner.cleanup()
+            self._metrics_runner = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -176,3 +176,43 @@ MIGRATIONS.append(
     ALTER TABLE orders ADD COLUMN sent_at TEXT
     """
 )
+
+MIGRATIONS.append(
+    # 5: one SKU rule (engine/skus.py): keys are trimmed, Unicode case-folded text computed in
+    # Python (SQLite's lower() folds ASCII only), stored beside the value they come from; the
+    # migration fills them with `sku_key`, the same function registered on every connection.
+    # The catalog keeps every store product claiming a SKU (two claiming one is reported, not
+    # silently collapsed), and what was wrong with an entry the store answered for.
+    """
+    CREATE TABLE catalog_v5 (
+        id           INTEGER PRIMARY KEY,
+        sku          TEXT NOT NULL,
+        sku_key      TEXT NOT NULL,
+        item_id      TEXT NOT NULL,
+        parent_id    TEXT,
+        quantity     INTEGER,
+        managed      INTEGER NOT NULL DEFAULT 1,
+        problem      TEXT NOT NULL DEFAULT '',
+        refreshed_at TEXT NOT NULL
+    );
+    INSERT INTO catalog_v5(sku, sku_key, item_id, parent_id, quantity, managed, refreshed_at)
+        SELECT sku, sku_key(sku), item_id, parent_id, quantity, managed, refreshed_at FROM catalog;
+    DROP TABLE catalog;
+    ALTER TABLE catalog_v5 RENAME TO catalog;
+    CREATE INDEX catalog_sku_key ON catalog(sku_key);
+
+    ALTER TABLE items ADD COLUMN name_key TEXT;
+    ALTER TABLE items ADD COLUMN full_name_key TEXT;
+    ALTER TABLE items ADD COLUMN mpn_key TEXT;
+    UPDATE items SET name_key = sku_key(name), full_name_key = sku_key(full_name), mpn_key = sku_key(mpn);
+    CREATE INDEX items_name_key ON items(name_key);
+    CREATE INDEX items_full_name_key ON items(full_name_key);
+    CREATE INDEX items_mpn_key ON items(mpn_key);
+
+    ALTER TABLE order_lines ADD COLUMN sku_key TEXT;
+    UPDATE order_lines SET sku_key = sku_key(sku);
+    CREATE INDEX order_lines_sku_key ON order_lines(sku_key);
+
+    UPDATE OR IGNORE mappings SET store_sku_key = sku_key(store_sku)
+    """
+)

@@ -8,16 +8,19 @@ from decimal import Decimal
 import structlog
 
 from ..storefronts.base import Storefront
+from ..storefronts.limiter import gate_of
 from .catalog import CatalogIndex
 from .commands import is_paused
 from .config import Config
 from .db import Database, utcnow
+from .dispatch import BatchDispatcher
 from .event_log import trim_events
 from .events import EventBus, PendingQueued, StockPushed
 from .items import SKU_COLUMN, queue_stock, store_quantities
 from .order_import import OrderImporter
-from .pusher import InventoryPusher, PushOutcome
+from .pusher import InventoryPusher
 from .scheduler import TaskResult, TaskSpec
+from .skus import QBItemRef, sku_key
 
 log = structlog.get_logger("connex.tasks")
 
@@ -41,7 +44,9 @@ class SyncTasks:
             max_attempts=config.inventory.max_attempts,
             request_timeout=config.storefront.timeout_seconds,
             index=self.index,
+            match=config.inventory.match,
         )
+        self.dispatcher = BatchDispatcher(db, self.pusher, gate_of(store))
 
     def specs(self) -> list[TaskSpec]:
         inv = self.config.inventory
@@ -67,18 +72,12 @@ class SyncTasks:
         """Drain the queue batch after batch; come back when the next retry is due."""
         if await is_paused(self.db):
             return TaskResult("paused")
-        total = PushOutcome()
         reading = await self._session_reading()
-        while True:
-            outcome = await self.pusher.push_once(full_batches_only=reading)
-            if outcome.taken:
-                self.bus.emit(StockPushed(outcome.pushed, outcome.failed, outcome.retrying))
-            total.taken += outcome.taken
-            total.pushed += outcome.pushed
-            total.failed += outcome.failed
-            total.retrying += outcome.retrying
-            if outcome.taken < self.store.batch_limit or await is_paused(self.db):
-                break
+        total = await self.dispatcher.drain(
+            full_batches_only=reading,
+            on_batch=lambda o: self.bus.emit(StockPushed(o.pushed, o.failed, o.retrying)),
+            stop=lambda: is_paused(self.db),
+        )
         due = await self.pusher.next_due()
         again = datetime.fromisoformat(due) if due else None
         if reading and due:
@@ -97,22 +96,28 @@ class SyncTasks:
         """Compare every matched SKU's store stock with QuickBooks and queue the differences
         (catches stock edited by hand on the store)."""
         await self.index.refresh(unless_newer_than=utcnow())  # or take one that finished while we waited
-        column = SKU_COLUMN[self.config.inventory.match]
-        rows = await self.db.fetchall(f"SELECT {column}, quantity_on_hand FROM items WHERE is_active = 1 AND {column} IS NOT NULL")
+        match = self.config.inventory.match
+        column = SKU_COLUMN[match]
+        rows = await self.db.fetchall(
+            f"SELECT {column}, full_name, quantity_on_hand FROM items WHERE is_active = 1 AND {column} IS NOT NULL"
+        )
         store_rows = await self.db.fetchall("SELECT sku_key, quantity FROM catalog WHERE managed = 1")
-        on_store = {row[0]: row[1] for row in store_rows}
+        on_store: dict[str, set[int | None]] = {}
+        for row in store_rows:
+            on_store.setdefault(row[0], set()).add(row[1])
         async with self.db.transaction() as conn:
-            wanted = await store_quantities(
-                conn, {row[0]: Decimal(row[1]) for row in rows}, quantity_mode=self.config.inventory.quantity
+            wanted, _ = await store_quantities(
+                conn, [(QBItemRef(row[0], row[1]), Decimal(row[2])) for row in rows],
+                match=match, quantity_mode=self.config.inventory.quantity,
             )
             differences = {
                 sku: qty for sku, qty in wanted.items()
-                if sku.lower() in on_store and on_store[sku.lower()] != int(qty)
+                if sku_key(sku) in on_store and on_store[sku_key(sku)] != {int(qty)}
             }
             await queue_stock(conn, differences, utcnow())
         if differences:
             self.bus.emit(PendingQueued(len(differences)))  # the inventory task pushes them now
-        log.info("reconciled", compared=len([s for s in wanted if s.lower() in on_store]), queued=len(differences))
+        log.info("reconciled", compared=len([s for s in wanted if sku_key(s) in on_store]), queued=len(differences))
         return TaskResult(f"{len(differences)} of {len(wanted)} SKUs differed and were queued")
 
     async def cleanup(self) -> TaskResult:

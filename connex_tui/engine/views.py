@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 from .commands import is_paused
 from .db import Database
+from .throughput import THROUGHPUT_KEY, Throughput
 
 PAGE = 200
 
@@ -65,6 +66,7 @@ class Dashboard:
     drain_total: int
     latest_failures: tuple[Failure, ...]
     paused: bool
+    throughput: Throughput | None = None  # concurrency, round trips, updates/s of the last drain
 
     @property
     def healthy(self) -> bool:
@@ -195,6 +197,7 @@ async def dashboard(db: Database) -> Dashboard:
     counts = await db.fetchone(
         "SELECT sum(state = 'pending'), sum(state = 'in_flight'), sum(state = 'failed') FROM pending"
     )
+    assert counts is not None  # an aggregate without GROUP BY always returns one row
     done, total = await drain_progress(db)
     return Dashboard(
         last_session=await last_session(db),
@@ -213,6 +216,7 @@ async def dashboard(db: Database) -> Dashboard:
         drain_total=total,
         latest_failures=await latest_failures(db),
         paused=await is_paused(db),
+        throughput=Throughput.from_json(await db.get_meta(THROUGHPUT_KEY)),
     )
 
 
@@ -251,7 +255,7 @@ async def sku_log_page(
     limit: int = PAGE,
 ) -> list[LogRow]:
     """Newest first; the next page starts before the last row's id (keyset paging: no OFFSET scan)."""
-    where, params = ["1 = 1"], []
+    where, params = ["1 = 1"], list[str | int]()  # texts and the keyset id
     if failed_only:
         where.append("ok = 0")
     if sku_filter:

@@ -1,5 +1,6 @@
 """Dashboard: the last Web Connector session, the store, today's orders, the stock queue,
-pushes per minute, the drain of the queue, and the latest failures."""
+pushes per minute, the store's pace (concurrency, round trip, updates per second), the drain of the
+queue, and the latest failures."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Label, ProgressBar, Sparkline, Static
 
+from ..engine.throughput import Throughput
 from ..engine.views import Dashboard
 from ..widgets import fmt
 from .base import DataScreen
@@ -24,6 +26,21 @@ def _line(label: str, value: str, style: str = "", width: int = 9) -> Content:
 
 def _lines(*lines: Content) -> Content:
     return Content("\n").join(lines)
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def _pace(figures: Throughput | None) -> str:
+    """The store's pace in the last drain: requests at once, round trip, updates per second."""
+    if figures is None:
+        return "store: nothing pushed yet"
+    rate = f"{figures.updates_per_second:,.0f} updates/s" if figures.updates_per_second else "– updates/s"
+    return (f"store: {figures.concurrency} at once (max {figures.maximum}) · round trip p50 "
+            f"{_seconds(figures.rtt_p50)}, p95 {_seconds(figures.rtt_p95)} · {rate}")
 
 
 class Panel(Static):
@@ -55,6 +72,7 @@ class DashboardScreen(DataScreen):
             box.border_title = "Pushes per minute, last 30 min"
             yield Sparkline([0] * 30, summary_function=max, id="dash-spark")
             yield Label("", id="dash-rate-label")
+            yield Label("", id="dash-pace-label")
         with Horizontal(id="dash-drain", classes="box") as drain:
             drain.border_title = "Queue drain"
             yield ProgressBar(total=100, show_eta=False, show_percentage=True, id="dash-progress")
@@ -113,6 +131,11 @@ class DashboardScreen(DataScreen):
         label = self.query_one("#dash-rate-label", Label)
         if str(label.content) != rate:
             label.update(rate)
+
+        pace = self.query_one("#dash-pace-label", Label)
+        pace_text = _pace(data.throughput)
+        if str(pace.content) != pace_text:
+            pace.update(pace_text)
 
         bar = self.query_one("#dash-progress", ProgressBar)
         drain_label = self.query_one("#dash-drain-label", Label)

@@ -159,7 +159,8 @@ class SkuLogScreen(DataScreen):
                 failed_only=failed_only, sku_filter=sku_filter, before_id=before, limit=PAGE
             )
         except Exception as exc:
-            page = exc
+            self.post_message(OlderPage((params, before), exc))
+            return
         self.post_message(OlderPage((params, before), page))
 
     def on_older_page(self, message: OlderPage) -> None:

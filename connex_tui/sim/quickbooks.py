@@ -106,16 +106,18 @@ from __future__ import annotations
 import re
 import threading
 import uuid
-import warnings
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Callable, Iterable
 
+import structlog
 from lxml import etree
 
 from connex_tui.specdir import qbxml_schema
 from connex_tui.xmlsafe import UnsafeXMLError, local_name, parse_untrusted
+
+_log = structlog.get_logger("connex.sim.quickbooks")
 
 __all__ = ["QBXMLRequestError", "SimItem", "SimTxn", "SimTxnLine", "QuickBooksSim"]
 
@@ -465,11 +467,11 @@ class QuickBooksSim:
         if validate:
             self._schema = qbxml_schema()
             if self._schema is None:
-                warnings.warn(
-                    "qbXML schema (qbxmlops130.xsd) not found: the QuickBooks simulator "
-                    "will not validate requests",
-                    RuntimeWarning,
-                    stacklevel=2,
+                # An optional part: a log line, never a warning painted over the interface.
+                _log.warning(
+                    "qbxml_schema_missing",
+                    detail="qbxmlops130.xsd not found: the QuickBooks simulator will not validate requests",
+                    hint="set CONNEX_QBXML_SPEC_DIR to the folder holding Intuit's qbXML schemas",
                 )
         self.validate = self._schema is not None
         self._lock = threading.RLock()

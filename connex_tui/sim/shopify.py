@@ -175,7 +175,7 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def _error(message: str, code: str, nodes: Any = None, **extensions: Any) -> dict[str, Any]:
-    formatted = GraphQLError(message, nodes=nodes).formatted
+    formatted: dict[str, Any] = dict(GraphQLError(message, nodes=nodes).formatted)
     formatted["extensions"] = {"code": code, **extensions}
     return formatted
 
@@ -418,7 +418,7 @@ class _CostAnalysis:
                 )
             elif value < 0:
                 self.errors.append(_error(f"`{argument}` on `{name}` cannot be negative", "BAD_REQUEST", [node]))
-        return max(0, min(first if first is not None else last, MAX_PAGE_SIZE))
+        return max(0, min(int(first if first is not None else (last or 0)), MAX_PAGE_SIZE))
 
     def _check_inputs(self, definition: Any, node: FieldNode) -> dict[str, Any]:
         try:

@@ -5,10 +5,14 @@ Written from the WooCommerce REST API documentation and WooCommerce's own PHP (t
 client shows up as a failure against the emulator. It shares no code with
 ``connex_tui.storefronts.woocommerce``.
 
-Test hooks (Python, no HTTP): `add_product`, `add_variable_product`, `stock`, `set_stock` (an edit
-by hand in wp-admin), `place_order`, `set_order_status`, `refund`, `faults` (a `FaultPlan`; routes
-are ``"GET /wp-json/wc/v3/orders"``, ``"POST /wp-json/wc/v3/products/{id}/variations/batch"``: every
-number in the path becomes ``{id}``), `counters` (requests per route) and `start`/`stop`.
+Test hooks (Python, no HTTP): `add_product`, `add_variable_product` (variations with or without
+their own SKU and stock, the parent keeping stock or not), `stock`, `stock_of` and
+`manage_stock_of` (by id, as the REST API shows them), `set_stock` (an edit by hand in wp-admin),
+`place_order`, `set_order_status`, `refund` (its ``restock`` is the write-only ``api_restock``),
+`mangle` (rewrite answers to feed a client values no healthy store sends: NaN, words for numbers),
+`faults` (a `FaultPlan`; routes are ``"GET /wp-json/wc/v3/orders"``,
+``"POST /wp-json/wc/v3/products/{id}/variations/batch"``: every number in the path becomes
+``{id}``), `counters` (requests per route) and `start`/`stop`.
 
 Authentication (``WC_REST_Authentication``)
 -------------------------------------------
@@ -64,20 +68,33 @@ Collections
   variation), variation_id, quantity, subtotal, total, sku, price (a JSON number: total/quantity),
   meta_data}], refunds [{id, reason, total (negative string)}], meta_data. As in WooCommerce a
   line item's ``sku`` is looked up live from the product: it follows a SKU change and is
-  ``null`` when the product was deleted. Line items carry WooCommerce's own stock meta
-  ``_reduced_stock`` (and ``_restock_refunded_items`` once a refund restocked some).
+  ``null`` when the product was deleted (a variation without its own SKU shows its parent's,
+  ``WC_Product_Variation::get_sku`` in view context). Line items carry every meta of the item,
+  hidden ``_`` keys included, each ``{id, key, value, display_key, display_value}`` with the
+  value as stored (a string) (``WC_REST_Orders_V2_Controller::get_order_item_data`` reads
+  ``$item->get_data()['meta_data']``). The stock meta, from ``wc-stock-functions.php`` and
+  ``wc-order-functions.php``: ``_reduced_stock`` is set to the line's quantity when the order
+  takes stock (``wc_reduce_stock_levels``); a refund with restock lowers it by the refunded
+  quantity (kept, even at "0") and raises ``_restock_refunded_items``, a running total
+  (``wc_restock_refunded_items``); a cancel (or a move back to pending) puts back what
+  ``_reduced_stock`` says and **deletes** that meta (``wc_increase_stock_levels``), leaving
+  ``_restock_refunded_items`` as it was.
 * ``GET orders/{id}`` (404 ``woocommerce_rest_shop_order_invalid_id``), ``PUT orders/{id}``
   (``status`` only), ``GET orders/{id}/refunds`` (paginated like every list, newest first).
-* Refund JSON: id, date_created(_gmt), amount, reason, refunded_by, refunded_payment,
-  meta_data, ``api_restock`` and line_items [{id, name, product_id, variation_id, quantity
-  (negative), subtotal, total (negative strings), sku, price, meta_data}].
-  **Restock, as this emulator exposes it**: real WooCommerce records restocked quantities only
-  on the *order's* line item (meta ``_restock_refunded_items``, a running total) and
-  ``api_restock`` is a write-only flag of ``POST orders/{id}/refunds``; not every version exposes
-  restock per refund line. The emulator therefore puts, on every refund line item, a meta_data
-  entry ``{"key": "_restock_refunded_items", "value": "<units of this line put back in stock>"}``
-  ("0" when none were) next to WooCommerce's ``_refunded_item_id``, and on the refund
-  ``"api_restock": true|false``. Clients read the line meta first, then ``api_restock``.
+* Refund JSON (``WC_REST_Order_Refunds_V2_Controller::get_item_schema``, view context): id,
+  date_created(_gmt), amount, reason, refunded_by, refunded_payment, meta_data and line_items
+  [{id, name, product_id, variation_id, quantity (negative), subtotal, total (negative strings),
+  sku, price, meta_data}]. A refund line's only meta is ``_refunded_item_id`` (the order line it
+  refunds; ``wc_create_refund``). Whether it was restocked is **not** on the refund:
+  ``api_restock`` (v3) and ``api_refund`` are write-only (context "edit") arguments of
+  ``POST orders/{id}/refunds``, and the restock is recorded on the order's line item only (see
+  above). The `refund` test hook's ``restock`` is that argument.
+* Variations (``WC_Product_Variation``, view context, as the REST controllers read it): a
+  variation without a SKU of its own shows its parent's (``get_sku``); one that keeps no stock
+  while its parent does shows ``manage_stock: "parent"`` (``get_manage_stock``, through
+  ``managing_stock()``) and the parent's ``stock_quantity`` (``get_stock_quantity``); orders and
+  restocks of it move the parent's stock (``wc_update_product_stock`` through
+  ``get_stock_managed_by_id``).
 * ``GET products``: ``sku`` (comma list, exact, case-insensitive like MySQL; the whole string is
   also tried as one SKU; **with a sku filter variations are searched too**, as WooCommerce does,
   and come back with type "variation" and their parent_id), ``type``, ``status``, ``include``,
@@ -88,7 +105,7 @@ Collections
   ``woocommerce_rest_product_invalid_id``), ``GET products/{id}/variations`` (an unknown parent
   lists nothing, as a WP_Query on post_parent does), ``GET products/{id}/variations/{vid}``.
 * SKUs are unique across products and variations, case-insensitively (``product_invalid_sku``
-  "Invalid or duplicated SKU.").
+  "Invalid or duplicated SKU."); the check is on each one's own SKU, so inherited ones repeat.
 
 Writes
 ------
@@ -109,7 +126,12 @@ Writes
 * Stock, as ``WC_REST_Products_Controller::prepare_object_for_database``: ``manage_stock`` is
   applied first; ``stock_quantity`` is applied only if the product then manages stock and is
   **silently ignored otherwise** (200, stock_quantity null); it is converted with PHP's intval.
-  Turning management off clears stock_quantity. A managed stock of 0 or less is "outofstock"
+  Turning management off clears stock_quantity. For a variation the check is
+  ``$variation->get_manage_stock()`` in view context: ``manage_stock: true`` sent to a variation
+  whose parent keeps the stock switches it to a stock of its own (the parent's is no longer
+  used), and a ``stock_quantity`` sent without it is stored on the variation but hidden behind
+  the parent's (200, the parent's quantity shown)
+  (``WC_REST_Product_Variations_Controller::prepare_object_for_database``). A managed stock of 0 or less is "outofstock"
   ("onbackorder" when backorders are allowed), else "instock"; a variable parent's stock_status
   follows its variations.
 * Orders move stock like ``wc-stock-functions.php``: becoming processing, completed or on-hold
@@ -149,6 +171,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
@@ -157,6 +180,7 @@ from urllib.parse import quote, unquote, urlencode
 
 from aiohttp import web
 
+from .capacity import ServerCapacity
 from .faults import FaultPlan, fault_middleware
 
 PREFIX = "/wp-json/wc/v3"
@@ -286,8 +310,12 @@ class _LineItem:
     name: str
     quantity: int
     total: Decimal
-    reduced_stock: int = 0  # meta _reduced_stock
-    restocked: int = 0  # meta _restock_refunded_items (running total)
+    # meta _reduced_stock: None while the line has no such meta (never reduced, or restored by a
+    # cancel, which deletes it), else the units still taken off the shelf ("0" is kept as a value).
+    reduced_stock: int | None = None
+    reduced_meta_id: int = 0
+    restocked: int | None = None  # meta _restock_refunded_items, a running total; None: no meta yet
+    restocked_meta_id: int = 0
     refunded: int = 0  # units refunded so far
 
 
@@ -297,7 +325,6 @@ class _RefundLine:
     item: _LineItem
     quantity: int  # units refunded (shown negative)
     total: Decimal
-    restocked: int
 
 
 @dataclass
@@ -306,7 +333,6 @@ class _Refund:
     created: datetime
     amount: Decimal
     reason: str
-    restock: bool
     lines: list[_RefundLine]
 
 
@@ -368,10 +394,16 @@ class WooCommerceEmulator:
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._wall = wall_clock
         self.faults = FaultPlan()
+        self.capacity = ServerCapacity()  # latency, per-item cost, PHP workers (sim/capacity.py)
         self._products: dict[int, _Product] = {}
         self._orders: dict[int, _Order] = {}
         self._post_ids = 100  # WordPress posts: products, variations, orders and refunds share ids
         self._item_ids = 0  # woocommerce_order_items
+        self._meta_ids = 0  # woocommerce_order_itemmeta
+        # Test hook: (kind, json) -> json, applied to every "order", "refund", "product",
+        # "variation" and "batch" ({"update": [...]}) answer, to feed a client what some plugin or
+        # a broken database could put there (NaN, strings for numbers...).
+        self.mangle: Callable[[str, Any], Any] | None = None
         self._nonces: dict[int, str] = {}  # timestamp -> nonce, as WooCommerce stores them
         self._hits: deque[float] = deque()
         self._runner: web.AppRunner | None = None
@@ -430,37 +462,52 @@ class WooCommerceEmulator:
         return product.id
 
     def add_variable_product(
-        self, name: str, variations: dict[str, int | None], *, sku: str = "", price: str = "10.00"
+        self,
+        name: str,
+        variations: dict[str, int | None] | list[tuple[str, int | None]],
+        *,
+        sku: str = "",
+        price: str = "10.00",
+        stock: int | None = None,
     ) -> tuple[int, dict[str, int]]:
-        for each in [sku, *variations]:
+        """A variable product. `variations` maps each variation's own SKU ("" for none: it then
+        shows its parent's, `WC_Product_Variation::get_sku`) to its own stock, or None for a
+        variation that keeps no stock of its own. `stock` makes the parent keep stock (its
+        "Manage stock?" box): variations without their own then report ``manage_stock: "parent"``
+        and the parent's quantity, and orders take from the parent. The ids are keyed by SKU, or
+        ``"#n"`` (n from 1) for a variation without one."""
+        pairs = list(variations.items()) if isinstance(variations, dict) else list(variations)
+        for each in [sku, *(s for s, _ in pairs)]:
             if each and self._by_sku(each) is not None:
                 raise ValueError(f"SKU {each!r} is already used on this store")
         now = self._now()
         parent = _Product(
             id=self._next_post_id(), name=name, sku=sku, type="variable", created=now, modified=now, price=price,
+            manage_stock=stock is not None, stock_quantity=stock,
             attributes=[{"id": 0, "name": "Option", "position": 0, "visible": True, "variation": True,
-                         "options": list(variations)}],
+                         "options": [s or f"#{n}" for n, (s, _) in enumerate(pairs, start=1)]}],
         )
         self._products[parent.id] = parent
         ids: dict[str, int] = {}
-        for menu_order, (var_sku, stock) in enumerate(variations.items()):
+        for number, (var_sku, var_stock) in enumerate(pairs, start=1):
+            label = var_sku or f"#{number}"
             variation = _Product(
                 id=self._next_post_id(),
-                name=f"{name} - {var_sku}",
+                name=f"{name} - {label}",
                 sku=var_sku,
                 type="variation",
                 created=now,
                 modified=now,
                 parent_id=parent.id,
-                manage_stock=stock is not None,
-                stock_quantity=stock,
+                manage_stock=var_stock is not None,
+                stock_quantity=var_stock,
                 price=price,
-                attributes=[{"id": 0, "name": "Option", "option": var_sku}],
+                attributes=[{"id": 0, "name": "Option", "option": label}],
             )
-            self._sync_stock_status(variation)
             self._products[variation.id] = variation
+            self._sync_stock_status(variation)
             parent.variations.append(variation.id)
-            ids[var_sku] = variation.id
+            ids[label] = variation.id
         self._sync_parent(parent, touch=False)
         return parent.id, ids
 
@@ -474,7 +521,17 @@ class WooCommerceEmulator:
         product = self._by_sku(sku)
         if product is None:
             raise KeyError(sku)
-        return product.stock_quantity if product.manage_stock else None
+        holder = self._holder(product)
+        return holder.stock_quantity if holder is not None else None
+
+    def stock_of(self, product_id: int) -> int | None:
+        """The stock a product or variation shows (a variation kept by its parent: the parent's)."""
+        holder = self._holder(self._products[product_id])
+        return holder.stock_quantity if holder is not None else None
+
+    def manage_stock_of(self, product_id: int) -> bool | str:
+        """``manage_stock`` as the REST API shows it: true, false or "parent"."""
+        return self._view_manage(self._products[product_id])
 
     def set_stock(self, sku: str, quantity: int | None) -> None:
         """An edit by hand in wp-admin; None turns stock management off."""
@@ -536,7 +593,7 @@ class WooCommerceEmulator:
     def refund(
         self,
         order_id: int,
-        lines: list[tuple[str, int]],
+        lines: list[tuple[str | int, int]],
         *,
         restock: bool = True,
         amount: str | None = None,
@@ -551,32 +608,77 @@ class WooCommerceEmulator:
                 raise ValueError(f"cannot refund {quantity} of {sku!r} on order {order_id}")
             unit = item.total / item.quantity
             self._item_ids += 1
-            refund_lines.append(_RefundLine(self._item_ids, item, quantity, (unit * quantity).quantize(CENT), 0))
+            refund_lines.append(_RefundLine(self._item_ids, item, quantity, (unit * quantity).quantize(CENT)))
         total = Decimal(amount) if amount is not None else sum((r.total for r in refund_lines), Decimal("0"))
         already = sum((r.amount for r in order.refunds), Decimal("0"))
         if total <= 0 or already + total > order.total:
             raise ValueError(f"invalid refund amount {total} for order {order_id}")
         for rline in refund_lines:
             rline.item.refunded += rline.quantity
-            if restock:  # wc_restock_refunded_items
-                product = self._products.get(rline.item.variation_id or rline.item.product_id)
-                if rline.item.reduced_stock and product is not None and product.manage_stock:
-                    self._adjust_stock(product, rline.quantity)
-                    rline.item.reduced_stock -= rline.quantity
-                    rline.item.restocked += rline.quantity
-                    rline.restocked = rline.quantity
-        refund = _Refund(self._next_post_id(), now, total, reason, restock, refund_lines)
+        refund = _Refund(self._next_post_id(), now, total, reason, refund_lines)
         order.refunds.insert(0, refund)  # newest first, as WC_Order::get_refunds()
+        if restock:  # wc_create_refund: after the refund is saved, wc_restock_refunded_items
+            for rline in refund_lines:
+                self._restock_line(rline.item, rline.quantity)
         order.modified = now
         if already + total >= order.total:
             self._change_status(order, "refunded")  # woocommerce_order_fully_refunded
         return refund.id
 
     # ------------------------------------------------------------------ stock and status mechanics
-    def _find_item(self, order: _Order, sku: str) -> _LineItem:
+    def _view_sku(self, product: _Product) -> str:
+        """WC_Product_Variation::get_sku (view context): a variation without a SKU of its own
+        shows its parent's."""
+        if product.sku or product.type != "variation":
+            return product.sku
+        parent = self._products.get(product.parent_id)
+        return parent.sku if parent is not None else ""
+
+    def _view_manage(self, product: _Product) -> bool | str:
+        """WC_Product_Variation::get_manage_stock (view context): "parent" for a variation that
+        keeps no stock of its own while its parent does (what ``managing_stock()`` hands the REST
+        controllers)."""
+        if product.manage_stock:
+            return True
+        parent = self._products.get(product.parent_id) if product.type == "variation" else None
+        return "parent" if parent is not None and parent.manage_stock else False
+
+    def _holder(self, product: _Product) -> _Product | None:
+        """WC_Product::get_stock_managed_by_id: whose stock an order or a restock moves; None when
+        nobody manages it (wc_update_product_stock then does nothing)."""
+        manage = self._view_manage(product)
+        if manage == "parent":
+            return self._products[product.parent_id]
+        return product if manage else None
+
+    def _restock_line(self, item: _LineItem, quantity: int) -> None:
+        """wc_restock_refunded_items (wc-order-functions.php), for one order line item: only when
+        the line has a truthy ``_reduced_stock`` and its product manages stock; the stock goes up
+        by the refunded quantity, ``_reduced_stock`` goes down by it (and stays, even at 0), and
+        ``_restock_refunded_items`` (a running total on the *order's* line item) goes up by it."""
+        product = self._products.get(item.variation_id or item.product_id)
+        holder = self._holder(product) if product is not None else None
+        if not item.reduced_stock or not quantity or holder is None:
+            return
+        self._adjust_stock(holder, quantity)
+        item.reduced_stock -= quantity
+        if item.restocked is None:
+            item.restocked, item.restocked_meta_id = 0, self._next_meta_id()
+        item.restocked += quantity
+
+    def _next_meta_id(self) -> int:
+        self._meta_ids += 1
+        return self._meta_ids
+
+    def _find_item(self, order: _Order, sku: str | int) -> _LineItem:
+        """The order's line for a SKU (as the line shows it), or for a product/variation id."""
         for item in order.lines:
+            if isinstance(sku, int):
+                if sku in (item.variation_id, item.product_id):
+                    return item
+                continue
             product = self._products.get(item.variation_id or item.product_id)
-            if product is not None and product.sku.casefold() == sku.casefold():
+            if product is not None and self._view_sku(product).casefold() == sku.casefold():
                 return item
         raise KeyError(f"order {order.id} has no line for {sku!r}")
 
@@ -623,30 +725,40 @@ class WooCommerceEmulator:
         if status == "completed" and order.completed is None:
             order.completed = now
         if status in REDUCING_STATUSES and not order.stock_reduced:  # wc_maybe_reduce_stock_levels
-            for item in order.lines:
+            for item in order.lines:  # wc_reduce_stock_levels: the line's quantity, once per line
                 product = self._products.get(item.variation_id or item.product_id)
-                if item.reduced_stock or product is None or not product.manage_stock:
+                holder = self._holder(product) if product is not None else None
+                if item.reduced_stock or holder is None:
                     continue
-                quantity = item.quantity - item.refunded
-                self._adjust_stock(product, -quantity)
-                item.reduced_stock = quantity
+                self._adjust_stock(holder, -item.quantity)
+                item.reduced_stock, item.reduced_meta_id = item.quantity, self._next_meta_id()
             order.stock_reduced = True
         elif status in RESTORING_STATUSES and order.stock_reduced:  # wc_maybe_increase_stock_levels
-            for item in order.lines:
+            for item in order.lines:  # wc_increase_stock_levels: puts back _reduced_stock, deletes the meta
                 product = self._products.get(item.variation_id or item.product_id)
-                if not item.reduced_stock or product is None or not product.manage_stock:
+                holder = self._holder(product) if product is not None else None
+                if not item.reduced_stock or holder is None:
                     continue
-                self._adjust_stock(product, item.reduced_stock)
-                item.reduced_stock = 0
+                self._adjust_stock(holder, item.reduced_stock)
+                item.reduced_stock = None
             order.stock_reduced = False
 
     # ------------------------------------------------------------------ JSON
     def _line_sku(self, item: _LineItem) -> str | None:
+        """get_order_item_data: ``$item->get_product()->get_sku()`` (view: inherited), null
+        when the product is gone."""
         product = self._products.get(item.variation_id or item.product_id)
-        return product.sku if product is not None else None
+        return self._view_sku(product) if product is not None else None
+
+    def _render_json(self, kind: str, data: Any) -> Any:
+        return self.mangle(kind, data) if self.mangle is not None else data
 
     def _product_json(self, p: _Product, base: str) -> dict[str, Any]:
-        managed = p.manage_stock
+        return self._render_json("variation" if p.type == "variation" else "product", self._product_data(p, base))
+
+    def _product_data(self, p: _Product, base: str) -> dict[str, Any]:
+        manage = self._view_manage(p)
+        holder = self._holder(p)
         data: dict[str, Any] = {
             "id": p.id,
             "name": p.name,
@@ -662,7 +774,7 @@ class WooCommerceEmulator:
             "catalog_visibility": "visible",
             "description": "",
             "short_description": "",
-            "sku": p.sku,
+            "sku": self._view_sku(p),
             "price": p.price,
             "regular_price": p.price,
             "sale_price": "",
@@ -673,8 +785,8 @@ class WooCommerceEmulator:
             "downloadable": False,
             "tax_status": "taxable",
             "tax_class": "",
-            "manage_stock": managed,
-            "stock_quantity": p.stock_quantity if managed else None,
+            "manage_stock": manage,
+            "stock_quantity": holder.stock_quantity if holder is not None else None,
             "stock_status": p.stock_status,
             "backorders": p.backorders,
             "backorders_allowed": p.backorders != "no",
@@ -690,7 +802,10 @@ class WooCommerceEmulator:
         return data
 
     def _variation_json(self, v: _Product, base: str) -> dict[str, Any]:
-        data = self._product_json(v, base)
+        """WC_REST_Product_Variations_Controller::prepare_object_for_response: sku from get_sku(),
+        manage_stock from managing_stock() (true, false or "parent"), stock_quantity from
+        get_stock_quantity() (the parent's when "parent")."""
+        data = self._product_data(v, base)
         for key in ("featured", "catalog_visibility", "short_description", "total_sales", "variations", "slug"):
             data.pop(key, None)
         data["image"] = None
@@ -698,14 +813,20 @@ class WooCommerceEmulator:
             "self": [{"href": f"{base}{PREFIX}/products/{v.parent_id}/variations/{v.id}"}],
             "up": [{"href": f"{base}{PREFIX}/products/{v.parent_id}"}],
         }
-        return data
+        return self._render_json("variation", data)
+
+    @staticmethod
+    def _meta(meta_id: int, key: str, value: str) -> dict[str, Any]:
+        """One meta entry as WC_REST_Orders_V2_Controller::get_order_item_data shows it (every
+        meta of the item, hidden "_" keys included, values as stored: strings)."""
+        return {"id": meta_id, "key": key, "value": value, "display_key": key, "display_value": value}
 
     def _item_json(self, item: _LineItem) -> dict[str, Any]:
         meta = []
-        if item.reduced_stock:
-            meta.append({"id": item.id * 10 + 1, "key": "_reduced_stock", "value": str(item.reduced_stock)})
-        if item.restocked:
-            meta.append({"id": item.id * 10 + 2, "key": "_restock_refunded_items", "value": str(item.restocked)})
+        if item.reduced_stock is not None:
+            meta.append(self._meta(item.reduced_meta_id, "_reduced_stock", str(item.reduced_stock)))
+        if item.restocked is not None:
+            meta.append(self._meta(item.restocked_meta_id, "_restock_refunded_items", str(item.restocked)))
         return {
             "id": item.id,
             "name": item.name,
@@ -724,6 +845,9 @@ class WooCommerceEmulator:
         }
 
     def _order_json(self, o: _Order) -> dict[str, Any]:
+        return self._render_json("order", self._order_data(o))
+
+    def _order_data(self, o: _Order) -> dict[str, Any]:
         return {
             "id": o.id,
             "parent_id": 0,
@@ -781,15 +905,13 @@ class WooCommerceEmulator:
                 "total": "-" + _money(line.total),
                 "total_tax": "0.00",
                 "taxes": [],
-                "meta_data": [
-                    {"id": line.id * 10 + 1, "key": "_refunded_item_id", "value": str(line.item.id)},
-                    # Not a per-line field in every WooCommerce version: see the module docstring.
-                    {"id": line.id * 10 + 2, "key": "_restock_refunded_items", "value": str(line.restocked)},
-                ],
+                # wc_create_refund: the refund's copy of the line carries _refunded_item_id, nothing
+                # about stock (restocking happens after, on the order's own line item).
+                "meta_data": [self._meta(line.id * 10 + 1, "_refunded_item_id", str(line.item.id))],
                 "sku": self._line_sku(line.item),
                 "price": _number(line.total / line.quantity),
             })
-        return {
+        return self._render_json("refund", {
             "id": r.id,
             "date_created": _gmt(r.created),
             "date_created_gmt": _gmt(r.created),
@@ -802,8 +924,7 @@ class WooCommerceEmulator:
             "shipping_lines": [],
             "tax_lines": [],
             "fee_lines": [],
-            "api_restock": r.restock,
-        }
+        })
 
     # ------------------------------------------------------------------ HTTP plumbing
     def _route_table(self) -> list[_Route]:
@@ -812,7 +933,7 @@ class WooCommerceEmulator:
         edit_denied = ("woocommerce_rest_cannot_edit", "Sorry, you are not allowed to edit this resource.")
         batch_denied = ("woocommerce_rest_cannot_batch",
                         "Sorry, you are not allowed to batch manipulate this resource.")
-        table = [
+        table: list[tuple[str, str, Callable[..., Any], tuple[str, str]]] = [
             ("GET", r"orders", self._h_list_orders, list_denied),
             ("GET", r"orders/(?P<id>\d+)", self._h_get_order, view_denied),
             ("PUT", r"orders/(?P<id>\d+)", self._h_put_order, edit_denied),
@@ -854,7 +975,8 @@ class WooCommerceEmulator:
                 self._hits.append(now)
             return await handler(request)
 
-        app = web.Application(middlewares=[fault_middleware(self.faults, self.route_of, self.error_body), rate_limiter])
+        app = web.Application(middlewares=[
+            fault_middleware(self.faults, self.route_of, self.error_body), rate_limiter, self.capacity.middleware()])
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         return app
 
@@ -1320,15 +1442,15 @@ class WooCommerceEmulator:
         base = self._base(request)
         answer: dict[str, list[Any]] = {}
         if "create" in body:
-            answer["create"] = [self._inline(lambda item=item: self._create_item(item, parent, base), item)
+            answer["create"] = [self._inline(partial(self._create_item, item, parent, base), item)
                                 for item in body["create"]]
         if "update" in body:
-            answer["update"] = [self._inline(lambda item=item: self._update_item(item, parent, base), item)
+            answer["update"] = [self._inline(partial(self._update_item, item, parent, base), item)
                                 for item in body["update"]]
         if "delete" in body:
-            answer["delete"] = [self._inline(lambda item=item: self._delete_item(item, parent, base), {"id": item})
+            answer["delete"] = [self._inline(partial(self._delete_item, item, parent, base), {"id": item})
                                 for item in body["delete"]]
-        return _wp_json(answer)
+        return _wp_json(self._render_json("batch", answer))
 
     @staticmethod
     def _inline(run: Callable[[], dict[str, Any]], item: Any) -> dict[str, Any]:
@@ -1373,7 +1495,10 @@ class WooCommerceEmulator:
             product.backorders = item["backorders"]
         if "manage_stock" in item:
             product.manage_stock = _php_bool(item["manage_stock"])
-        if product.manage_stock:
+        # `if ( $variation->get_manage_stock() )` reads the view context: a variation whose parent
+        # keeps the stock answers "parent", so a stock_quantity sent to it is stored on the
+        # variation itself and stays hidden behind the parent's (200, the parent's quantity shown).
+        if self._view_manage(product):
             if "stock_quantity" in item and item["stock_quantity"] is not None:
                 product.stock_quantity = _php_intval(item["stock_quantity"])
             elif "inventory_delta" in item:

@@ -649,7 +649,7 @@ def _check_ret(rs_name: str, ret_name: str, index: int, ret: dict[str, Any]) -> 
 def _iterator_id(rs: etree._Element, name: str) -> str | None:
     """The iteratorID, which we send back verbatim in the next request: one QuickBooks could not
     read back unchanged (outside Latin-1, control characters) is refused here, not there."""
-    value = rs.get("iteratorID")
+    value: str | None = rs.get("iteratorID")
     if value and (_latin1(value) != value or "\n" in value or "\t" in value):
         raise QBXMLParseError(f"{name} has an iteratorID that cannot be sent back to QuickBooks: {_show(value)}")
     return value

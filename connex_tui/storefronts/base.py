@@ -24,7 +24,9 @@ class StoreLine:
 
 @dataclass(frozen=True)
 class StoreRefund:
-    """A refund; `lines` holds only the lines whose stock went back on the shelf (restocked)."""
+    """Stock an order put back on the shelf: a refund's restocked lines, or a cancellation's
+    (`lines` holds only units restocked at the synced location). `refund_id` is stable across
+    reads and unique within the order; the engine gives QuickBooks each restocked unit once."""
 
     refund_id: str
     lines: tuple[StoreLine, ...]
@@ -43,6 +45,9 @@ class StoreOrderData:
     cancelled: bool = False
     refunds: tuple[StoreRefund, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    # Set when the store's answer for this order holds a value that cannot be right (NaN, a word
+    # where a count belongs...): the order cannot be posted as it is, and the reason says why.
+    problem: str = ""
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class CatalogEntry:
     parent_id: str | None = None  # WooCommerce: the parent product of a variation
     quantity: int | None = None  # the store's current stock, when it tracks it
     managed: bool = True  # the store tracks stock for it
+    problem: str = ""  # the store's answer for it was unusable: pushes to this SKU fail with this reason
 
 
 @dataclass(frozen=True)
@@ -73,14 +79,44 @@ class StockResult:
     permanent: bool = False  # a failure that retrying the same update cannot fix
 
 
+# Upper bounds (seconds) of the store round-trip histogram: a local emulator answers in a few
+# milliseconds, a busy WordPress batch of 100 in seconds, the default timeout is 60.
+ROUND_TRIP_BOUNDS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+@dataclass
+class RoundTrips:
+    """A fixed-bucket histogram of request durations: constant memory however long it runs."""
+
+    bounds: tuple[float, ...] = ROUND_TRIP_BOUNDS
+    counts: list[int] = field(default_factory=lambda: [0] * (len(ROUND_TRIP_BOUNDS) + 1))
+    total_seconds: float = 0.0
+    count: int = 0
+
+    def observe(self, seconds: float) -> None:
+        slot = next((i for i, bound in enumerate(self.bounds) if seconds <= bound), len(self.bounds))
+        self.counts[slot] += 1
+        self.total_seconds += seconds
+        self.count += 1
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """(upper bound, observations at or below it), the last bound being +inf."""
+        running, out = 0, []
+        for bound, count in zip((*self.bounds, float("inf")), self.counts):
+            running += count
+            out.append((bound, running))
+        return out
+
+
 @dataclass
 class RequestStats:
-    """What a client sent, for the benchmarks, the dashboard and tests."""
+    """What a client sent, for the benchmarks, the dashboard, /metrics and tests."""
 
     requests: int = 0
     retries: int = 0
     throttled: int = 0
     waited_seconds: float = 0.0
+    round_trips: RoundTrips = field(default_factory=RoundTrips)
 
 
 class StorefrontError(Exception):

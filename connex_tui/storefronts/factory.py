@@ -6,25 +6,35 @@ import ssl
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from .base import Storefront
 from .retry import RetryPolicy
 
 
-def make_storefront(storefront_config: Any) -> Storefront | None:
+def make_storefront(
+    storefront_config: Any, *, session: aiohttp.ClientSession | None = None, policy: RetryPolicy | None = None
+) -> Storefront | None:
     """`storefront_config` is the engine's StorefrontConfig (duck-typed: this package does not
-    import the engine). None for platform "none"."""
+    import the engine). None for platform "none". `session`: an HTTP session the caller owns
+    (`connex-tui doctor` passes one that records the store's Date header, and a short retry policy)."""
     c = storefront_config
     verify = tls_context(c.ca_bundle)
-    policy = RetryPolicy(timeout=float(c.timeout_seconds))
+    policy = policy or RetryPolicy(timeout=float(c.timeout_seconds))
     if c.platform == "woocommerce":
         from .woocommerce import WooCommerceClient
 
-        return WooCommerceClient(c.url, c.consumer_key.reveal(), c.consumer_secret.reveal(), ssl=verify, policy=policy)
+        return WooCommerceClient(
+            c.url, c.consumer_key.reveal(), c.consumer_secret.reveal(), ssl=verify, policy=policy, session=session,
+            concurrency=c.max_concurrency,
+        )
     if c.platform == "shopify":
         from .shopify import ShopifyClient
 
         return ShopifyClient(
-            c.url, c.access_token.reveal(), c.location_id, api_version=c.api_version, ssl=verify, policy=policy
+            c.url, c.access_token.reveal(), c.location_id, api_version=c.api_version, ssl=verify, policy=policy,
+            concurrency=c.max_concurrency,
+            session=session,
         )
     return None
 

@@ -3,12 +3,16 @@
 429 and 5xx answers, timeouts and dropped connections are retried with exponential backoff and
 jitter, bounded, honouring `Retry-After` when the store sends it; 401/403 stop at once with a
 "check your credentials" error. What is returned is the final response's status, headers and body.
+
+With a `StoreGate` (storefronts.limiter), every attempt waits for a slot of the store's adaptive
+concurrency and reports how it went; a `Retry-After` then pauses the whole store through the gate.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +20,7 @@ from typing import Any
 import aiohttp
 
 from .base import CredentialsError, RequestStats, StorefrontError, StoreUnavailable
+from .limiter import Outcome, StoreGate
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -66,6 +71,8 @@ async def request_with_retry(
     policy: RetryPolicy,
     stats: RequestStats,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    gate: StoreGate | None = None,
+    timer: Callable[[], float] = time.perf_counter,
     **kwargs: Any,
 ) -> HTTPResult:
     """`what` names the call in errors ("WooCommerce POST /products/batch")."""
@@ -73,12 +80,16 @@ async def request_with_retry(
     last_retry_after: float | None = None
     for attempt in range(policy.attempts):
         wait: float | None = None
+        outcome = Outcome.NEUTRAL
+        ticket = await gate.acquire(what) if gate is not None else None
         try:
             stats.requests += 1
             timeout = aiohttp.ClientTimeout(total=policy.timeout)
+            sent = timer()
             async with session.request(method, url, timeout=timeout, **kwargs) as resp:
                 body = await resp.read()
                 result = HTTPResult(resp.status, dict(resp.headers), body)
+            stats.round_trips.observe(timer() - sent)  # answers only: a dropped connection has no round trip
         except aiohttp.ClientSSLError:
             # Retrying cannot fix a certificate; and the store is not "down".
             raise StorefrontError(
@@ -89,7 +100,10 @@ async def request_with_retry(
             # The type only: aiohttp's messages carry the full URL, which may hold signed credentials.
             last_problem = type(exc).__name__
             last_retry_after = None
+            outcome = Outcome.FAILED
         else:
+            outcome = Outcome.THROTTLED if result.status == 429 else (
+                Outcome.FAILED if result.status in RETRY_STATUSES else Outcome.OK)
             if result.status in (401, 403):
                 hint = " (or a firewall in front of the store refused us)" if result.status == 403 else ""
                 raise CredentialsError(
@@ -103,9 +117,17 @@ async def request_with_retry(
             last_retry_after = retry_after_seconds(result.headers.get("Retry-After"))
             if last_retry_after is not None:
                 wait = min(last_retry_after, policy.max_retry_after)
+        finally:
+            if gate is not None and ticket is not None:
+                gate.release(ticket, outcome, wait)
         if attempt + 1 >= policy.attempts:
             break
         stats.retries += 1
+        if wait is not None and gate is not None:
+            # The gate holds every request to this store until the Retry-After has passed; this
+            # one waits there with the others (its next `acquire`).
+            stats.waited_seconds += wait
+            continue
         delay = wait if wait is not None else backoff(attempt, policy)
         stats.waited_seconds += delay
         await sleep(delay)

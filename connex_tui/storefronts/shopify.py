@@ -46,6 +46,7 @@ from .base import (
     StorefrontError,
     StoreUnavailable,
 )
+from .limiter import StoreGate
 from .retry import RetryPolicy, request_with_retry
 
 log = logging.getLogger(__name__)
@@ -255,6 +256,14 @@ class CostBudget:
             self.available = self.estimate(now) - cost
             self.stamp = now
 
+    def lower(self, status: dict[str, Any], now: float, reserved: float) -> None:
+        """An answer while other calls are under way: their `reserved` cost may not be in its
+        status yet, so it can only lower the estimate (which holds their reservations)."""
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            reported = float(status["currentlyAvailable"]) - reserved
+            if self.known and reported < self.estimate(now):
+                self.available, self.stamp = reported, now
+
     def update(self, status: dict[str, Any], now: float) -> None:
         with contextlib.suppress(KeyError, TypeError, ValueError):
             self.seed(
@@ -284,6 +293,8 @@ class ShopifyClient:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         ssl: Any = None,
+        concurrency: int = 8,
+        gate: StoreGate | None = None,
     ) -> None:
         base = url.rstrip("/")
         if "://" not in base:
@@ -303,7 +314,11 @@ class ShopifyClient:
         self._clock = clock
         self._sleep = sleep
         self._ssl = ssl  # None: verify with the system's CAs; an SSLContext: e.g. a proxy's CA bundle
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Lock()  # held while a call reserves its cost, not while it is sent
+        self._reserved = 0.0  # the cost reserved by calls sent and not yet answered
+        # Calls go out side by side while the bucket affords them (each reserves its cost first),
+        # and never more at once than the adaptive limit (storefronts.limiter) allows.
+        self.gate = gate or StoreGate(maximum=max(1, concurrency), clock=clock, sleep=sleep)
 
     def __repr__(self) -> str:  # never the token
         return f"ShopifyClient({self.endpoint!r}, location={self.location_id!r})"
@@ -336,6 +351,7 @@ class ShopifyClient:
                 policy=self.policy,
                 stats=self.stats,
                 sleep=self._sleep,
+                gate=self.gate,
                 json={"query": query, "variables": variables},
                 **({"ssl": self._ssl} if self._ssl is not None else {}),
                 headers={"X-Shopify-Access-Token": self._token, "Accept": "application/json"},
@@ -364,7 +380,10 @@ class ShopifyClient:
             self.last_cost[(operation, first)] = int(requested)
         status = cost.get("throttleStatus")
         if isinstance(status, dict):
-            self.budget.update(status, self._clock())
+            if self._reserved > 0:
+                self.budget.lower(status, self._clock(), self._reserved)
+            else:
+                self.budget.update(status, self._clock())
         return cost or None
 
     async def _ensure_budget(self) -> None:
@@ -390,8 +409,12 @@ class ShopifyClient:
                     self.stats.waited_seconds += wait
                     await self._sleep(wait)
                 self.budget.spend(expected, self._clock())
+                self._reserved += expected
+            try:
                 body = await self._post(operation, query, variables)
-                cost = self._absorb(operation, first, body)
+            finally:
+                self._reserved -= expected
+            cost = self._absorb(operation, first, body)
             errors = body.get("errors") or []
             if not isinstance(errors, list):
                 errors = [errors]
@@ -614,7 +637,7 @@ class ShopifyClient:
             key = str(uuid.uuid4())  # one key per call; the retries of this call reuse it
             variables = self._set_variables(pending, expected, key)
             try:
-                data = await self._call("setStock", document, lambda cap, v=variables: (v, MUTATION_COST))
+                data = await self._call("setStock", document, lambda cap: (variables, MUTATION_COST))  # noqa: B023 (awaited now)
             except CredentialsError:
                 raise
             except StorefrontError as exc:

@@ -28,16 +28,23 @@ Reading
   that header the client reads on until a short page. Orders are deduplicated by id (paging an
   offset list that changes underneath can repeat one). ``Link`` is not followed: WooCommerce
   echoes the request's query (oauth_* included) in it.
-* For an order whose ``refunds`` is not empty, ``GET orders/{id}/refunds`` (paginated too). A
-  refund line counts as restocked by the number in its meta ``_restock_refunded_items`` (what the
-  emulator exposes, see ``connex_tui.sim.woocommerce``), else all of it when the refund says
-  ``"api_restock": true``, else not at all; only restocked units become `StoreRefund.lines`
-  (positive quantities). Real stores that expose neither therefore yield no restocked lines.
+* For an order whose ``refunds`` is not empty, ``GET orders/{id}/refunds`` (paginated too).
+  Restocks are read where WooCommerce keeps them (see `woo_parse`): the running total
+  ``_restock_refunded_items`` in the order's own ``line_items[].meta_data``, shared out over the
+  refunds of that line (tied by their lines' ``_refunded_item_id``); a cancelled order whose
+  line lost its ``_reduced_stock`` meta had the rest put back, reported as the refund "cancel".
+  Only restocked units become `StoreRefund.lines` (positive quantities, the order line's price).
 * A line item's ``sku`` is null in WooCommerce when its product was deleted; it becomes "".
+* Numbers are checked (`woo_parse`): NaN, Infinity, fractions or words where WooCommerce has a
+  count, absurd sizes give that order a `problem` (or that catalog entry one), never fail the
+  page; an order without a usable id is left out.
 * `catalog`: ``GET products`` (all pages, per_page 100, orderby id) and, for each variable
   product with variations, ``GET products/{id}/variations`` (all pages), in parallel, bounded.
-  Variations get ``parent_id``; ``manage_stock`` may be true, false or ``"parent"`` (stock kept
-  by the parent): only ``true`` counts as managed. Entries without a SKU are skipped.
+  Variations get ``parent_id``. ``manage_stock: "parent"`` (the parent keeps the stock): the
+  entry is the parent itself, so a push sets the parent's stock and never gives the variation a
+  stock of its own; a variation showing its parent's SKU (it has none) is then left out. One
+  that shows its parent's SKU but keeps its own stock claims that SKU as well (the engine then
+  finds it on several products and pushes to none). Entries without a SKU are skipped.
 
 Writing
 -------
@@ -65,24 +72,23 @@ import ssl as ssl_module
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, quote, urlsplit, urlunsplit
 
 import aiohttp
 
+from . import woo_parse
 from .base import (
     CatalogEntry,
     CredentialsError,
     RequestStats,
     StockResult,
     StockUpdate,
-    StoreLine,
-    StoreOrderData,
-    StoreRefund,
     StorefrontError,
+    StoreOrderData,
     StoreUnavailable,
 )
+from .limiter import StoreGate
 from .retry import HTTPResult, RetryPolicy, request_with_retry
 
 API_PATH = "/wp-json/wc/v3"
@@ -96,7 +102,6 @@ PERMANENT_CODES = frozenset({
     "woocommerce_rest_cannot_edit",
     "rest_invalid_param",
 })
-RESTOCK_META = "_restock_refunded_items"
 
 
 class WooCommerceError(StorefrontError):
@@ -139,31 +144,6 @@ def _utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
-
-
-def _parse_gmt(value: Any) -> datetime | None:
-    """WooCommerce's *_gmt fields: "2017-03-22T19:28:08", no offset, UTC."""
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return _utc(parsed)
-
-
-def _iso(value: Any) -> str:
-    parsed = _parse_gmt(value)
-    return parsed.isoformat() if parsed is not None else ""
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
 
 
 def _plain(text: Any, limit: int = 300) -> str:
@@ -228,9 +208,10 @@ class WooCommerceClient:
         *,
         session: aiohttp.ClientSession | None = None,
         policy: RetryPolicy = RetryPolicy(),
-        concurrency: int = 4,
+        concurrency: int = 8,
         ssl: ssl_module.SSLContext | bool | None = None,
         auth: str | None = None,
+        gate: StoreGate | None = None,
     ) -> None:
         parts = urlsplit(url.strip())
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
@@ -256,7 +237,9 @@ class WooCommerceClient:
         self._session = session
         self._own_session = session is None
         self.policy = policy
-        self._sem = asyncio.Semaphore(max(1, concurrency))
+        # Every request, reads and stock batches alike, takes a slot of one adaptive limit
+        # (storefronts.limiter): `concurrency` is the most it may grow to.
+        self.gate = gate or StoreGate(maximum=max(1, concurrency))
         self._ssl = ssl
         self.stats = RequestStats()
 
@@ -295,9 +278,9 @@ class WooCommerceClient:
         return self._url(parts, params + oauth + [("oauth_signature", signature)]), {}
 
     @staticmethod
-    def _url(parts: Any, params: list[tuple[str, str]]) -> str:
+    def _url(parts: SplitResult, params: list[tuple[str, str]]) -> str:
         query = "&".join(f"{rfc3986(k)}={rfc3986(v)}" for k, v in params)
-        return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+        return str(urlunsplit((parts.scheme, parts.netloc, parts.path, query, "")))
 
     def _scrub(self, text: str) -> str:
         text = re.sub(r"(https?://[^\s?'\"<>]*)\?[^\s'\"<>\]]*", r"\1", text)
@@ -353,11 +336,10 @@ class WooCommerceClient:
             probe = _Probe()
             wrapper = _AuthorizingSession(self, self._get_session(), probe)
             try:
-                async with self._sem:
-                    result = await request_with_retry(
-                        wrapper,  # type: ignore[arg-type]  # quacks like a ClientSession for request()
-                        method, url, what=what, policy=self.policy, stats=self.stats, **kwargs,
-                    )
+                result = await request_with_retry(
+                    wrapper,  # type: ignore[arg-type]  # quacks like a ClientSession for request()
+                    method, url, what=what, policy=self.policy, stats=self.stats, gate=self.gate, **kwargs,
+                )
             except CredentialsError:
                 if nonce_retry and self._auth == "oauth" and b"nonce has already been used" in (probe.body or b""):
                     # Not a credentials problem: aiohttp resends an idempotent request once, with the
@@ -431,14 +413,14 @@ class WooCommerceClient:
         if not text:
             return _NOT_JSON
         try:
-            return json.loads(text)
+            return json.loads(text, **woo_parse.JSON_HOOKS)  # NaN and the like fail their item, later
         except ValueError:
             pass
         # PHP notices printed before the JSON are a classic on WordPress sites.
         starts = [i for i in (text.find("{"), text.find("[")) if i > 0]
         for start in sorted(starts):
             try:
-                return json.loads(text[start:])
+                return json.loads(text[start:], **woo_parse.JSON_HOOKS)
             except ValueError:
                 continue
         return _NOT_JSON
@@ -492,105 +474,32 @@ class WooCommerceClient:
                 newest[key] = row
         orders = list(newest.values())
         if floor is not None:
-            orders = [o for o in orders if (_parse_gmt(o.get("date_modified_gmt")) or floor) >= floor]
+            orders = [o for o in orders if (woo_parse.parse_gmt(o.get("date_modified_gmt")) or floor) >= floor]
+        orders = [o for o in orders if _has_id(o)]  # an order without an id cannot be kept
         refunds = await asyncio.gather(*(self._refunds(o) for o in orders))
-        return [self._order(o, r) for o, r in zip(orders, refunds)]
+        return [woo_parse.order(o, r) for o, r in zip(orders, refunds)]
 
-    async def _refunds(self, order: dict[str, Any]) -> tuple[StoreRefund, ...]:
+    async def _refunds(self, order: dict[str, Any]) -> list[dict[str, Any]]:
         if not order.get("refunds"):
-            return ()
-        rows = await self._all_pages(f"orders/{order['id']}/refunds", [])
-        rows.sort(key=lambda r: (str(r.get("date_created_gmt") or ""), r.get("id") or 0))
-        return tuple(self._refund(r) for r in rows)
-
-    @staticmethod
-    def _restocked_units(line: dict[str, Any], refund: dict[str, Any]) -> int:
-        for meta in line.get("meta_data") or []:
-            if isinstance(meta, dict) and meta.get("key") == RESTOCK_META:
-                try:
-                    return abs(int(Decimal(str(meta.get("value")))))
-                except (InvalidOperation, ValueError):
-                    return 0
-        if refund.get("api_restock") is True:
-            try:
-                return abs(int(Decimal(str(line.get("quantity", 0)))))
-            except (InvalidOperation, ValueError):
-                return 0
-        return 0
-
-    def _refund(self, refund: dict[str, Any]) -> StoreRefund:
-        lines = []
-        for line in refund.get("line_items") or []:
-            units = self._restocked_units(line, refund)
-            if units <= 0:
-                continue
-            price = _decimal(line.get("price"))
-            lines.append(StoreLine(
-                sku=str(line.get("sku") or ""),
-                quantity=Decimal(units),
-                price=abs(price) if price is not None else None,
-                name=str(line.get("name") or ""),
-            ))
-        return StoreRefund(str(refund.get("id")), tuple(lines), _iso(refund.get("date_created_gmt")))
-
-    @staticmethod
-    def _order(o: dict[str, Any], refunds: tuple[StoreRefund, ...]) -> StoreOrderData:
-        lines = []
-        for item in o.get("line_items") or []:
-            quantity = _decimal(item.get("quantity")) or Decimal(0)
-            lines.append(StoreLine(
-                sku=str(item.get("sku") or ""),
-                quantity=quantity,
-                price=_decimal(item.get("price")),
-                name=str(item.get("name") or ""),
-            ))
-        billing = o.get("billing") or {}
-        customer = " ".join(p for p in (str(billing.get("first_name") or "").strip(),
-                                        str(billing.get("last_name") or "").strip()) if p)
-        customer = customer or str(billing.get("company") or "").strip() or str(billing.get("email") or "").strip()
-        status = str(o.get("status") or "")
-        return StoreOrderData(
-            store_id=str(o.get("id")),
-            number=str(o.get("number") or o.get("id")),
-            status=status,
-            modified_at=_iso(o.get("date_modified_gmt")),
-            lines=tuple(lines),
-            created_at=_iso(o.get("date_created_gmt")),
-            customer=customer,
-            cancelled=status == "cancelled",
-            refunds=refunds,
-            raw=o,
-        )
+            return []
+        return await self._all_pages(f"orders/{order['id']}/refunds", [])
 
     # ------------------------------------------------------------------ catalog
     async def catalog(self) -> list[CatalogEntry]:
-        products = await self._all_pages("products", [("orderby", "id"), ("order", "asc")], keep=_catalog_fields)
+        keep = woo_parse.catalog_fields
+        products = await self._all_pages("products", [("orderby", "id"), ("order", "asc")], keep=keep)
         # A variable product lists its variation ids; fetch only those that have some (or when the
-        # field is missing altogether).
-        variable = [p for p in products if p.get("type") == "variable" and ("variations" not in p or p["variations"])]
+        # field is missing altogether). A parent whose id is unusable cannot be asked.
+        variable = [p for p in products if p.get("type") == "variable" and ("variations" not in p or p["variations"])
+                    and _has_id(p)]
         by_id = [("orderby", "id"), ("order", "asc")]
         variations = await asyncio.gather(
-            *(self._all_pages(f"products/{p['id']}/variations", by_id, keep=_catalog_fields) for p in variable)
+            *(self._all_pages(f"products/{p['id']}/variations", by_id, keep=keep) for p in variable)
         )
-        entries = [self._entry(p, None) for p in products]
+        entries = [woo_parse.product_entry(p) for p in products]
         for parent, rows in zip(variable, variations):
-            entries.extend(self._entry(v, str(parent["id"])) for v in rows)
+            entries.extend(woo_parse.variation_entry(v, parent) for v in rows)
         return [e for e in entries if e is not None]
-
-    @staticmethod
-    def _entry(row: dict[str, Any], parent: str | None) -> CatalogEntry | None:
-        sku = str(row.get("sku") or "").strip()
-        if not sku or row.get("id") is None:
-            return None
-        managed = row.get("manage_stock") is True  # "parent" means the parent keeps the stock
-        quantity = row.get("stock_quantity") if managed else None
-        return CatalogEntry(
-            sku=sku,
-            item_id=str(row["id"]),
-            parent_id=parent,
-            quantity=int(quantity) if isinstance(quantity, (int, float)) else None,
-            managed=managed,
-        )
 
     # ------------------------------------------------------------------ stock
     async def set_stock(self, updates: Sequence[StockUpdate]) -> list[StockResult]:
@@ -659,9 +568,9 @@ class WooCommerceClient:
         def same(answer: Any) -> bool:
             return isinstance(answer, dict) and str(answer.get("id")) == str(item_id)
 
-        if position < len(answers) and same(answers[position]):
-            return answers[position]
-        return next((a for a in answers if same(a)), None)
+        candidates = [answers[position]] if position < len(answers) else []
+        found = next((a for a in [*candidates, *answers] if same(a)), None)
+        return found if isinstance(found, dict) else None
 
     @staticmethod
     def _result(update: StockUpdate, answer: dict[str, Any] | None) -> StockResult:
@@ -673,7 +582,8 @@ class WooCommerceClient:
         if isinstance(error, dict):
             code = str(error.get("code") or "")
             message = _plain(error.get("message"))
-            data = error.get("data") if isinstance(error.get("data"), dict) else {}
+            raw_data = error.get("data")
+            data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
             status = data.get("status") if isinstance(data.get("status"), int) else None
             permanent = code in PERMANENT_CODES or (status is not None and 400 <= status < 500)
             if code.endswith("_invalid_id"):
@@ -685,7 +595,10 @@ class WooCommerceClient:
                 reason = f"WooCommerce refused the stock update for {sku} [{code or 'error'}: {message}]"
             return StockResult(sku, ok=False, before=before, reason=reason, permanent=permanent)
         after = answer.get("stock_quantity")
-        after_int = int(after) if isinstance(after, (int, float)) and not isinstance(after, bool) else None
+        try:
+            after_int = None if after is None else woo_parse.count(after, "stock_quantity", minimum=-woo_parse.MAX_UNITS)
+        except woo_parse.BadValue as exc:
+            return StockResult(sku, ok=False, before=before, reason=f"WooCommerce answered for {sku}: {exc}")
         if after_int != update.quantity:
             return StockResult(
                 sku, ok=False, before=before, after=after_int, permanent=True,
@@ -698,9 +611,9 @@ class WooCommerceClient:
 _NOT_JSON = object()
 
 
-_CATALOG_FIELDS = ("id", "sku", "type", "variations", "manage_stock", "stock_quantity")
-
-
-def _catalog_fields(row: dict[str, Any]) -> dict[str, Any]:
-    """What the SKU index needs of a product or variation (a full product is ~2.6 KB of JSON)."""
-    return {key: row[key] for key in _CATALOG_FIELDS if key in row}
+def _has_id(row: dict[str, Any]) -> bool:
+    try:
+        woo_parse.identifier(row.get("id"), "id")
+    except woo_parse.BadValue:
+        return False
+    return True

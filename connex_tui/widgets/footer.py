@@ -22,7 +22,7 @@ class ConnexFooter(Footer):
         """Forget watchers of widgets no longer mounted; returns how many were dropped."""
         watchers: dict[str, list] = getattr(self, "__watchers", {})
         dropped = 0
-        for name, entries in watchers.items():
+        for _name, entries in watchers.items():
             alive = [(node, callback) for node, callback in entries if node is self or node.is_attached]
             dropped += len(entries) - len(alive)
             entries[:] = alive

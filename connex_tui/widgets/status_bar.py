@@ -32,7 +32,7 @@ class StatusBar(Widget):
         self.current = current
 
     def on_mount(self) -> None:
-        self.watch(self.app, "paused", lambda _value: self.refresh(), init=False)
+        self.watch(self.app, "paused", lambda _value: None if self.refresh() else None, init=False)
 
     def render(self) -> Content:
         app = self.app
