@@ -73,7 +73,7 @@ def test_starter_round_trip(tmp_path: Path) -> None:
     s = config.storefront
     assert (s.platform, s.url) == ("woocommerce", "https://shop.example.com")
     assert s.consumer_key is not None and s.consumer_secret is not None
-    assert s.access_token is None and s.location_id is None and s.api_version == "2025-07"
+    assert s.access_token is None and s.location_id is None and s.api_version == "2026-10"
     o = config.orders
     assert (o.poll_seconds, o.post_as, o.customer) == (60, "sales_receipt", "Web Store")
     assert o.statuses == ("processing", "completed", "paid", "partially_refunded")

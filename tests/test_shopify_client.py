@@ -13,7 +13,7 @@ import pytest
 
 from connex_tui.sim.shopify import ShopifyEmulator
 
-from .store_fixtures import Wall, make_shop  # noqa: F401 - fixture
+from .store_fixtures import Wall, make_shop, shopify_schemas  # noqa: F401 - fixtures
 from connex_tui.storefronts.base import CatalogEntry, CredentialsError, StockUpdate, StorefrontError
 from connex_tui.storefronts.retry import RetryPolicy
 from connex_tui.storefronts.shopify import ShopifyClient
@@ -70,19 +70,21 @@ async def test_list_orders_across_pages_with_refunds_and_cancellations(
     for index in range(27):
         ids.append(shop.place_order([("RED", 1 + index % 3), ("WHITE", 1)]))
         wall.moment += timedelta(minutes=1)
-    many_lines = shop.place_order([(sku, 1) for sku in big])  # 13 lines: more than the page's 10
+    many_lines = shop.place_order([(sku, 1) for sku in big])  # 13 lines: more than the page's 5
     wall.moment += timedelta(minutes=1)
     multi = shop.place_order([("RED", 3), ("WHITE", 2)])
     wall.moment += timedelta(minutes=1)
     shop.refund(multi, [("RED", 1)], restock=True)
     shop.refund(multi, [("WHITE", 1)], restock=False)
-    shop.refund(multi, [("RED", 1), ("WHITE", 1)], restock=True)  # a third: more than the page's 2
+    shop.refund(multi, [("RED", 1), ("WHITE", 1)], restock=True)
     shop.cancel_order(ids[1])
     client = client_for(shop, http)
 
     orders = await client.list_orders(None)
     assert len(orders) == 29
-    assert shop.operations["query:orders"] == 3  # 12 + 12 + 5
+    # one page: 2 + 29 x (3 + 5 lines x 3) = 524 points requested, under the 1000 a query may cost;
+    # then one more `orders` query: the refunds of the two orders that have some, by id
+    assert shop.operations["query:orders"] == 2
     assert [o.modified_at for o in orders] == sorted(o.modified_at for o in orders)
     by_id = {order.store_id: order for order in orders}
     first = by_id[ids[0]]
@@ -100,9 +102,15 @@ async def test_list_orders_across_pages_with_refunds_and_cancellations(
         [],  # NO_RESTOCK: no stock came back
         [("RED", Decimal(1)), ("WHITE", Decimal(1))],
     ]
-    assert by_id[ids[1]].cancelled and by_id[ids[1]].modified_at == "2025-06-01T12:29:00Z"
+    cancelled = by_id[ids[1]]
+    assert cancelled.cancelled and cancelled.modified_at == "2025-06-01T12:29:00Z"
+    # the cancellation put both lines back on the shelf: a refund of restockType CANCEL
+    assert [[(line.sku, line.quantity) for line in refund.lines] for refund in cancelled.refunds] == [
+        [("RED", Decimal(2)), ("WHITE", Decimal(1))]
+    ]
     assert len(by_id[many_lines].lines) == 13
-    assert shop.operations["query:order"] == 2  # the 13-line order's lines, the 3-refund order's refunds
+    # the 13-line order's lines; and the order with three refunds, more than a batch reads of each
+    assert shop.operations["query:order"] == 2
     assert client.throttled_answers == 0
 
     since = await client.list_orders(datetime(2025, 6, 1, 12, 27, tzinfo=UTC))
@@ -127,8 +135,8 @@ async def test_catalog_of_600_variants_in_3_pages_waits_instead_of_being_throttl
     assert shop.operations["query:productVariants"] == 3  # 249 + 249 + 102
     assert shop.requested_costs[1:] == [998, 998, 998]
     assert shop.throttled == 0 and client.throttled_answers == 0
-    # the third page had to wait for 998 - (2000 - 1 - 998 - 998) points at 100/s
-    assert clock.slept == [pytest.approx(9.95, abs=0.01)]
+    # the third page had to wait for 998 - (2000 - 3 - 998 - 998) points at 100/s (the probe costs 3)
+    assert clock.slept == [pytest.approx(9.97, abs=0.01)]
     entry = next(e for e in catalog if e.sku == "SKU-2-042")
     assert entry.quantity == 42 and entry.managed and entry.item_id.startswith("gid://shopify/InventoryItem/")
     assert not next(e for e in catalog if e.sku == "SKU-5-000").managed
@@ -174,9 +182,9 @@ async def test_small_bucket_client_waits_and_is_never_throttled(make_shop: Any, 
     elapsed = time.monotonic() - started
     assert all(shop.available(sku) == 3 for sku in items)
     assert shop.throttled == 0 and client.throttled_answers == 0
-    assert client.stats.waited_seconds > 1.5  # the second page waited for (98 - 1) / 50 s
+    assert client.stats.waited_seconds > 1.5  # the second page waited for (98 - 3) / 50 s
     assert elapsed < 5.0
-    assert shop.requested_costs == [1, 98, 98, 10, 10, 10, 10]
+    assert shop.requested_costs == [3, 98, 98, 14, 14, 14, 14]
 
 
 async def test_a_throttled_answer_is_retried_after_the_wait_it_implies(
@@ -256,10 +264,10 @@ async def test_wrong_token_raises_credentials_error_without_the_token(
     assert client.stats.requests == 1  # 401 is not retried
 
 
-async def test_unsupported_api_version_is_a_plain_error(make_shop: Any, http: aiohttp.ClientSession) -> None:
-    shop = await make_shop(api_version="2025-07")
-    client = client_for(shop, http, api_version="2023-01")
-    with pytest.raises(StorefrontError, match="API version 2023-01"):
+async def test_a_version_that_never_existed_is_a_plain_error(make_shop: Any, http: aiohttp.ClientSession) -> None:
+    shop = await make_shop()
+    client = client_for(shop, http, api_version="2026-02")
+    with pytest.raises(StorefrontError, match=r"404; check the shop address and the API version \(2026-02\)"):
         await client.catalog()
 
 

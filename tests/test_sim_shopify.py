@@ -11,7 +11,7 @@ import aiohttp
 
 from connex_tui.sim.shopify import ShopifyEmulator
 
-from .store_fixtures import Wall, make_shop  # noqa: F401 - fixture
+from .store_fixtures import Wall, make_shop, shopify_schemas  # noqa: F401 - fixtures
 
 TOKEN = "shpat_test"
 LOCATION = "gid://shopify/Location/1"
@@ -102,11 +102,26 @@ async def test_wrong_or_missing_token_gets_401_with_shopifys_body(make_shop: Any
     assert not shop.operations
 
 
-async def test_other_api_version_is_404(make_shop: Any, http: aiohttp.ClientSession) -> None:
-    shop = await make_shop(api_version="2025-07")
-    status, body = await gql(http, shop, '{ location(id: "x") { id } }', version="2024-01")
-    assert status == 404
-    assert body == {"errors": "Not Found"}
+async def test_a_retired_version_is_served_by_the_oldest_supported_one(
+    make_shop: Any, http: aiohttp.ClientSession
+) -> None:
+    shop = await make_shop(api_version="2026-10", versions=("2026-04", "2026-07", "2026-10"))
+    url = f"{shop.url}/admin/api/2025-07/graphql.json"
+    query = {"query": '{ location(id: "gid://shopify/Location/1") { id } }'}
+    async with http.post(url, json=query, headers={"X-Shopify-Access-Token": TOKEN}) as resp:
+        assert resp.status == 200
+        assert resp.headers["X-Shopify-API-Version"] == "2026-04"
+        assert (await resp.json())["data"] == {"location": {"id": "gid://shopify/Location/1"}}
+    async with http.post(url.replace("2025-07", "2026-07"), json=query, headers={"X-Shopify-Access-Token": TOKEN}) as resp:
+        assert resp.headers["X-Shopify-API-Version"] == "2026-07"
+    assert shop.served == {"2025-07->2026-04": 1, "2026-07->2026-07": 1}
+
+
+async def test_a_version_that_never_existed_is_404(make_shop: Any, http: aiohttp.ClientSession) -> None:
+    shop = await make_shop()
+    for version in ("2026-05", "2099-01", "latest"):
+        status, body = await gql(http, shop, '{ location(id: "x") { id } }', version=version)
+        assert (status, body) == (404, {"errors": "Not Found"}), version
 
 
 async def test_request_without_query_is_400(make_shop: Any, http: aiohttp.ClientSession) -> None:
@@ -170,7 +185,7 @@ async def test_first_over_250_is_refused(make_shop: Any, http: aiohttp.ClientSes
 
 
 async def test_input_of_251_quantities_is_refused(make_shop: Any, http: aiohttp.ClientSession) -> None:
-    shop = await make_shop()
+    shop = await make_shop(api_version="2025-10")  # ignoreCompareQuantity: up to 2026-01
     items = shop.add_product("Many", {f"S{i}": 1 for i in range(251)})
     data = {
         "name": "available",
@@ -207,7 +222,7 @@ async def test_cost_extension_charges_requested_and_refunds_to_actual(
     make_shop: Any, http: aiohttp.ClientSession
 ) -> None:
     clock = FakeClock()
-    shop = await make_shop(clock=clock)
+    shop = await make_shop(api_version="2025-10", clock=clock)
     shop.add_product("Wine", {"RED": 1, "WHITE": 2, "ROSE": 3})
     query = """{ productVariants(first: 10) { nodes { sku inventoryItem { id } }
                  edges { cursor } pageInfo { hasNextPage } } }"""
@@ -217,7 +232,8 @@ async def test_cost_extension_charges_requested_and_refunds_to_actual(
     assert cost["requestedQueryCost"] == 2 + 10 * 2  # connection 2 + first x (variant + inventoryItem)
     assert cost["actualQueryCost"] == 2 + 3 * 2
     assert cost["throttleStatus"] == {"maximumAvailable": 2000.0, "currentlyAvailable": 1992, "restoreRate": 100.0}
-    # a mutation costs 10, whatever it selects
+    # a mutation field costs 10, plus its payload's selection: group 1 + changes 1 x (change, item,
+    # location) + userErrors 1 = 15 requested; no userErrors came back: 14 actual
     items = {"RED": shop.add_product("X", {"X1": 0})["X1"]}
     data = {
         "name": "available",
@@ -226,8 +242,9 @@ async def test_cost_extension_charges_requested_and_refunds_to_actual(
         "quantities": quantities(items, {"RED": 4}),
     }
     _, body = await gql(http, shop, SET_2025, {"input": data})
-    assert body["extensions"]["cost"]["requestedQueryCost"] == 10
-    assert body["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"] == 1982
+    assert body["extensions"]["cost"]["requestedQueryCost"] == 15
+    assert body["extensions"]["cost"]["actualQueryCost"] == 14
+    assert body["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"] == 1992 - 14
 
 
 async def test_small_bucket_burst_is_throttled_then_restored(make_shop: Any, http: aiohttp.ClientSession) -> None:
@@ -264,7 +281,7 @@ async def test_small_bucket_burst_is_throttled_then_restored(make_shop: Any, htt
 
 
 async def test_set_quantities_applies_and_reports_changes(make_shop: Any, http: aiohttp.ClientSession) -> None:
-    shop = await make_shop()
+    shop = await make_shop(api_version="2025-10")  # ignoreCompareQuantity: up to 2026-01
     items = shop.add_product("Wine", {"RED": 5, "WHITE": 3})
     data = {
         "name": "available",
@@ -292,7 +309,7 @@ async def test_set_quantities_applies_and_reports_changes(make_shop: Any, http: 
 async def test_user_errors_name_the_quantity_and_nothing_is_applied(
     make_shop: Any, http: aiohttp.ClientSession
 ) -> None:
-    shop = await make_shop()
+    shop = await make_shop(api_version="2025-10")
     items = shop.add_product("Wine", {"RED": 5})
     bad = [
         {"inventoryItemId": items["RED"], "locationId": LOCATION, "quantity": 7},
@@ -480,6 +497,11 @@ async def test_refunds_and_cancellations_move_stock_and_show_on_the_order(
     assert [r["refundLineItems"]["nodes"] for r in data["refunds"]] == [
         [{"quantity": 1, "restockType": "RETURN", "restocked": True, "lineItem": {"sku": "RED"}}],
         [{"quantity": 1, "restockType": "NO_RESTOCK", "restocked": False, "lineItem": {"sku": "WHITE"}}],
+        # the cancellation: a refund of what was left, restocked as CANCEL (RefundLineItemRestockType)
+        [
+            {"quantity": 2, "restockType": "CANCEL", "restocked": True, "lineItem": {"sku": "RED"}},
+            {"quantity": 1, "restockType": "CANCEL", "restocked": True, "lineItem": {"sku": "WHITE"}},
+        ],
     ]
     _, body = await gql(http, shop, ORDERS, {"first": 5, "query": "status:cancelled"})
     assert len(body["data"]["orders"]["edges"]) == 1

@@ -297,7 +297,7 @@ class StorefrontConfig:
         commented=True,
         required_when=_platform_in("shopify"),
     )
-    api_version: str = setting(Kind.STR, "2025-07", "Shopify Admin API version")
+    api_version: str = setting(Kind.STR, "2026-10", "Shopify Admin API version")
     timeout_seconds: int = setting(
         Kind.INT, 60, "the longest one request to the store may take", lo=1, hi=600
     )

@@ -60,7 +60,8 @@ class SyncTasks:
 
     async def orders(self) -> TaskResult:
         outcome = await self.importer.run()
-        return TaskResult(str(outcome), quiet=not (outcome.imported or outcome.skipped or outcome.credit_memos))
+        notice = f"; {self.store.stats.notice}" if self.store.stats.notice else ""  # e.g. the API version served
+        return TaskResult(str(outcome) + notice, quiet=not (outcome.imported or outcome.skipped or outcome.credit_memos))
 
     async def _session_reading(self) -> bool:
         quiet_since = (datetime.now(timezone.utc) - timedelta(seconds=SESSION_QUIET_SECONDS)).isoformat(timespec="milliseconds")

@@ -1,26 +1,40 @@
 """A Shopify Admin GraphQL API emulator, over real HTTP, for tests, benchmarks and the demo.
 
-Written from Shopify's documentation (shopify.dev: the GraphQL Admin reference, "GraphQL Admin API
-rate limits", "Idempotent requests", the 2026-01 and 2026-04 inventory changelogs), not from what
-our client does:
+Written from Shopify's documentation and Shopify's own published schemas, not from what our client
+does. Each behaviour names its evidence where it is modelled; in short:
 
-* `POST /admin/api/{version}/graphql.json` only; another version answers 404 `{"errors":"Not Found"}`;
-  a missing or wrong `X-Shopify-Access-Token` answers 401 with Shopify's body.
-* Every document is parsed and validated by graphql-core against `shopify_admin.graphql` (the
-  version's own cut of it), and errors come back as HTTP 200 `{"errors": [...]}` without data.
-* Calculated query cost (objects 1, scalars and enums 0, connections 2 + first x one node, lists of
-  objects `first` (or 1) x one item, mutations 10), a 1000-point ceiling (`MAX_COST_EXCEEDED`) and a
-  leaky bucket (maximumAvailable, restoreRate per second) refilled by the injected clock. A call is
-  charged its requested cost and refunded down to its actual cost (what the response contained);
-  a call that asks for more than is available is answered `THROTTLED` and nothing runs.
-* `first`/`last` over 250 on any connection, a connection without either, and an input list over
-  250 entries are refused before anything runs.
-* `orders` and `productVariants` with Shopify search syntax (`updated_at:>='...'`, `status:any`,
-  `sku:A OR sku:B`), sort keys and opaque base64 cursors (`{"last_id":..,"last_value":..}`).
-* `inventorySetQuantities` with the per-version compare-and-swap rules (compareQuantity /
-  ignoreCompareQuantity before 2026-01, changeFromQuantity from 2026-01, mandatory from 2026-04),
-  the `@idempotent(key:)` directive (optional in 2026-01, required from 2026-04; a replay with the same
-  key and input returns the first answer without applying anything), and all-or-nothing userErrors.
+* `POST /admin/api/{version}/graphql.json` only; a missing or wrong `X-Shopify-Access-Token` answers
+  401 with Shopify's body. Versions: the shop serves `versions` (by default the stable versions
+  supported on 2026-12-01); a request for an older, retired version is answered by the oldest
+  supported one, and every answer names the version that served it in `X-Shopify-API-Version`
+  (shopify.dev "About Shopify API versioning": no version or an unsupported one falls forward to the
+  oldest supported stable version; Shopify staff on community.shopify.com t/164634). A version
+  handle that was never a release answers 404 `{"errors":"Not Found"}`.
+* Every document is validated against Shopify's real Admin schema of the served version
+  (`shopify_schema.py`: the introspection Shopify ships in its npm package @shopify/dev-mcp) when
+  that file is on the machine, then run against `shopify_admin.graphql`, a subset checked field by
+  field against the real schema; errors come back as HTTP 200 `{"errors": [...]}` without data.
+* Calculated query cost as shopify.dev "GraphQL Admin API rate limits" documents it: scalars and
+  enums 0, objects 1, interfaces the most expensive implementation, connections 2 + first x one
+  node, lists of objects `first` (or 1) x one item, a mutation field 10 plus what its payload
+  selects; a 1000-point ceiling (`MAX_COST_EXCEEDED`) and a leaky bucket (maximumAvailable,
+  restoreRate per second) refilled by the injected clock. A call is charged its requested cost and
+  refunded down to its actual cost (what the response contained); a call that asks for more than is
+  available is answered `THROTTLED` and nothing runs.
+* `orders` and `productVariants` with Shopify search syntax, checked against the filters the real
+  schema's `orders(query:)` description documents: an unknown filter or value is ignored and
+  reported in `extensions.search` warnings (shopify.dev "Shopify API search syntax").
+* Orders as the real `LineItem`/`RefundLineItem` descriptions define them: `quantity` includes
+  refunded and removed units, `currentQuantity` excludes them; refunds restock (`restocked`,
+  `restockType`) at a `location`; a cancellation with restock is a refund whose lines are
+  `CANCEL` (RefundLineItemRestockType); an order edit that removes units is an `OrderEditAgreement`
+  with `RETURN` sales. Orders older than 60 days are invisible without `read_all_orders`
+  (shopify.dev Order object note).
+* `inventorySetQuantities` with the per-version rules of the real schemas (ignoreCompareQuantity /
+  compareQuantity up to 2026-01, changeFromQuantity from 2026-01 and mandatory from 2026-04, the
+  `@idempotent(key:)` directive from 2026-01, required from 2026-04; a replay with the same key and
+  input returns the first answer; a key whose first attempt failed answers
+  IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED), and all-or-nothing userErrors.
 """
 
 from __future__ import annotations
@@ -37,7 +51,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http import HTTPStatus
 from pathlib import Path
@@ -48,6 +62,7 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     GraphQLError,
+    GraphQLInterfaceType,
     GraphQLObjectType,
     GraphQLSchema,
     OperationDefinitionNode,
@@ -63,9 +78,14 @@ from graphql import (
     validate,
 )
 from graphql.execution.collect_fields import collect_fields, collect_sub_fields
-from graphql.execution.values import get_argument_values, get_directive_values, get_variable_values
+from graphql.execution.values import (
+    get_argument_values,
+    get_directive_values,
+    get_variable_values,
+)
 from graphql.utilities import get_operation_ast
 
+from . import shopify_schema
 from .faults import FaultPlan, fault_middleware
 
 SDL_PATH = Path(__file__).with_name("shopify_admin.graphql")
@@ -213,13 +233,16 @@ class _Variant:
 class _Line:
     id: int
     variant: _Variant
-    quantity: int
+    quantity: int  # LineItem.quantity: "including refunded and removed units" (real schema)
     price: Decimal
-    refunded: int = 0  # quantity taken off the order by refunds or cancellation
+    discount: Decimal = Decimal("0")  # per unit, all discounts (line and order level) allocated
+    refunded: int = 0  # taken off the order by refunds (a cancellation is one)
+    removed: int = 0  # taken off the order by order edits
 
     @property
     def current_quantity(self) -> int:
-        return self.quantity - self.refunded
+        # LineItem.currentQuantity: "excluding refunded and removed units" (real schema)
+        return self.quantity - self.refunded - self.removed
 
 
 @dataclass
@@ -227,7 +250,24 @@ class _RefundLine:
     id: int
     line: _Line
     quantity: int
-    restock_type: str
+    restock_type: str  # RETURN, CANCEL or NO_RESTOCK (RefundLineItemRestockType)
+    location: str | None = None  # RefundLineItem.location: "The inventory restock location"
+
+
+@dataclass
+class _Sale:
+    id: int
+    action: str  # SaleActionType: ORDER, RETURN ("A removal or return"), UPDATE
+    line: _Line
+    quantity: int
+
+
+@dataclass
+class _Agreement:
+    id: int
+    reason: str  # OrderActionType: ORDER, ORDER_EDIT, REFUND, RETURN
+    happened_at: datetime
+    sales: list[_Sale]
 
 
 @dataclass
@@ -248,6 +288,7 @@ class _Order:
     updated_at: datetime
     lines: list[_Line]
     refunds: list[_Refund] = field(default_factory=list)
+    agreements: list[_Agreement] = field(default_factory=list)
     cancelled_at: datetime | None = None
     cancel_reason: str | None = None
 
@@ -283,6 +324,47 @@ def _search_groups(query: str | None) -> list[list[tuple[bool, str | None, str, 
             value = value[1:-1]
         groups[-1].append((negate, name, op, value))
     return [group for group in groups if group]
+
+
+# The filters of `orders(query:)` and their acceptable values, as the real Admin schema (2026-01 to
+# 2026-10) documents them in the description of that argument; None: any value. `status:any` is not
+# one of them (that was the REST API's `status=any` parameter).
+ORDER_FILTERS: dict[str, frozenset[str] | None] = {
+    name: None
+    for name in (
+        "cart_token channel channel_id checkout_token confirmation_number created_at credit_card_last4 "
+        "current_total_price customer_id discount_code email fraud_protection_level fulfillment_location_id "
+        "gateway id location_id name payment_id payment_provider_id po_number processed_at "
+        "reference_location_id return_status risk_level sales_channel sku source_identifier source_name "
+        "subtotal_line_items_quantity tag tag_not test total_weight updated_at"
+    ).split()
+} | {
+    "status": frozenset({"open", "closed", "cancelled", "not_closed"}),
+    "financial_status": frozenset(
+        {"paid", "pending", "authorized", "partially_paid", "partially_refunded", "refunded", "voided", "expired"}
+    ),
+    "fulfillment_status": frozenset(
+        {"unshipped", "shipped", "fulfilled", "partial", "scheduled", "on_hold", "unfulfilled", "request_declined"}
+    ),
+    "chargeback_status": frozenset({"accepted", "charge_refunded", "lost", "needs_response", "under_review", "won"}),
+    "delivery_method": frozenset({"shipping", "pick-up", "retail", "local", "pickup-point", "none"}),
+}
+TIME_FILTERS = frozenset({"created_at", "updated_at", "processed_at"})
+
+
+def _parsed(groups: list[list[tuple[bool, str | None, str, str]]]) -> dict[str, Any]:
+    """The `parsed` tree of extensions.search: {"field", "match_all"} leaves under "and"/"or"."""
+
+    def leaf(term: tuple[bool, str | None, str, str]) -> dict[str, Any]:
+        negate, name, op, value = term
+        node: dict[str, Any] = {"field": name or "default", "match_all": value}
+        if op:
+            node = {"field": name or "default", "range_" + {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}[op]: value}
+        return {"not": node} if negate else node
+
+    ands = [[leaf(term) for term in group] for group in groups]
+    joined = [group[0] if len(group) == 1 else {"and": group} for group in ands]
+    return joined[0] if len(joined) == 1 else {"or": joined}
 
 
 def _parse_when(value: str) -> datetime | None:
@@ -340,10 +422,18 @@ class _CostAnalysis:
                 name = nodes[0].name.value
                 if name.startswith("__"):
                     continue
-                self._check_inputs(root.fields[name], nodes[0])
-                total += MUTATION_COST
+                total += MUTATION_COST + self._payload_cost(root.fields[name], nodes)
             return total
         return self._selection_cost(root, fields)
+
+    def _payload_cost(self, definition: Any, nodes: list[FieldNode]) -> int:
+        """A mutation field costs 10 (shopify.dev rate limits: "Mutation | 10"); what it selects on
+        its payload object is priced like any selection (objects 1, scalars 0)."""
+        self._check_inputs(definition, nodes[0])
+        named = get_named_type(definition.type)
+        if not isinstance(named, GraphQLObjectType):
+            return 0
+        return self._selection_cost(named, self._sub(named, nodes))
 
     def _root_type(self, operation: OperationDefinitionNode) -> GraphQLObjectType:
         root = self.schema.mutation_type if operation.operation == OperationType.MUTATION else self.schema.query_type
@@ -364,15 +454,23 @@ class _CostAnalysis:
         named = get_named_type(definition.type)
         if is_leaf_type(named):
             return 0
-        assert isinstance(named, GraphQLObjectType)
         if _is_connection(named):
             size = self._page_size(nodes[0], args)
             return 2 + size * self._node_cost(named, nodes)
-        inner = 1 + self._selection_cost(named, self._sub(named, nodes))
+        inner = self._object_cost(named, nodes)
         if is_list_type(get_nullable_type(definition.type)):
             first = args.get("first")
             return (first if isinstance(first, int) and first > 0 else 1) * inner
         return inner
+
+    def _object_cost(self, named: Any, nodes: list[FieldNode]) -> int:
+        """An object 1 plus its selection; an interface "Maximum of possible selections" (shopify.dev)."""
+        if isinstance(named, GraphQLInterfaceType):
+            return max(
+                (self._object_cost(kind, nodes) for kind in self.schema.get_possible_types(named)), default=1
+            )
+        assert isinstance(named, GraphQLObjectType)
+        return 1 + self._selection_cost(named, self._sub(named, nodes))
 
     def _node_cost(self, connection: GraphQLObjectType, nodes: list[FieldNode]) -> int:
         """What one node of a connection costs, by the `nodes` or the `edges { node }` selection."""
@@ -381,13 +479,13 @@ class _CostAnalysis:
             name = sub_nodes[0].name.value
             if name == "nodes":
                 node_type = get_named_type(connection.fields["nodes"].type)
-                best = max(best, 1 + self._selection_cost(node_type, self._sub(node_type, sub_nodes)))
+                best = max(best, self._object_cost(node_type, sub_nodes))
             elif name == "edges":
                 edge_type = get_named_type(connection.fields["edges"].type)
                 for edge_nodes in self._sub(edge_type, sub_nodes).values():
                     if edge_nodes[0].name.value == "node":
                         node_type = get_named_type(edge_type.fields["node"].type)
-                        best = max(best, 1 + self._selection_cost(node_type, self._sub(node_type, edge_nodes)))
+                        best = max(best, self._object_cost(node_type, edge_nodes))
         return best
 
     def _page_size(self, node: FieldNode, args: dict[str, Any]) -> int:
@@ -456,7 +554,18 @@ class _CostAnalysis:
         root = self._root_type(operation)
         fields = collect_fields(self.schema, self.fragments, self.variables, root, operation.selection_set)
         if operation.operation == OperationType.MUTATION:
-            return MUTATION_COST * sum(1 for nodes in fields.values() if not nodes[0].name.value.startswith("__"))
+            total = 0
+            for key, nodes in fields.items():
+                name = nodes[0].name.value
+                if name.startswith("__"):
+                    continue
+                payload = (data or {}).get(key)
+                named = get_named_type(root.fields[name].type)
+                if isinstance(named, GraphQLObjectType) and isinstance(payload, dict):
+                    total += MUTATION_COST + self._actual_selection(named, self._sub(named, nodes), payload)
+                else:
+                    total += MUTATION_COST
+            return total
         return self._actual_selection(root, fields, data)
 
     def _actual_selection(self, parent: GraphQLObjectType, fields: dict[str, list[FieldNode]], data: Any) -> int:
@@ -470,11 +579,18 @@ class _CostAnalysis:
             total += self._actual_field(parent.fields[name], nodes, data.get(key))
         return total
 
+    def _actual_object(self, named: Any, nodes: list[FieldNode], item: Any) -> int:
+        if isinstance(named, GraphQLInterfaceType):
+            typename = (item or {}).get("__typename") if isinstance(item, dict) else None
+            possible = self.schema.get_possible_types(named)
+            kinds = [kind for kind in possible if kind.name == typename] or list(possible)
+            return max((self._actual_object(kind, nodes, item) for kind in kinds), default=1)
+        return 1 + self._actual_selection(named, self._sub(named, nodes), item)
+
     def _actual_field(self, definition: Any, nodes: list[FieldNode], value: Any) -> int:
         named = get_named_type(definition.type)
         if is_leaf_type(named) or value is None:
             return 0
-        assert isinstance(named, GraphQLObjectType)
         if _is_connection(named):
             per_item: dict[int, int] = {}
             for key, sub_nodes in self._sub(named, nodes).items():
@@ -482,9 +598,8 @@ class _CostAnalysis:
                 items = value.get(key) or []
                 if name == "nodes":
                     node_type = get_named_type(named.fields["nodes"].type)
-                    sub = self._sub(node_type, sub_nodes)
                     for index, item in enumerate(items):
-                        cost = 1 + self._actual_selection(node_type, sub, item)
+                        cost = self._actual_object(node_type, sub_nodes, item)
                         per_item[index] = max(per_item.get(index, 0), cost)
                 elif name == "edges":
                     edge_type = get_named_type(named.fields["edges"].type)
@@ -492,15 +607,13 @@ class _CostAnalysis:
                         if edge_nodes[0].name.value != "node":
                             continue
                         node_type = get_named_type(edge_type.fields["node"].type)
-                        sub = self._sub(node_type, edge_nodes)
                         for index, edge in enumerate(items):
-                            cost = 1 + self._actual_selection(node_type, sub, (edge or {}).get(edge_key))
+                            cost = self._actual_object(node_type, edge_nodes, (edge or {}).get(edge_key))
                             per_item[index] = max(per_item.get(index, 0), cost)
             return 2 + sum(per_item.values())
-        sub = self._sub(named, nodes)
         if isinstance(value, list):
-            return sum(1 + self._actual_selection(named, sub, item) for item in value)
-        return 1 + self._actual_selection(named, sub, value)
+            return sum(self._actual_object(named, nodes, item) for item in value)
+        return self._actual_object(named, nodes, value)
 
 
 def _is_connection(named: Any) -> bool:
@@ -525,7 +638,9 @@ class ShopifyEmulator:
         self,
         *,
         access_token: str = "shpat_test",
-        api_version: str = "2025-07",
+        api_version: str = "2026-10",
+        versions: tuple[str, ...] | None = None,
+        read_all_orders: bool = True,
         bucket: float = 2000.0,
         restore_rate: float = 100.0,
         location_id: str = "gid://shopify/Location/1",
@@ -534,7 +649,16 @@ class ShopifyEmulator:
         currency: str = "USD",
     ) -> None:
         self.access_token = access_token
-        self.api_version = api_version
+        self.api_version = api_version  # the version tests address by default (`endpoint`)
+        # The versions this shop serves: Shopify's supported stable versions, plus `api_version`
+        # (a test may pin an older shop); older requests fall forward to the oldest of them.
+        self.versions = tuple(sorted(set(versions or shopify_schema.SUPPORTED_VERSIONS) | {api_version}))
+        self.read_all_orders = read_all_orders
+        self.served: Counter[str] = Counter()  # requested version -> answers, by the version that served
+        self.rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # fault: alter an answer body
+        self._fail_mutations = 0
+        self._serving = api_version
+        self._search_warnings: list[dict[str, Any]] = []
         self.maximum_available = float(bucket)
         self.restore_rate = float(restore_rate)
         self.location_id = location_id
@@ -546,6 +670,7 @@ class ShopifyEmulator:
         self.throttled = 0
         self.replays = 0  # idempotent replays answered from the stored first answer
         self.requested_costs: list[int] = []  # requestedQueryCost of every call that ran
+        self.actual_costs: list[int] = []  # actualQueryCost of every call that ran (what it was charged)
         self._lose_answers = 0
         self._available = float(bucket)
         self._stamp = clock()
@@ -556,16 +681,49 @@ class ShopifyEmulator:
         self._by_sku: dict[str, _Variant] = {}
         self._by_item: dict[int, _Variant] = {}
         self._orders: dict[int, _Order] = {}
-        self._idempotency: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._idempotency: dict[str, tuple[str, dict[str, Any] | None]] = {}
         self._location_number = gid_number(location_id, "Location") or 1
-        self.schema = build_schema(schema_sdl(api_version))
-        self._install_resolvers()
+        self._schemas: dict[str, GraphQLSchema] = {}
+        self.real_schema_checks = 0  # documents validated against Shopify's real schema
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
 
     @property
     def counters(self) -> Counter[str]:
         return self.faults.counters
+
+    @property
+    def schema(self) -> GraphQLSchema:
+        """The executable schema (subset) of the version being served."""
+        return self._schema_for(self._serving)
+
+    def _schema_for(self, version: str) -> GraphQLSchema:
+        if version not in self._schemas:
+            self._schemas[version] = build_schema(schema_sdl(version))
+            self._install_resolvers(self._schemas[version])
+        return self._schemas[version]
+
+    def serve_version(self, requested: str) -> str | None:
+        """The version that answers a request for `requested`; None: 404.
+
+        shopify.dev "About Shopify API versioning": a request for an unsupported (retired) version is
+        served by the oldest supported stable version; Shopify staff confirm it on
+        community.shopify.com t/164634. Handles are YYYY-01/04/07/10 or `unstable`.
+        """
+        if requested in self.versions:
+            return requested
+        if re.fullmatch(r"\d{4}-(01|04|07|10)", requested):
+            stable = [version for version in self.versions if version != "unstable"]
+            if stable and requested < stable[0]:
+                return stable[0]
+        return None
+
+    def fail_mutations(self, times: int = 1) -> None:
+        """The next `times` keyed mutations fail inside Shopify after their key was taken, and the
+        answer is HTTP 503: a retry with the same key then gets IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED
+        ("A previous request with this idempotency key failed. Retry with a new idempotency key.",
+        InventorySetQuantitiesUserErrorCode in the real 2026-01+ schemas)."""
+        self._fail_mutations += times
 
     @property
     def endpoint(self) -> str:
@@ -639,22 +797,25 @@ class ShopifyEmulator:
 
     def place_order(
         self,
-        lines: list[tuple[str, int]],
+        lines: list[tuple[str, int]] | list[tuple[str, int, str]],
         *,
         financial_status: str = "PAID",
         name: str | None = None,
         email: str = "customer@example.com",
+        created_at: datetime | None = None,
     ) -> str:
-        """An order from the online store; its quantities move from available to committed."""
-        moment = self._stamp_now()
+        """An order from the online store; its quantities move from available to committed.
+        A line may carry a third item: the discount per unit (all discounts allocated to it)."""
+        moment = (created_at or self._stamp_now()).astimezone(UTC)
         number = next(self._order_numbers)
         order_lines = []
-        for sku, quantity in lines:
+        for sku, quantity, *rest in lines:
             variant = self._by_sku[sku]
             if variant.tracked:
                 variant.available -= quantity
                 variant.committed += quantity
-            order_lines.append(_Line(next(self._ids), variant, int(quantity), variant.price))
+            discount = Decimal(str(rest[0])) if rest else Decimal("0")
+            order_lines.append(_Line(next(self._ids), variant, int(quantity), variant.price, discount))
         order = _Order(
             id=next(self._ids),
             number=number,
@@ -665,6 +826,8 @@ class ShopifyEmulator:
             updated_at=moment,
             lines=order_lines,
         )
+        sales = [_Sale(next(self._ids), "ORDER", line, line.quantity) for line in order_lines]
+        order.agreements.append(_Agreement(next(self._ids), "ORDER", moment, sales))
         self._orders[order.id] = order
         return gid("Order", order.id)
 
@@ -674,27 +837,69 @@ class ShopifyEmulator:
             raise KeyError(order_id)
         return self._orders[number]
 
-    def cancel_order(self, order_id: str) -> None:
-        """Cancels with restock: what is still on the order goes back to available."""
+    def cancel_order(self, order_id: str, *, restock: bool = True) -> str | None:
+        """orderCancel: what is still on the order comes off it as a refund whose lines are `CANCEL`
+        ("Use this when restocking unfulfilled line items", RefundLineItemRestockType) restocked at
+        our location, or NO_RESTOCK when `restock` is false (orderCancel(restock: Boolean!)).
+        Returns the refund's gid (None when nothing was left on the order)."""
         order = self._order(order_id)
         if order.cancelled_at is not None:
-            return
+            return None
+        moment = self._stamp_now()
+        refund_lines = []
         for line in order.lines:
             remaining = line.current_quantity
-            if remaining > 0 and line.variant.tracked:
-                line.variant.committed -= remaining
-                line.variant.available += remaining
+            if remaining <= 0:
+                continue
+            if line.variant.tracked:
+                line.variant.committed -= min(line.variant.committed, remaining)
+                if restock:
+                    line.variant.available += remaining
             line.refunded += remaining
-        moment = self._stamp_now()
+            kind, location = ("CANCEL", self.location_id) if restock else ("NO_RESTOCK", None)
+            refund_lines.append(_RefundLine(next(self._ids), line, remaining, kind, location))
+        refund_id = None
+        if refund_lines:
+            refund = _Refund(next(self._ids), moment, refund_lines)
+            order.refunds.append(refund)
+            refund_id = gid("Refund", refund.id)
         order.cancelled_at = moment
         order.cancel_reason = "CUSTOMER"
         if order.financial_status in ("PENDING", "AUTHORIZED"):
             order.financial_status = "VOIDED"
         order.updated_at = moment
+        return refund_id
 
-    def refund(self, order_id: str, lines: list[tuple[str, int]], *, restock: bool = True) -> str:
-        """A refund; restockType RETURN puts the units back in available, NO_RESTOCK does not."""
+    def edit_order(self, order_id: str, quantities: dict[str, int], *, restock: bool = True) -> str:
+        """An order edit that lowers line quantities (orderEditSetQuantity, committed): the units
+        leave `currentQuantity` but stay in `quantity`, and the edit is an OrderEditAgreement whose
+        ProductSales are RETURN ("A removal or return", SaleActionType). No refund is created."""
         order = self._order(order_id)
+        moment = self._stamp_now()
+        sales = []
+        for sku, wanted in quantities.items():
+            line = next(line for line in order.lines if line.variant.sku == sku)
+            removed = line.current_quantity - int(wanted)
+            if removed <= 0:
+                raise ValueError(f"an edit to {wanted} does not remove units of {sku}")
+            line.removed += removed
+            if line.variant.tracked:
+                line.variant.committed -= min(line.variant.committed, removed)
+                if restock:
+                    line.variant.available += removed
+            sales.append(_Sale(next(self._ids), "RETURN", line, removed))
+        agreement = _Agreement(next(self._ids), "ORDER_EDIT", moment, sales)
+        order.agreements.append(agreement)
+        order.updated_at = moment
+        return gid("OrderEditAgreement", agreement.id)
+
+    def refund(
+        self, order_id: str, lines: list[tuple[str, int]], *, restock: bool = True, location: str | None = None
+    ) -> str:
+        """A refund; restockType RETURN puts the units back at `location` (ours by default: only
+        then does our available change), NO_RESTOCK puts nothing back."""
+        order = self._order(order_id)
+        where = location or self.location_id
         moment = self._stamp_now()
         refund_lines = []
         for sku, quantity in lines:
@@ -707,10 +912,16 @@ class ShopifyEmulator:
             variant = line.variant
             if variant.tracked:
                 variant.committed -= min(variant.committed, quantity)
-                if restock:
+                if restock and where == self.location_id:
                     variant.available += quantity
             refund_lines.append(
-                _RefundLine(next(self._ids), line, int(quantity), "RETURN" if restock else "NO_RESTOCK")
+                _RefundLine(
+                    next(self._ids),
+                    line,
+                    int(quantity),
+                    "RETURN" if restock else "NO_RESTOCK",
+                    where if restock else None,
+                )
             )
         refund = _Refund(next(self._ids), moment, refund_lines)
         order.refunds.append(refund)
@@ -747,16 +958,31 @@ class ShopifyEmulator:
     # ------------------------------------------------------------------ GraphQL
 
     def execute_document(
-        self, query: str, variables: dict[str, Any] | None = None, operation_name: str | None = None
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        operation_name: str | None = None,
+        version: str | None = None,
     ) -> dict[str, Any]:
         """What the endpoint answers (the JSON body), without HTTP; every rule of the endpoint applies."""
+        self._serving = version or self.api_version
+        self._search_warnings = []
         try:
             document = parse(query)
         except GraphQLError as exc:
             return {"errors": [_error(exc.message, "syntaxError", None) | {"locations": _locations(exc)}]}
-        problems = validate(self.schema, document)
-        if problems:
-            return {"errors": self._validation_errors(document)}
+        if shopify_schema.available(self._serving):
+            real = shopify_schema.real_schema(self._serving)
+            self.real_schema_checks += 1
+            if validate(real, document):
+                return {"errors": self._validation_errors(document, real)}
+            if validate(self.schema, document):
+                # Valid on Shopify, but asks for something this emulator does not model: say so
+                # rather than pretend Shopify refused it.
+                missing = "; ".join(problem.message for problem in validate(self.schema, document)[:3])
+                return {"errors": [_error(f"Not modelled by the Shopify emulator: {missing}", "EMULATOR_UNMODELLED")]}
+        elif validate(self.schema, document):
+            return {"errors": self._validation_errors(document, self.schema)}
         operation = get_operation_ast(document, operation_name)
         if operation is None:
             message = f'No operation named "{operation_name}"' if operation_name else "An operation name is required"
@@ -796,19 +1022,27 @@ class ShopifyEmulator:
                 self.operations[f"{operation.operation.value}:{nodes[0].name.value}"] += 1
         result = execute(self.schema, document, variable_values=variables or {}, operation_name=operation_name)
         assert not hasattr(result, "__await__")
+        for failure in result.errors or []:  # type: ignore[union-attr]
+            if isinstance(failure.original_error, _MutationFailed):
+                raise _MutationFailed()
         actual = min(requested, analysis.actual(operation, result.data))  # type: ignore[union-attr]
+        self.actual_costs.append(actual)
         self._available = min(self.maximum_available, self._available + (requested - actual))
         body: dict[str, Any] = {}
         if result.errors:  # type: ignore[union-attr]
             body["errors"] = [error.formatted for error in result.errors]  # type: ignore[union-attr]
         body["data"] = result.data  # type: ignore[union-attr]
         body["extensions"] = self._cost(requested, actual)
+        if self._search_warnings:
+            # shopify.dev "Shopify API search syntax": a search Shopify cannot fully read still runs,
+            # without the terms it could not use, and the answer says so in extensions.search.
+            body["extensions"]["search"] = self._search_warnings
         return body
 
-    def _validation_errors(self, document: Any) -> list[dict[str, Any]]:
+    def _validation_errors(self, document: Any, schema: GraphQLSchema) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for rule in specified_rules:
-            for exc in validate(self.schema, document, [rule]):
+            for exc in validate(schema, document, [rule]):
                 code = _RULE_CODES.get(rule.__name__, "validationError")
                 extensions: dict[str, Any] = {}
                 message = exc.message
@@ -821,25 +1055,27 @@ class ShopifyEmulator:
 
     # ------------------------------------------------------------------ resolvers and views
 
-    def _install_resolvers(self) -> None:
-        query = self.schema.query_type
-        mutation = self.schema.mutation_type
+    def _install_resolvers(self, schema: GraphQLSchema) -> None:
+        query = schema.query_type
+        mutation = schema.mutation_type
         assert query is not None and mutation is not None
         query.fields["orders"].resolve = self._resolve_orders
         query.fields["order"].resolve = self._resolve_order
         query.fields["productVariants"].resolve = self._resolve_variants
         query.fields["location"].resolve = self._resolve_location
+        query.fields["currentAppInstallation"].resolve = self._resolve_installation
         mutation.fields["inventorySetQuantities"].resolve = self._resolve_set_quantities
 
     def _money(self, amount: Decimal) -> dict[str, Any]:
         money = {"amount": str(amount), "currencyCode": self.currency}
         return {"shopMoney": money, "presentmentMoney": money}
 
-    def _location_view(self) -> dict[str, Any]:
+    def _location_view(self, location_id: str | None = None) -> dict[str, Any]:
+        location_id = location_id or self.location_id
         return {
-            "id": self.location_id,
-            "legacyResourceId": str(self._location_number),
-            "name": "Shop location",
+            "id": location_id,
+            "legacyResourceId": str(gid_number(location_id, "Location") or self._location_number),
+            "name": "Shop location" if location_id == self.location_id else "Other location",
             "isActive": True,
         }
 
@@ -918,6 +1154,9 @@ class ShopifyEmulator:
             "quantity": line.quantity,
             "currentQuantity": line.current_quantity,
             "originalUnitPriceSet": self._money(line.price),
+            # "The approximate unit price ... This value includes discounts applied to refunded and
+            # removed quantities" (real schema): after line and order level discounts.
+            "discountedUnitPriceAfterAllDiscountsSet": self._money(line.price - line.discount),
             "variant": lambda info, **_: self._variant_view(variant),
         }
 
@@ -929,7 +1168,7 @@ class ShopifyEmulator:
                 "restockType": item.restock_type,
                 "restocked": item.restock_type != "NO_RESTOCK",
                 "lineItem": lambda info, **_: self._line_view(item.line),
-                "location": (lambda info, **_: self._location_view()) if item.restock_type != "NO_RESTOCK" else None,
+                "location": (lambda info, **_: self._location_view(item.location)) if item.location else None,
             }
 
         return {
@@ -970,9 +1209,47 @@ class ShopifyEmulator:
                 order.lines, args, lambda line: (line.id, line.id), self._line_view
             ),
             "refunds": refunds,
+            "agreements": lambda info, **args: _paginate(
+                order.agreements, args, lambda agreement: (agreement.id, agreement.id), self._agreement_view
+            ),
         }
 
+    def _agreement_view(self, agreement: _Agreement) -> dict[str, Any]:
+        kind = {"ORDER_EDIT": "OrderEditAgreement"}.get(agreement.reason, "OrderAgreement")
+
+        def sale_view(sale: _Sale) -> dict[str, Any]:
+            return {
+                "__typename": "ProductSale",
+                "id": gid("Sale", sale.id),
+                "actionType": sale.action,
+                "lineType": "PRODUCT",
+                "quantity": sale.quantity,
+                "lineItem": lambda info, **_: self._line_view(sale.line),
+            }
+
+        return {
+            "__typename": kind,
+            "id": gid(kind, agreement.id),
+            "happenedAt": iso(agreement.happened_at),
+            "reason": agreement.reason,
+            "sales": lambda info, **args: _paginate(agreement.sales, args, lambda sale: (sale.id, sale.id), sale_view),
+        }
+
+    def _visible(self, order: _Order) -> bool:
+        """shopify.dev Order object: "Only the last 60 days' worth of orders from a store are
+        accessible from the Order object by default" (more with the read_all_orders scope)."""
+        return self.read_all_orders or order.created_at >= self._now() - timedelta(days=60)
+
     # root fields
+
+    def _resolve_installation(self, _root: Any, info: Any) -> dict[str, Any]:
+        handles = ["read_orders", "read_products", "read_inventory", "write_inventory", "read_locations"]
+        if self.read_all_orders:
+            handles.append("read_all_orders")
+        return {
+            "id": "gid://shopify/AppInstallation/1",
+            "accessScopes": [{"handle": handle, "description": handle.replace("_", " ")} for handle in handles],
+        }
 
     def _resolve_location(self, _root: Any, info: Any, id: str) -> dict[str, Any] | None:  # noqa: A002
         return self._location_view() if id == self.location_id else None
@@ -980,11 +1257,15 @@ class ShopifyEmulator:
     def _resolve_order(self, _root: Any, info: Any, id: str) -> dict[str, Any] | None:  # noqa: A002
         number = gid_number(id, "Order")
         order = self._orders.get(number) if number is not None else None
-        return self._order_view(order) if order else None
+        return self._order_view(order) if order and self._visible(order) else None
 
     def _resolve_orders(self, _root: Any, info: Any, **args: Any) -> dict[str, Any]:
-        groups = _search_groups(args.get("query"))
-        orders = [order for order in self._orders.values() if _matches(order, groups, self._order_term)]
+        groups = self._checked_search(info, args.get("query"), ORDER_FILTERS)
+        orders = [
+            order
+            for order in self._orders.values()
+            if self._visible(order) and _matches(order, groups, self._order_term)
+        ]
         sort_key = args.get("sortKey") or "PROCESSED_AT"
         if sort_key == "UPDATED_AT":
             key: Callable[[_Order], tuple[Any, int]] = lambda order: (iso(order.updated_at), order.id)  # noqa: E731
@@ -995,6 +1276,61 @@ class ShopifyEmulator:
         else:
             key = lambda order: (order.id, order.id)  # noqa: E731
         return _paginate(orders, args, key, self._order_view)
+
+    def _checked_search(
+        self, info: Any, query: str | None, filters: dict[str, frozenset[str] | None]
+    ) -> list[list[Term]]:
+        """The search's terms that Shopify can use; the others are dropped with a warning.
+
+        Evidence: a live capture quoted in a public repository's Core/searchWarnings.js (HAR of
+        2026-08-01, `staff_member:"Kat Owens"` on the orders index): the unknown term is silently
+        removed from the AND, the other terms still apply, and `extensions.search` carries
+        `{"path", "query", "parsed", "warnings": [{"field", "message": "Invalid search field for
+        this query.", "code": "invalid_field"}]}`; the active_shopify_graphql gem's specs mock the
+        same shape. The message and code for a known field with a value outside its documented
+        values (`status:any`) are not in any capture found: "invalid_value" is the code that file
+        lists beside invalid_field, the message is ours.
+        """
+        groups = _search_groups(query)
+        warnings: list[dict[str, str]] = []
+        kept_groups: list[list[Term]] = []
+        for group in groups:
+            kept: list[Term] = []
+            for term in group:
+                _negate, name, _op, value = term
+                if name is not None and name not in filters and not name.startswith("metafields."):
+                    warnings.append(
+                        {"field": name, "message": "Invalid search field for this query.", "code": "invalid_field"}
+                    )
+                    continue
+                allowed = filters.get(name) if name is not None else None
+                if allowed is not None and value.lower() not in allowed:
+                    warnings.append(
+                        {
+                            "field": name or "",
+                            "message": f"Input `{value}` is not an accepted value.",
+                            "code": "invalid_value",
+                        }
+                    )
+                    continue
+                if name in TIME_FILTERS and _parse_when(value) is None and value.lower() != "now":
+                    warnings.append(
+                        {"field": name or "", "message": f"Input `{value}` is not a valid date.", "code": "invalid_value"}
+                    )
+                    continue
+                kept.append(term)
+            if kept:
+                kept_groups.append(kept)
+        if warnings:
+            self._search_warnings.append(
+                {
+                    "path": [str(step) for step in info.path.as_list()],
+                    "query": query,
+                    "parsed": _parsed(groups),
+                    "warnings": warnings,
+                }
+            )
+        return kept_groups
 
     def _order_term(self, order: _Order, term: tuple[bool, str | None, str, str]) -> bool:
         negate, name, op, value = term
@@ -1012,7 +1348,6 @@ class ShopifyEmulator:
             word = value.lower()
             closed = order.cancelled_at is not None or order.financial_status == "REFUNDED"
             result = {
-                "any": True,
                 "open": not closed,
                 "closed": closed and order.cancelled_at is None,
                 "cancelled": order.cancelled_at is not None,
@@ -1079,7 +1414,10 @@ class ShopifyEmulator:
                 values = get_directive_values(directive, node, info.variable_values)
                 if values:
                     key = values["key"]
-        version = _version_key(self.api_version)
+        # The mutation's own description in the real schemas (2026-01 on): "As of 2026-01, this
+        # mutation supports an optional idempotency key using the `@idempotent` directive. As of
+        # 2026-04, the idempotency key is required".
+        version = _version_key(self._serving)
         if version >= "2026-04" and key is None:
             raise GraphQLError(
                 "The @idempotent directive is required for this mutation.",
@@ -1100,8 +1438,24 @@ class ShopifyEmulator:
                         }
                     ],
                 }
+            if payload is None:
+                return {
+                    "inventoryAdjustmentGroup": None,
+                    "userErrors": [
+                        {
+                            "code": "IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED",
+                            "field": None,
+                            "message": "A previous request with this idempotency key failed. "
+                            "Retry with a new idempotency key.",
+                        }
+                    ],
+                }
             self.replays += 1
             return payload
+        if key is not None and self._fail_mutations > 0:
+            self._fail_mutations -= 1
+            self._idempotency[key] = (fingerprint, None)
+            raise _MutationFailed()
         payload = self._set_quantities(input, version)
         if key is not None:
             self._idempotency[key] = (fingerprint, payload)
@@ -1141,7 +1495,9 @@ class ShopifyEmulator:
                 continue
             if not variant.stocked:
                 fail(
-                    "ITEM_NOT_STOCKED_AT_LOCATION",
+                    # the enum value is gone from the real 2026-10 schema; what Shopify answers
+                    # there instead is not documented: INVALID_INVENTORY_ITEM is our stand-in
+                    "ITEM_NOT_STOCKED_AT_LOCATION" if version <= "2026-07" else "INVALID_INVENTORY_ITEM",
                     [*path, "inventoryItemId"],
                     "The specified inventory item is not stocked at the location.",
                 )
@@ -1280,11 +1636,14 @@ class ShopifyEmulator:
         return web.json_response({"errors": "Not Found"}, status=404)
 
     async def _handle_graphql(self, request: web.Request) -> web.Response:
-        if request.match_info["version"] != self.api_version:
+        requested = request.match_info["version"]
+        version = self.serve_version(requested)
+        if version is None:
             return web.json_response({"errors": "Not Found"}, status=404)
         if request.headers.get("X-Shopify-Access-Token") != self.access_token:
             return web.json_response({"errors": INVALID_TOKEN}, status=401)
-        headers = {"X-Shopify-API-Version": self.api_version, "X-Request-Id": str(uuid.uuid4())}
+        self.served[f"{requested}->{version}"] += 1
+        headers = {"X-Shopify-API-Version": version, "X-Request-Id": str(uuid.uuid4())}
         raw = await request.read()
         query: Any = None
         variables: Any = None
@@ -1306,13 +1665,20 @@ class ShopifyEmulator:
             return web.json_response(
                 {"errors": {"query": "Required parameter missing or invalid"}}, status=400, headers=headers
             )
-        body = self.execute_document(query, variables, operation_name if isinstance(operation_name, str) else None)
+        try:
+            body = self.execute_document(
+                query, variables, operation_name if isinstance(operation_name, str) else None, version
+            )
+        except _MutationFailed:
+            return web.json_response({"errors": "Service Unavailable"}, status=503, headers=headers)
+        if self.rewrite is not None:
+            body = self.rewrite(body)
         if self._lose_answers > 0:
             self._lose_answers -= 1
             if request.transport is not None:
                 request.transport.abort()
             raise asyncio.CancelledError  # aiohttp drops the request when the transport is gone
-        return web.json_response(body, headers=headers)
+        return web.json_response(body, headers=headers, dumps=_dumps)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         self._runner = web.AppRunner(self.app(), access_log=None)
@@ -1330,8 +1696,17 @@ class ShopifyEmulator:
             self._runner = None
 
 
+class _MutationFailed(Exception):
+    """A mutation that failed inside Shopify after it took its idempotency key (fail_mutations)."""
+
+
 def _locations(exc: GraphQLError) -> list[dict[str, int]]:
     return [{"line": location.line, "column": location.column} for location in exc.locations or []]
+
+
+def _dumps(body: Any) -> str:
+    # NaN and Infinity are written as JavaScript writes them, so that a test can put them in an answer
+    return json.dumps(body, allow_nan=True)
 
 
 def _route_of(request: web.Request) -> str:

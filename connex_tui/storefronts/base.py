@@ -116,6 +116,7 @@ class RequestStats:
     retries: int = 0
     throttled: int = 0
     waited_seconds: float = 0.0
+    notice: str = ""  # a standing remark for the dashboard ("Shopify serves API 2026-04, not ...")
     round_trips: RoundTrips = field(default_factory=RoundTrips)
 
 
