@@ -209,6 +209,7 @@ async def edit_mappings(config: Config, store_sku: str | None, qb_item: str | No
 async def company_command(config: Config, action: str) -> int:
     """Show or switch the recorded company file; opens the database and nothing else."""
     from .engine.company import accept_company, company_status
+    from .textsafe import visible  # the path and name come from QuickBooks: shown as text
     from .engine.db import Database
 
     if not config.database.path.exists():
@@ -222,12 +223,12 @@ async def company_command(config: Config, action: str) -> int:
             if adopted is None:
                 print("no company file recorded now: the next Web Connector session's file is recorded")
             else:
-                print(f"company file accepted: {adopted.describe()}")
+                print(f"company file accepted: {visible(adopted.describe())}")
             return 0
         status = await company_status(db)
-        print(f"company file: {status.recorded.describe() if status.recorded else 'none recorded yet'}")
+        print(f"company file: {visible(status.recorded.describe()) if status.recorded else 'none recorded yet'}")
         if status.refused is not None:
-            print(f"refused: {status.refused.describe()} (`connex-tui company accept` switches to it)")
+            print(f"refused: {visible(status.refused.describe())} (`connex-tui company accept` switches to it)")
         return 1 if status.refused is not None else 0
     finally:
         await db.close()

@@ -677,3 +677,27 @@ def test_doctor_shows_a_store_answer_as_text() -> None:
 
     line = Check("store", "fail", f"https://shop.example: 401 {HOSTILE['title']}{HOSTILE['rlo']}").line()
     assert line == "FAIL  store     https://shop.example: 401 \\x1b]0;PWNED\\x07\\u202eevil.exe"
+
+
+async def test_company_command_shows_quickbooks_names_as_text(tmp_path: Path) -> None:
+    """`connex-tui company` prints the company file's path and name as QuickBooks reported them."""
+    import contextlib
+
+    from connex_tui.cli import company_command
+    from connex_tui.engine.company import CompanyFile, record_company, remember_refused
+
+    config = make_config(tmp_path)
+    database = await Database.open(config.database.path)
+    try:
+        async with database.transaction() as conn:
+            await record_company(conn, CompanyFile(f"C:\\Books\\{HOSTILE['title']}.qbw", HOSTILE["rlo"], "{F1}"))
+            await remember_refused(conn, CompanyFile(f"C:\\Copy\\{HOSTILE['clear']}.qbw", HOSTILE["click"]))
+    finally:
+        await database.close()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        await company_command(config, "show")
+    text = out.getvalue()
+    assert not escapes_in(text.replace("\n", ""))
+    assert 'C:\\Books\\\\x1b]0;PWNED\\x07.qbw (company "\\u202eevil.exe", FileID {F1})' in text
+    assert 'refused: C:\\Copy\\\\x1b[2J.qbw (company "[@click=app.quit]x[/]")' in text
