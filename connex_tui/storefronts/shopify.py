@@ -41,11 +41,12 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
 
+from . import numbers
 from .base import (
     CatalogEntry,
     CredentialsError,
@@ -59,6 +60,7 @@ from .base import (
     StoreUnavailable,
 )
 from .limiter import StoreGate
+from .numbers import BadValue
 from .retry import HTTPResult, RetryPolicy, request_with_retry
 
 log = logging.getLogger(__name__)
@@ -74,7 +76,6 @@ KEY_ATTEMPTS = 3  # fresh idempotency keys after IDEMPOTENCY_PREVIOUS_ATTEMPT_FA
 WAIT_MARGIN = 0.002  # seconds added to a computed wait against float rounding
 SKUS_PER_LOOKUP = 50  # `sku:A OR sku:B …` terms in one re-read query
 MAX_COUNT = 1_000_000_000  # Shopify's own limit on an inventory quantity; more is not a real count
-MAX_AMOUNT = Decimal("1e12")
 ORDER_WINDOW_DAYS = 60  # orders older than this are hidden without read_all_orders
 MAX_LINES_PER_ORDER = 50  # lineItems(first:) on an order page never asks more
 MORE_LINES_PAGE = 50  # lines per follow-up query of an order with more lines than the page held
@@ -259,38 +260,30 @@ def _utc_iso(moment: datetime) -> str:
 # ----------------------------------------------------------------------- untrusted numbers
 
 
-class BadValue(ValueError):
-    """A number from Shopify that cannot be what it claims to be; the message names it."""
-
-
 def _count(value: Any, what: str, *, signed: bool = False) -> int:
     """A whole count: an int, or a float that is exactly one; never a bool, NaN, infinity or string."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    number = numbers.whole(value)
+    if number is numbers.Flaw.NOT_A_NUMBER:
         raise BadValue(f"{what} is {value!r}, not a number")
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise BadValue(f"{what} is {value!r}")
-        if not value.is_integer():
-            raise BadValue(f"{what} is {value!r}, not a whole number")
-        value = int(value)
-    if abs(value) > MAX_COUNT:
-        raise BadValue(f"{what} is {value}, beyond any real count")
-    if value < 0 and not signed:
-        raise BadValue(f"{what} is {value}, below zero")
-    return int(value)
+    if number is numbers.Flaw.NOT_FINITE:
+        raise BadValue(f"{what} is {value!r}")
+    if number is numbers.Flaw.FRACTION:
+        raise BadValue(f"{what} is {value!r}, not a whole number")
+    if abs(number) > MAX_COUNT:
+        raise BadValue(f"{what} is {number}, beyond any real count")
+    if number < 0 and not signed:
+        raise BadValue(f"{what} is {number}, below zero")
+    return number
 
 
 def _amount(value: Any, what: str) -> Decimal | None:
-    """A money amount (Shopify sends decimal strings); None when absent."""
+    """A money amount (Shopify sends decimal strings), at most `numbers.MAX_AMOUNT`; None when absent."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    amount = numbers.amount(value)
+    if amount is numbers.Flaw.NOT_A_NUMBER:
         raise BadValue(f"{what} is {value!r}, not an amount")
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise BadValue(f"{what} is {value!r}, not an amount") from None
-    if not amount.is_finite() or abs(amount) > MAX_AMOUNT:
+    if isinstance(amount, numbers.Flaw) or abs(amount) > numbers.MAX_AMOUNT:
         raise BadValue(f"{what} is {value!r}")
     return amount
 
