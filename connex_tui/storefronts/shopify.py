@@ -40,7 +40,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -58,6 +58,7 @@ from .base import (
     StoreOrderData,
     StoreRefund,
     StoreUnavailable,
+    as_utc,
 )
 from .limiter import StoreGate
 from .numbers import BadValue
@@ -252,9 +253,7 @@ def _search_value(value: str) -> str:
 
 
 def _utc_iso(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return as_utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ----------------------------------------------------------------------- untrusted numbers

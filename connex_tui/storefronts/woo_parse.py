@@ -27,12 +27,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from . import numbers
-from .base import CatalogEntry, StoreLine, StoreOrderData, StoreRefund
+from .base import CatalogEntry, StoreLine, StoreOrderData, StoreRefund, as_utc
 from .numbers import BadValue as BadValue  # re-exported: callers catch woo_parse.BadValue
 
 MAX_UNITS = 10**9  # more units than any shop holds: a corrupt value, not a count
@@ -134,7 +134,7 @@ def parse_gmt(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(value)  # 3.11+ reads a trailing Z too
     except ValueError:
         return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return as_utc(parsed)
 
 
 def iso(value: Any) -> str:

@@ -72,7 +72,7 @@ import secrets
 import ssl as ssl_module
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import SplitResult, parse_qsl, quote, urlsplit, urlunsplit
 
@@ -89,6 +89,7 @@ from .base import (
     StorefrontError,
     StoreOrderData,
     StoreUnavailable,
+    as_utc,
 )
 from .limiter import StoreGate
 from .retry import HTTPResult, RetryPolicy, request_with_retry
@@ -140,12 +141,6 @@ def _normalized_base(url: str) -> str:
     if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
         host = f"{host}:{port}"
     return urlunsplit((scheme, host, parts.path or "/", "", ""))
-
-
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
 
 
 def _plain(text: Any, limit: int = 300) -> str:
@@ -453,7 +448,7 @@ class WooCommerceClient:
         params = [("status", "any"), ("orderby", "id"), ("order", "asc")]
         floor: datetime | None = None
         if modified_since is not None:
-            floor = _utc(modified_since).replace(microsecond=0)
+            floor = as_utc(modified_since).replace(microsecond=0)
             after = (floor - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S")
             params += [("modified_after", after), ("dates_are_gmt", "true")]
         rows = await self._all_pages("orders", params)
