@@ -7,7 +7,7 @@ the QuickBooks simulator behind it. Everything lives in a temporary folder and i
 
 It reports:
   * SOAP round trips: HTTP calls in all and sendRequestXML/receiveResponseXML pairs;
-  * qbXML requests by kind: order adds, lookups (transaction queries), item pages;
+  * qbXML requests by kind: order adds, lookups (in-doubt orders), transaction scans, item pages;
   * the server's time per SOAP call (the endpoint's own measure, handed to the engine's
     observer): p50 / p99 / max overall and for sendRequestXML and receiveResponseXML;
   * the total server time, the time spent inside the QuickBooks simulator, and the wall time of
@@ -61,7 +61,7 @@ MAX_LINE_QUANTITY = 5
 SPARE_STOCK = 100  # left on hand in every item once all the orders are posted
 PRICE = Decimal("9.99")
 TIMED_METHODS = ("sendRequestXML", "receiveResponseXML")
-_RQ_TAG = re.compile(r"<(\w+)Rq\b")
+_RQ_TAG = re.compile(r"<(\w+)Rq\b(?:[^>]*\brequestID=\"([^\"]*)\")?")
 
 
 # --------------------------------------------------------------------------- set-up
@@ -139,10 +139,12 @@ def request_kinds(requests: Sequence[str]) -> dict[str, int]:
     """qbXML requests inside the message sets: order adds, transaction lookups, item pages."""
     kinds: Counter[str] = Counter()
     for document in requests:
-        for tag in _RQ_TAG.findall(document):
+        for tag, request_id in _RQ_TAG.findall(document):
             if tag == "QBXMLMsgs":
                 continue
-            if tag.endswith("Add"):
+            if request_id.startswith("txn-"):
+                kinds["txn_scans"] += 1  # transactions modified since the last read (items they touched)
+            elif tag.endswith("Add"):
                 kinds["order_adds"] += 1
             elif tag.startswith("Item") and tag.endswith("Query"):
                 kinds["item_pages"] += 1
@@ -150,7 +152,7 @@ def request_kinds(requests: Sequence[str]) -> dict[str, int]:
                 kinds["lookups"] += 1
             else:
                 kinds["other"] += 1
-    return {name: kinds[name] for name in ("order_adds", "lookups", "item_pages", "other")}
+    return {name: kinds[name] for name in ("order_adds", "lookups", "txn_scans", "item_pages", "other")}
 
 
 # --------------------------------------------------------------------------- the run
@@ -243,6 +245,7 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
         ("qbXML message sets", str(qbxml["message_sets"])),
         ("  order adds", str(qbxml["order_adds"])),
         ("  lookups", str(qbxml["lookups"])),
+        ("  transaction scans", str(qbxml["txn_scans"])),
         ("  item pages", str(qbxml["item_pages"])),
     ]
     for name, stats in data["server_ms"].items():

@@ -9,12 +9,14 @@ Exit codes: 0 all is well, 1 something shown is failing (or a SKU named was not 
 2 a usage error (a bad --since, an unknown task, no database yet).
 Text output: fixed-width columns within 100 characters, no colour, times as ISO UTC to the second.
 `--json`: one JSON document on stdout, same exit codes; messages go to stderr either way.
+Stored text is written through `textsafe`: in text output a control character or bidi override is
+shown as an escape (`\\x1b`, `\\u202e`), in JSON as a `\\uXXXX` escape (the exact value for a
+script), so nothing read from a store can drive the terminal of whoever runs these.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sqlite3
 import sys
@@ -26,6 +28,7 @@ from typing import Any, TextIO
 from .engine import commands, views
 from .engine.config import Config
 from .engine.db import Database
+from .textsafe import safe_json, visible
 
 ADMIN_COMMANDS: frozenset[str] = frozenset({"status", "queue", "log", "orders", "tasks"})
 
@@ -157,8 +160,7 @@ def parse_since(text: str, now: datetime | None = None) -> str:
 
 
 def _clean(value: Any) -> str:
-    text = "" if value is None else str(value)
-    return "".join(ch if ch.isprintable() else " " for ch in text)
+    return visible(value)
 
 
 def _fit(text: str, width: int) -> str:
@@ -194,7 +196,7 @@ def write_table(out: TextIO, columns: Sequence[Column], rows: Sequence[Sequence[
 
 
 def write_json(out: TextIO, document: Any) -> None:
-    out.write(json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
+    out.write(safe_json(document, indent=2) + "\n")
 
 
 def _plural(count: int, word: str) -> str:
@@ -202,7 +204,7 @@ def _plural(count: int, word: str) -> str:
 
 
 def _error(message: str) -> None:
-    print(f"{PROG}: {message}", file=sys.stderr)
+    print(f"{PROG}: {visible(message)}", file=sys.stderr)
 
 
 def _unlimited(limit: int) -> int:
@@ -423,7 +425,7 @@ async def cmd_tasks(db: Database, args: argparse.Namespace, out: TextIO) -> int:
         if getattr(args, "json", False):
             write_json(out, {"task": args.name, "next_run": next_run})
         else:
-            out.write(f"{args.name}: due now; a running engine starts it within a second\n")
+            out.write(f"{visible(args.name)}: due now; a running engine starts it within a second\n")
         return 0
     rows = await views.tasks(db)
     if getattr(args, "json", False):

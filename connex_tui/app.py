@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, TextIO
@@ -26,6 +26,8 @@ from typing import Any, ClassVar, TextIO
 from textual.app import App, ScreenStackError, SystemCommand, UnknownModeError
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.filter import LineFilter
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
 
@@ -42,6 +44,8 @@ from .screens.orders import OrdersScreen
 from .screens.pending import PendingScreen
 from .screens.sku_log import SkuLogScreen
 from .screens.tasks import TasksScreen
+from .textsafe import clip, short, visible
+from .widgets.safe_filter import UnsafeTextFilter
 from .widgets.status_bar import SCREENS
 
 try:
@@ -58,6 +62,7 @@ SCREEN_CLASSES: dict[str, type[DataScreen]] = {
     "events": EventsScreen,
 }
 NUDGE_SECONDS = 0.25  # engine events refresh the visible screen at most this often
+TOAST_CHARACTERS = 400  # a toast quoting a long store error is cut here (the detail view has it all)
 
 
 class ConnexCommands(Provider):
@@ -142,6 +147,30 @@ class ConnexApp(App[None], inherit_bindings=False):
         self.warmed_up = False
         self._warming = False
         self._wanted_mode: str | None = None
+        self.unsafe_filter = UnsafeTextFilter()
+
+    def get_line_filters(self) -> Sequence[LineFilter]:
+        return [*super().get_line_filters(), self.unsafe_filter]
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every toast is plain text. Toasts quote SKUs, order numbers and store errors, which are
+        never markup (Textual would parse `[/]` and fail, or run `[@click=app.quit]` when clicked)
+        nor terminal commands; `markup` is accepted for Textual's callers and ignored."""
+        super().notify(
+            clip(visible(message, lines=True), TOAST_CHARACTERS),
+            title=short(title, 80),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
 
     # ------------------------------------------------------------------ lifetime
 

@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     mapping.add_argument("qb_item", nargs="?", help="the QuickBooks item (the [inventory] match field's value)")
     mapping.add_argument("--remove", action="store_true", help="remove the mapping of STORE_SKU")
 
+    company = sub.add_parser("company", help="the QuickBooks company file connex-tui works with; `company accept` switches")
+    _add_config(company)
+    company.add_argument("action", nargs="?", choices=("show", "accept"), default="show",
+                         help="show (default), or accept: work with the file the last refused session came from")
+
     add_admin_commands(sub, _add_config)
 
     doctor = sub.add_parser("doctor", help="check the configuration, database, store, clock, endpoint and certificate")
@@ -169,17 +174,16 @@ async def run_monitor(config: Config, *, mouse: bool) -> int:
 
 
 async def write_qwc(config: Config, output: str | None) -> None:
-    from .engine.logs import configure_logging
-    from .engine.runtime import Engine
+    """The .qwc from the configuration and the database's GUIDs. Nothing is started: a running
+    engine's open session, its queue and the store are left alone."""
+    from .engine.db import Database
+    from .engine.runtime import build_qwc
 
-    # Standard output carries the .qwc itself; the engine may only speak up on stderr.
-    configure_logging(level="warning", secrets=config.secrets(), json=False)
-    engine = Engine(config)
-    await engine.start(serve=False)
+    db = await Database.open(config.database.path)
     try:
-        text = await engine.qwc()
+        text = await build_qwc(db, config, config.qbwc.endpoint_url)
     finally:
-        await engine.stop()
+        await db.close()
     if output:
         Path(output).write_text(text, encoding="utf-8")
         print(f"wrote {output}: open it in the QuickBooks Web Connector (Add an application)")
@@ -190,6 +194,7 @@ async def write_qwc(config: Config, output: str | None) -> None:
 async def edit_mappings(config: Config, store_sku: str | None, qb_item: str | None, remove: bool) -> int:
     from .engine.db import Database
     from .engine.skus import list_mappings, remove_mapping, set_mapping
+    from .textsafe import visible
 
     db = await Database.open(config.database.path)
     try:
@@ -197,17 +202,45 @@ async def edit_mappings(config: Config, store_sku: str | None, qb_item: str | No
             if not await remove_mapping(db, store_sku):
                 print(f"connex-tui: no mapping for store SKU {store_sku!r}", file=sys.stderr)
                 return 1
-            print(f"removed: {store_sku}")
+            print(f"removed: {visible(store_sku)}")
         elif store_sku and qb_item:
             await set_mapping(db, store_sku, qb_item)
-            print(f"mapped: store SKU {store_sku} -> QuickBooks item {qb_item}")
+            print(f"mapped: store SKU {visible(store_sku)} -> QuickBooks item {visible(qb_item)}")
         elif store_sku:
             print("connex-tui: map needs STORE_SKU and QB_ITEM (or --remove)", file=sys.stderr)
             return 2
         else:
             for sku, item in await list_mappings(db):
-                print(f"{sku}\t{item}")
+                print(f"{visible(sku)}\t{visible(item)}")  # a tab separates the two: none inside
         return 0
+    finally:
+        await db.close()
+
+
+async def company_command(config: Config, action: str) -> int:
+    """Show or switch the recorded company file; opens the database and nothing else."""
+    from .engine.company import accept_company, company_status
+    from .textsafe import visible  # the path and name come from QuickBooks: shown as text
+    from .engine.db import Database
+
+    if not config.database.path.exists():
+        print(f"connex-tui: no database at {config.database.path}: has the engine run with this --config?",
+              file=sys.stderr)
+        return 2
+    db = await Database.open(config.database.path)
+    try:
+        if action == "accept":
+            adopted = await accept_company(db)
+            if adopted is None:
+                print("no company file recorded now: the next Web Connector session's file is recorded")
+            else:
+                print(f"company file accepted: {visible(adopted.describe())}")
+            return 0
+        status = await company_status(db)
+        print(f"company file: {visible(status.recorded.describe()) if status.recorded else 'none recorded yet'}")
+        if status.refused is not None:
+            print(f"refused: {visible(status.refused.describe())} (`connex-tui company accept` switches to it)")
+        return 1 if status.refused is not None else 0
     finally:
         await db.close()
 
@@ -237,6 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_admin(args, _load(args), sys.stdout))
         if command == "map":
             return asyncio.run(edit_mappings(_load(args), args.store_sku, args.qb_item, args.remove))
+        if command == "company":
+            return asyncio.run(company_command(_load(args), args.action))
         if command == "qwc":
             asyncio.run(write_qwc(_load(args), args.output))
             return 0

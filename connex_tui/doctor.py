@@ -40,6 +40,7 @@ from .engine.schema import MIGRATIONS
 from .storefronts.base import StorefrontError
 from .storefronts.factory import make_storefront
 from .storefronts.retry import RetryPolicy
+from .textsafe import visible
 
 SKEW_FAIL = timedelta(minutes=5)  # engine/order_import.py OVERLAP
 SKEW_WARN = timedelta(minutes=1)
@@ -64,7 +65,8 @@ class Check:
 
     def line(self) -> str:
         label = "FAIL" if self.status == "fail" else self.status
-        return f"{label:<5} {self.name:<9} {self.detail}"
+        # The detail may quote the store's or the database's own words: shown as text, never obeyed.
+        return f"{label:<5} {self.name:<9} {visible(self.detail)}"
 
 
 @dataclass

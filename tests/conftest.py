@@ -54,9 +54,14 @@ async def engine(engine_factory: Callable[[Config], Any], config_factory: Callab
     return await engine_factory(config_factory())
 
 
+# QuickBooks editions a module's tests run against: `pytestmark = pytest.mark.parametrize("qb",
+# EDITIONS, indirect=True)` (Pro has no assemblies and no sales orders; see sim/quickbooks.py).
+EDITIONS = ("premier", "pro")
+
+
 @pytest.fixture
-def qb() -> QuickBooksSim:
-    sim = QuickBooksSim()
+def qb(request: pytest.FixtureRequest) -> QuickBooksSim:
+    sim = QuickBooksSim(edition=getattr(request, "param", "premier"))
     sim.add_item("redwine", 20)
     return sim
 

@@ -154,6 +154,11 @@ def test_qwc_file_has_the_fields_and_stable_guids(tmp_path: Path) -> None:
     assert root.findtext("UserName") == "qbwc" and root.findtext("QBType") == "QBFS"
     assert root.findtext("Scheduler/RunEveryNMinutes") == "2"
     assert root.findtext("IsReadOnly") == "false"
+    # Re-adding the file replaces the application; the preferences QBWC reads (guide ch.4, Table 4-1).
+    assert root.findtext("AppUniqueName") == root.findtext("AppName") == "connex-tui"
+    assert root.findtext("UnattendedModePref") == "umpOptional"
+    assert root.findtext("PersonalDataPref") == "pdpNotNeeded"
+    assert root.findtext("AuthFlags") == "0xE"  # Pro, Premier, Enterprise
     for field in ("OwnerID", "FileID"):
         assert root.findtext(field) == saved.findtext(field)
         assert root.findtext(field).startswith("{") and len(root.findtext(field)) == 38
@@ -174,6 +179,22 @@ def test_demo_runs_and_ends_in_agreement(platform: str) -> None:
     assert "failed: QB-ONLY-1: SKU not found on the store" in out
     assert "redwine: QuickBooks 15, store 15" in out
     assert "store and QuickBooks agree on all 300 matched SKUs" in out
+
+
+def test_qwc_preferences_come_from_the_configuration(tmp_path: Path) -> None:
+    config = write_config(tmp_path, 8125)
+    config.write_text(config.read_text().replace(
+        "[storefront]", 'app_unique_name = "shop-sync-main"\nunattended_mode = "required"\n'
+        'personal_data = "optional"\n[storefront]'))
+    result = cli("qwc", "--config", str(config), env={"QBWC_PW": PASSWORD})
+    assert result.returncode == 0, result.stderr
+    root = etree.fromstring(result.stdout.encode())
+    assert root.findtext("AppUniqueName") == "shop-sync-main"
+    assert root.findtext("UnattendedModePref") == "umpRequired"
+    assert root.findtext("PersonalDataPref") == "pdpOptional"
+    config.write_text(config.read_text().replace('"required"', '"always"'))
+    bad = cli("qwc", "--config", str(config), env={"QBWC_PW": PASSWORD})
+    assert bad.returncode == 2 and "unattended_mode" in bad.stderr
 
 
 def test_map_command_adds_lists_and_removes_mappings(tmp_path: Path) -> None:

@@ -511,3 +511,32 @@ def test_parse_ten_thousand_items() -> None:
     assert first["QuantityOnHand"] == "0" and first["ParentRef"] == {"ListID": "70000000-1", "FullName": "Cat 0"}
     assert last["ListID"] == f"8000{count - 1:04X}-1714650000" and last["FullName"] == "Cat 3:SKU-09999"
     assert last["QuantityOnHand"] == str((count - 1) * 3) and last["EditSequence"] == str(1714650000 + count - 1)
+
+
+# --------------------------------------------------------------------------- transactions that move stock
+
+
+def test_transaction_scan_and_read_by_list_id_validate_and_name_what_they_return(schema) -> None:
+    from connex_tui.soap.qbxml import TXN_SOURCES, item_query_by_list_id_rq, touched_list_ids, txn_changes_rq
+
+    requests = [txn_changes_rq(s, f"t{n}", from_modified="2026-11-27T10:00:05-07:00", max_returned=50)
+                for n, s in enumerate(TXN_SOURCES)]
+    requests.append(txn_changes_rq(TXN_SOURCES[0], "c", from_modified="2026-11-27", iterator="Continue", iterator_id="{a}"))
+    requests.append(item_query_by_list_id_rq("inventory", "l", ["80000001-1714552201", "80000001-1714552201", "8-1"]))
+    schema.assertValid(etree.fromstring(message_set(requests).encode()))
+    assert requests[-1].count("<ListID>") == 2  # duplicates sent once
+    assert "<IncludeRetElement>QuantityOnHand</IncludeRetElement>" in requests[-1]
+    for bad in ([], "80000001-1", ["x" * 37], ["a b"]):
+        with pytest.raises(ValueError):
+            item_query_by_list_id_rq("inventory", "l", bad)
+    with pytest.raises(ValueError):
+        txn_changes_rq(TXN_SOURCES[0], "t", from_modified="yesterday")
+
+    sources = {s.qb_name: s for s in TXN_SOURCES}
+    receipt = {"TxnID": "1-1", "SalesReceiptLineRet": [{"ItemRef": {"ListID": "80000001-1", "FullName": "a"}},
+                                                        {"ItemRef": {"FullName": "no id"}}],
+               "SalesReceiptLineGroupRet": {"SalesReceiptLineRet": {"ItemRef": {"ListID": "80000002-1"}}}}
+    assert touched_list_ids(receipt, sources["SalesReceipt"]) == {"80000001-1", "80000002-1"}
+    build = {"ItemInventoryAssemblyRef": {"ListID": "8000000A-1"},
+             "ComponentItemLineRet": [{"ItemRef": {"ListID": "8000000B-1"}}, "junk", {"ItemRef": ["x", {"ListID": "bad id!"}]}]}
+    assert touched_list_ids(build, sources["BuildAssembly"]) == {"8000000A-1", "8000000B-1"}

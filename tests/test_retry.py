@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 
 import aiohttp
 import pytest
@@ -112,6 +113,14 @@ def test_retry_after_parsing_and_backoff_shape() -> None:
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") is None and retry_after_seconds(None) is None
     policy = RetryPolicy(base_delay=1, max_delay=8)
     assert all(0 <= backoff(n, policy) <= min(8, 2**n) for n in range(10) for _ in range(20))
+
+
+def test_backoff_equal_jitter_repeatable_and_bounded_for_any_attempt() -> None:
+    policy = RetryPolicy(base_delay=1.0, max_delay=8.0)
+    waits = [backoff(n, policy, least=0.5, rng=random.Random(7)) for n in range(6)]
+    assert waits == [backoff(n, policy, least=0.5, rng=random.Random(7)) for n in range(6)]
+    assert all(min(8, 2**n) / 2 <= wait <= min(8, 2**n) for n, wait in enumerate(waits))
+    assert 4 <= backoff(5000, policy, least=0.5) <= 8  # no OverflowError, however many tries
 
 
 async def test_timeouts_do_not_put_the_url_with_its_credentials_in_the_error() -> None:

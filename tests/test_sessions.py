@@ -59,16 +59,35 @@ async def test_tickets_are_random_stored_hashed_and_expire_after_30_idle_minutes
     assert await db.fetchval("SELECT result FROM qbwc_sessions") == "expired"
 
 
-async def test_an_abandoned_session_is_superseded_not_busy_forever(planner) -> None:
+async def test_a_quiet_session_is_superseded_at_once_and_only_a_live_one_answers_busy(planner) -> None:
+    """The Web Connector runs one update at a time and ends a run whose connection dropped without
+    closeConnection: a new authenticate over a quiet session supersedes it; one that answered a
+    call seconds ago belongs to a second Web Connector, which is told when to come back."""
     sessions, clock, db = planner
     first, _ = await sessions.authenticate("qbwc", PASSWORD, "10.0.0.1")
-    clock.now += timedelta(minutes=5)
-    assert await sessions.authenticate("qbwc", PASSWORD, "10.0.0.2") == ["", "busy"]
-    clock.now += timedelta(minutes=6)
+    clock.now += timedelta(seconds=5)
+    assert await sessions.authenticate("qbwc", PASSWORD, "10.0.0.2") == ["", "busy", "10", ""]
+    clock.now += timedelta(seconds=10)  # 15 s without a call: the first run is over
     second, answer = await sessions.authenticate("qbwc", PASSWORD, "10.0.0.2")
-    assert second and answer in ("", "none")
+    assert second and answer == ""
     assert await send(sessions, first) == ""  # the superseded ticket is dead
-    assert await db.fetchval("SELECT result FROM qbwc_sessions WHERE id = 1") == "abandoned"
+    row = await db.fetchone("SELECT result, error, ended FROM qbwc_sessions WHERE id = 1")
+    assert row["result"] == "superseded" and "Superseded by" in row["error"] and row["ended"]
+    assert "expired" in await sessions.get_last_error(first)
+
+
+async def test_a_session_superseded_with_orders_handed_over_keeps_them_in_doubt(planner) -> None:
+    sessions, clock, db = planner
+    await add_order(db, StoreOrder("s-1", "S1", (OrderLine("redwine", Decimal(1)),)))
+    first, _ = await sessions.authenticate("qbwc", PASSWORD, "10.0.0.1")
+    assert "SalesReceiptAddRq" in await send(sessions, first)  # handed over; the answer never comes
+    clock.now += timedelta(seconds=90)
+    second, answer = await sessions.authenticate("qbwc", PASSWORD, "10.0.0.1")
+    assert answer == ""
+    # The new session looks the order up first; it is not added again.
+    request = await send(sessions, second)
+    assert "SalesReceiptQueryRq" in request and "SalesReceiptAddRq" not in request
+    assert await db.fetchval("SELECT qb_state FROM orders") == "sent"
 
 
 async def test_none_when_items_were_read_recently_and_no_orders_wait(planner) -> None:
@@ -76,8 +95,9 @@ async def test_none_when_items_were_read_recently_and_no_orders_wait(planner) ->
     async with db.transaction() as conn:
         await db.set_meta(conn, "items.last_complete", clock.now.isoformat())
     clock.now += timedelta(seconds=30)
-    ticket, answer = await sessions.authenticate("qbwc", PASSWORD, "")
+    ticket, answer, come_back, _ = await sessions.authenticate("qbwc", PASSWORD, "")
     assert answer == "none" and ticket
+    assert come_back == "30"  # items are due for a read in 30 s: the Web Connector postpones until then
     assert await db.fetchval("SELECT ended IS NOT NULL FROM qbwc_sessions") == 1
     clock.now += timedelta(seconds=31)  # read_min_interval_seconds = 60 has passed
     assert (await sessions.authenticate("qbwc", PASSWORD, ""))[1] == ""
@@ -171,3 +191,25 @@ async def test_available_quantity_holds_back_units_not_yet_in_quickbooks(engine,
     await engine.db.conn.execute("DELETE FROM meta WHERE key = 'items.last_complete'")
     await web_connector.run_once()
     assert await engine.db.fetchval("SELECT quantity FROM pending WHERE sku = 'redwine'") == "18"
+
+
+def test_session_state_is_typed_and_reads_what_an_earlier_version_saved() -> None:
+    from connex_tui.engine.session_state import Outstanding, SessionState, TxnScan
+
+    # As the planner before the split saved it (plain dicts, "from" for the iterator's start).
+    legacy = json.dumps({
+        "version": "13.0", "done": 3, "outstanding": {"items-inventory-3": {"type": "items", "kind": "inventory",
+                                                                              "rs": "ItemInventoryQueryRs"}},
+        "items": {"phase": 0, "iterator_id": "{it}", "remaining": 7, "max_seen": "2026-11-27T10:00:00",
+                  "restarts": 0, "from": "2026-11-26T09:00:00"},
+        "posted": 2, "failed": 1, "found": 0, "items_read": 100, "queued": 4, "error": None, "finished": False,
+    })
+    state = SessionState.from_json(legacy)
+    assert state.items.start == "2026-11-26T09:00:00" and state.items.iterator_id == "{it}"
+    assert state.outstanding == {"items-inventory-3": Outstanding("items", "ItemInventoryQueryRs", kind="inventory")}
+    assert state.txns is None and state.touched is None and state.summary() == "OK: 2 orders posted, 1 failed, 100 items read"
+    state.txns = {"Bill": TxnScan(start="2026-11-27T10:00:00", remaining=3)}
+    again = SessionState.from_json(state.to_json())
+    assert again == state
+    saved = json.loads(state.to_json())
+    assert {"posted", "found", "failed", "queued", "items_read"} <= saved.keys()  # what monitors read

@@ -663,3 +663,40 @@ def test_transaction_query_iterator_and_response_data_include_none(sim: QuickBoo
 def test_unconvertible_date_is_3020(sim: QuickBooksSim) -> None:
     rs = one_rs(sim.process(item_query("<FromModifiedDate>2024-13-01</FromModifiedDate>")))
     assert (rs.get("statusCode"), rs.get("statusSeverity")) == ("3020", "Error")
+
+
+# --------------------------------------------------------------------------- editions, company file
+
+
+def test_quickbooks_pro_answers_3250_for_assemblies_and_sales_orders() -> None:
+    pro = QuickBooksSim(edition="pro")
+    pro.add_item("redwine", 3)
+    with pytest.raises(ValueError, match="no inventory assemblies"):
+        pro.add_item("kit", 1, kind="assembly")
+    out = pro.process(envelope(
+        '<ItemInventoryQueryRq requestID="1"><MaxReturned>5</MaxReturned></ItemInventoryQueryRq>'
+        '<ItemInventoryAssemblyQueryRq requestID="2" iterator="Start"><MaxReturned>5</MaxReturned></ItemInventoryAssemblyQueryRq>'
+        '<SalesOrderQueryRq requestID="3"><RefNumber>1</RefNumber></SalesOrderQueryRq>',
+        on_error="continueOnError",
+    ))
+    assert 'requestID="1" statusCode="0"' in out
+    assert out.count('statusCode="3250"') == 2
+    assert "not available in this version of QuickBooks" in out
+    premier = QuickBooksSim(edition="premier")
+    out = premier.process(envelope('<ItemInventoryAssemblyQueryRq requestID="2"></ItemInventoryAssemblyQueryRq>'))
+    assert 'statusCode="1"' in out  # no assemblies yet, but the list exists
+    with pytest.raises(ValueError):
+        QuickBooksSim(edition="basic")
+
+
+def test_host_query_response_names_the_company_and_the_file_id_stamped_under_an_owner() -> None:
+    qb = QuickBooksSim(edition="pro", company_name="Shop & Co", company_file=r"C:\QB\Shop.QBW")
+    qb.stamp_file_id("{OWNER}", "{FILE-1}")
+    qb.stamp_file_id("{OWNER}", "{FILE-2}")  # stamped once: a second contact does not change it
+    root = etree.fromstring(qb.host_query_response().encode())
+    assert root.findtext(".//HostRet/ProductName").startswith("QuickBooks Pro")
+    assert root.findtext(".//CompanyRet/CompanyName") == "Shop & Co"
+    ext = root.find(".//CompanyRet/DataExtRet")
+    assert ext.findtext("OwnerID") == "{OWNER}" and ext.findtext("DataExtName") == "FileID"
+    assert ext.findtext("DataExtValue") == "{FILE-1}"
+    assert [rs.tag for rs in root.find("QBXMLMsgsRs")] == ["HostQueryRs", "CompanyQueryRs", "PreferencesQueryRs"]

@@ -90,13 +90,15 @@ class VirtualClock:
         await asyncio.sleep(0)
 
 
-async def start_sync(tmp_path, platform: str, http: aiohttp.ClientSession, **store_options) -> Sync:
+async def start_sync(
+    tmp_path, platform: str, http: aiohttp.ClientSession, *, qb: QuickBooksSim | None = None, **store_options
+) -> Sync:
     clock = VirtualClock()
     if platform == "shopify":
         store_options.setdefault("clock", clock)
     store = EmulatedStore(platform, **store_options)
     await store.start()
-    qb = QuickBooksSim()
+    qb = qb or QuickBooksSim()
     qb.add_item("redwine", 20)
     store.seed({"redwine": 20})
     config = make_config(tmp_path, storefront=store.storefront_config(), orders={"poll_seconds": 3600},

@@ -342,6 +342,28 @@ async def test_dropped_get_twice_then_success(emu: WooCommerceEmulator, client: 
     assert client.stats.retries == 1
 
 
+async def test_every_request_that_goes_out_is_signed_afresh(
+    emu: WooCommerceEmulator, make_client: Callable[..., WooCommerceClient]
+) -> None:
+    """The signing middleware runs for aiohttp's own resend of a dropped GET and for each retry of
+    ours; a session's own middleware still runs after it and sees the signed request."""
+    sent: list[dict[str, str]] = []
+
+    async def record(request: aiohttp.ClientRequest, handler: Any) -> aiohttp.ClientResponse:
+        sent.append(dict(parse_qsl(request.url.query_string)))
+        return await handler(request)
+
+    emu.add_product("A", 1)
+    emu.place_order([("A", 1)])
+    emu.faults.add(ORDERS, drop=True, times=2)  # aiohttp resends the GET once, then one retry of ours
+    async with aiohttp.ClientSession(middlewares=(record,)) as session:
+        client = make_client(emu.base_url, session=session)
+        assert len(await client.list_orders(None)) == 1
+    assert client.stats.retries == 1 and len(sent) == 3
+    assert all(params["oauth_consumer_key"] == KEY and params["oauth_signature"] for params in sent)
+    assert len({params["oauth_nonce"] for params in sent}) == 3
+
+
 async def test_a_reused_nonce_is_signed_again(emu: WooCommerceEmulator, client: WooCommerceClient) -> None:
     body = b'{"code":"woocommerce_rest_authentication_error","message":"Invalid nonce - nonce has already been used.","data":{"status":401}}'
     emu.faults.add(ORDERS, status=401, body=body)

@@ -195,6 +195,18 @@ class QBWCConfig:
         Kind.INT, 30, "a session ticket unused this long expires", lo=1
     )
     app_name: str = setting(Kind.STR, "connex-tui", "application name shown in the Web Connector")
+    app_unique_name: str | None = setting(
+        Kind.STR, None, "the .qwc's AppUniqueName (default: app_name); re-adding the file replaces the application",
+        commented=True, starter="connex-tui",
+    )
+    unattended_mode: Literal["optional", "required"] = setting(
+        Kind.ENUM, "optional", "required: ask for QuickBooks' automatic login (runs while QuickBooks is closed)",
+        choices=("optional", "required"),
+    )
+    personal_data: Literal["not_needed", "optional", "required"] = setting(
+        Kind.ENUM, "not_needed", "access to personal data (SSNs, card numbers) asked for in the .qwc",
+        choices=("not_needed", "optional", "required"),
+    )
     public_url: str | None = setting(
         Kind.STR,
         None,
@@ -216,6 +228,14 @@ class QBWCConfig:
     )
     read_min_interval_seconds: int = setting(
         Kind.INT, 60, "with no orders waiting, skip item reads newer than this", lo=0
+    )
+    concurrent_seconds: int = setting(
+        Kind.INT,
+        15,
+        "a session that answered a call this recently makes another Web Connector wait (busy);"
+        " a quieter one was dropped and is superseded",
+        lo=0,
+        hi=3600,
     )
     tls_cert: Path | None = setting(
         Kind.PATH,

@@ -34,7 +34,8 @@ class SessionEnded(Event):
     summary: str
 
     def describe(self) -> tuple[str, str]:
-        level = "info" if self.result == "ok" else "error"
+        # A superseded session is a dropped connection the next run has already taken over from.
+        level = {"ok": "info", "superseded": "warning"}.get(self.result, "error")
         return level, f"Web Connector session {self.session_id} ended: {self.summary} ({self.requests} calls)"
 
 

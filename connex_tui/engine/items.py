@@ -162,16 +162,21 @@ def _item_row(r: dict[str, Any], kind: str, now: str) -> tuple[Any, ...]:
 
 async def _changed(conn: aiosqlite.Connection, rets: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The Rets that are news: the inclusive FromModifiedDate re-reads the newest items of the last
-    read, and an item whose TimeModified and EditSequence we already hold has not changed."""
+    read, and an item whose TimeModified, EditSequence and quantity we already hold has not changed.
+    The quantity counts on its own: QuickBooks may move it (a transaction) without a new
+    TimeModified, and an item read by ListID for that reason must still be queued."""
     if not rets:
         return []
     marks = ",".join("?" * len(rets))
     async with conn.execute(
-        f"SELECT list_id, time_modified, edit_sequence FROM items WHERE list_id IN ({marks})",
+        f"SELECT list_id, time_modified, edit_sequence, quantity_on_hand FROM items WHERE list_id IN ({marks})",
         [r["ListID"] for r in rets],
     ) as cur:
-        known = {row[0]: (row[1], row[2]) for row in await cur.fetchall()}
-    return [r for r in rets if known.get(r["ListID"]) != (r["TimeModified"], r.get("EditSequence"))]
+        known = {row[0]: (row[1], row[2], row[3]) for row in await cur.fetchall()}
+    return [
+        r for r in rets
+        if known.get(r["ListID"]) != (r["TimeModified"], r.get("EditSequence"), _fmt(_decimal(r.get("QuantityOnHand", "0"))))
+    ]
 
 
 async def _queue_quantities(

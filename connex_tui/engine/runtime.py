@@ -40,6 +40,25 @@ async def stable_guid(db: Database, key: str) -> str:
     return value
 
 
+async def build_qwc(db: Database, config: Config, url: str) -> str:
+    """The .qwc file for this configuration; needs only the database (for the stable GUIDs), so
+    `connex-tui qwc` never starts anything a running engine owns."""
+    q = config.qbwc
+    app_url = app_url_for_qwc(q.public_url or url)
+    return qwc_document(
+        app_name=q.app_name,
+        app_url=app_url,
+        support_url=app_url,
+        username=q.username,
+        owner_id=await stable_guid(db, "qwc.owner_id"),
+        file_id=await stable_guid(db, "qwc.file_id"),
+        run_every_minutes=q.run_every_minutes,
+        app_unique_name=q.app_unique_name,
+        unattended_mode=q.unattended_mode,
+        personal_data=q.personal_data,
+    )
+
+
 class Engine:
     def __init__(
         self,
@@ -164,17 +183,7 @@ class Engine:
 
     async def qwc(self) -> str:
         assert self.db is not None
-        q = self.config.qbwc
-        app_url = app_url_for_qwc(q.public_url or self.url)
-        return qwc_document(
-            app_name=q.app_name,
-            app_url=app_url,
-            support_url=app_url,
-            username=q.username,
-            owner_id=await stable_guid(self.db, "qwc.owner_id"),
-            file_id=await stable_guid(self.db, "qwc.file_id"),
-            run_every_minutes=q.run_every_minutes,
-        )
+        return await build_qwc(self.db, self.config, self.url)
 
     async def __aenter__(self) -> Engine:
         await self.start()

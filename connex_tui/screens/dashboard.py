@@ -14,6 +14,7 @@ from textual.widgets import Label, ProgressBar, Sparkline, Static
 
 from ..engine.throughput import Throughput
 from ..engine.views import Dashboard
+from ..textsafe import short
 from ..widgets import fmt
 from .base import DataScreen
 
@@ -41,6 +42,13 @@ def _pace(figures: Throughput | None) -> str:
     rate = f"{figures.updates_per_second:,.0f} updates/s" if figures.updates_per_second else "– updates/s"
     return (f"store: {figures.concurrency} at once (max {figures.maximum}) · round trip p50 "
             f"{_seconds(figures.rtt_p50)}, p95 {_seconds(figures.rtt_p95)} · {rate}")
+
+
+def _what(what: str, width: int = 18, most: int = 30) -> str:
+    """The failure's subject ("SKU redwine", "order 1042") in its column; a longer one is cut at
+    `most` characters and still followed by a space before the reason."""
+    text = short(what, most)
+    return text.ljust(width) if len(text) < width else text + " "
 
 
 class Panel(Static):
@@ -88,7 +96,7 @@ class DashboardScreen(DataScreen):
         if session is None:
             wc = _lines(Content.from_markup("[dim]no session yet[/]"))
         else:
-            result = session.result or "running"
+            result = short(session.result, 30) if session.result else "running"
             role = "$text-success" if result in ("ok", "none") else ("" if result == "running" else "$text-error")
             wc = _lines(
                 _line("when", fmt.relative(session.ended or session.started, now), width=7),
@@ -103,7 +111,7 @@ class DashboardScreen(DataScreen):
         store_role = STORE_ROLE.get(store.state, "$text-error")
         self.query_one("#dash-store", Panel).show(
             _lines(
-                _line("state", store.state, f"bold {store_role}"),
+                _line("state", short(store.state, 30), f"bold {store_role}"),
                 Content(fmt.one_line(store.detail, 120)) if store.detail else Content(""),
             )
         )
@@ -154,7 +162,7 @@ class DashboardScreen(DataScreen):
             lines = [
                 Content.assemble(
                     (fmt.clock_time(failure.at, now).ljust(12), "dim"),
-                    (failure.what.ljust(18), "bold"),
+                    (_what(failure.what), "bold"),
                     (fmt.one_line(failure.reason, 200), "$text-error"),
                 )
                 for failure in data.latest_failures

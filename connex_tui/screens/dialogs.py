@@ -1,4 +1,9 @@
-"""Modal dialogs: confirm a destructive command, show a row's full detail, list the keys."""
+"""Modal dialogs: confirm a destructive command, show a row's full detail, list the keys.
+
+Titles and texts quote SKUs, order numbers and store errors: they are shown as plain text
+(`Content`, never markup; a `str` border title would be parsed as markup) and made safe with
+`textsafe`. A title is one line cut to `TITLE_WIDTH`; the detail view's values are shown whole.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,10 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
+
+from ..textsafe import short, visible
+
+TITLE_WIDTH = 60  # a border title is cut here: the whole value is in the dialog's body
 
 
 class ConfirmDialog(ModalScreen[bool], inherit_bindings=False):
@@ -24,13 +33,13 @@ class ConfirmDialog(ModalScreen[bool], inherit_bindings=False):
 
     def __init__(self, title: str, question: str, *, yes: str = "Yes") -> None:
         super().__init__(classes="dialog")
-        self.title_text = title
-        self.question = question
+        self.title_text = short(title, TITLE_WIDTH)
+        self.question = visible(question, lines=True)
         self.yes = yes
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog-box") as box:
-            box.border_title = self.title_text
+            box.border_title = Content(self.title_text)
             yield Static(Content(self.question), id="dialog-question")
             with Horizontal(id="dialog-buttons"):
                 yield Button(f"{self.yes} (y)", variant="error", id="yes", compact=True)
@@ -58,13 +67,13 @@ class DetailDialog(ModalScreen[None], inherit_bindings=False):
 
     def __init__(self, title: str, fields: Sequence[tuple[str, str]], footer: str = "") -> None:
         super().__init__(classes="dialog")
-        self.title_text = title
-        self.fields = list(fields)
-        self.footer_text = footer
+        self.title_text = short(title, TITLE_WIDTH)
+        self.fields = [(short(name, 20), visible(value, lines=True)) for name, value in fields]
+        self.footer_text = visible(footer, lines=True)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog-box", classes="detail") as box:
-            box.border_title = self.title_text
+            box.border_title = Content(self.title_text)
             box.border_subtitle = "escape to close"
             with VerticalScroll(id="detail-body"):
                 width = max((len(name) for name, _ in self.fields), default=0)
@@ -96,12 +105,12 @@ class KeysDialog(ModalScreen[None], inherit_bindings=False):
 
     def __init__(self, title: str, groups: Sequence[tuple[str, Sequence[tuple[str, str, bool]]]]) -> None:
         super().__init__(classes="dialog")
-        self.title_text = title
+        self.title_text = short(title, TITLE_WIDTH)
         self.groups = groups
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog-box", classes="keys") as box:
-            box.border_title = self.title_text
+            box.border_title = Content(self.title_text)
             box.border_subtitle = "escape to close"
             with VerticalScroll(id="keys-body"):
                 width = max((len(key) for _, rows in self.groups for key, _, _ in rows), default=0)

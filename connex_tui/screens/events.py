@@ -22,6 +22,7 @@ from textual.widgets import Label, Log
 
 from ..engine.events import Event
 from ..engine.views import EventRow
+from ..textsafe import short
 from ..widgets import fmt
 from .base import DataScreen
 
@@ -77,7 +78,9 @@ class EventsScreen(DataScreen):
         self.query_one("#summary", Label).update(Content(f"newest at the bottom · {source} · last {MAX_LINES:,} kept"))
 
     def _line(self, at: str, level: str, kind: str, message: str) -> str:
-        return f"{fmt.hms(at, self.now)} {level:<{LEVEL_WIDTH}} {kind:<14} {fmt.one_line(message, 1000)}"
+        # The level is matched by position (LevelHighlighter): it is cut to its width.
+        return (f"{fmt.hms(at, self.now)} {short(level, LEVEL_WIDTH):<{LEVEL_WIDTH}} {short(kind, 24):<14}"
+                f" {fmt.one_line(message, 1000)}")
 
     def _write(self, line: str) -> None:
         self.query_one(Log).write_line(line)

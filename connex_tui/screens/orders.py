@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Label
 
 from ..backend import PAGE
 from ..engine.views import OrderRow
+from ..textsafe import short
 from ..widgets import fmt
 from ..widgets.diff_table import Column, DiffTable
 from ..widgets.fmt import Styled
@@ -136,9 +137,10 @@ class OrdersScreen(DataScreen):
         if row is None or row.qb_state != "failed":
             return
         if await self.backend.requeue_order(row.id):
-            self.notify(f"order {row.number} goes to QuickBooks at the next Web Connector session", title="Re-queued")
+            self.notify(f"order {short(row.number)} goes to QuickBooks at the next Web Connector session",
+                        title="Re-queued")
         else:
-            self.notify(f"order {row.number} is no longer failed", severity="warning")
+            self.notify(f"order {short(row.number)} is no longer failed", severity="warning")
         self.request_refresh()
 
     def action_detail(self) -> None:

@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Input, Label
 
 from ..backend import PAGE
 from ..engine.views import PendingRow
+from ..textsafe import short
 from ..widgets import fmt
 from ..widgets.diff_table import Column, DiffTable
 from ..widgets.fmt import Styled
@@ -101,7 +102,8 @@ class PendingScreen(DataScreen):
             ]
         )
         shown = len(data.rows)
-        parts = [f"{self.total:,} in the queue" if not self.sku_filter else f"{self.total:,} matching '{self.sku_filter}'"]
+        matching = f"{self.total:,} matching '{short(self.sku_filter, 30)}'"
+        parts = [f"{self.total:,} in the queue" if not self.sku_filter else matching]
         parts.append(f"{self.failed:,} failed (listed first)")
         if shown < self.total:
             parts.append(f"showing {shown:,}, more load as you scroll")
@@ -148,9 +150,9 @@ class PendingScreen(DataScreen):
         if row is None:
             return
         if await self.backend.retry([row.sku]):
-            self.notify(f"{row.sku}: queued to be pushed now", title="Retry")
+            self.notify(f"{short(row.sku)}: queued to be pushed now", title="Retry")
         else:
-            self.notify(f"{row.sku} is being sent right now; nothing to retry", severity="warning")
+            self.notify(f"{short(row.sku)} is being sent right now; nothing to retry", severity="warning")
         self.request_refresh()
 
     def action_retry_all(self) -> None:
@@ -175,15 +177,16 @@ class PendingScreen(DataScreen):
         async def answered(yes: bool | None) -> None:
             if yes:
                 if await self.backend.drop([row.sku]):
-                    self.notify(f"{row.sku} dropped from the queue", title="Drop")
+                    self.notify(f"{short(row.sku)} dropped from the queue", title="Drop")
                 else:
-                    self.notify(f"{row.sku} is being sent right now; not dropped", severity="warning")
+                    self.notify(f"{short(row.sku)} is being sent right now; not dropped", severity="warning")
                 self.request_refresh()
 
         self.app.push_screen(
             ConfirmDialog(
                 "Drop SKU",
-                f"Drop {row.sku} from the queue?\nThe store will not get quantity {fmt.quantity(row.quantity)}"
+                f"Drop {short(row.sku)} from the queue?\nThe store will not get quantity"
+                f" {short(fmt.quantity(row.quantity), 20)}"
                 " until QuickBooks changes it again.",
                 yes="Drop",
             ),

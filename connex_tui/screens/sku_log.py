@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Input, Label
 
 from ..backend import PAGE
 from ..engine.views import LogRow
+from ..textsafe import short
 from ..widgets import fmt
 from ..widgets.diff_table import Column, DiffTable, Row
 from ..widgets.fmt import Styled
@@ -131,7 +132,7 @@ class SkuLogScreen(DataScreen):
     def _summary(self) -> None:
         parts = ["newest first", "failures only" if self.failed_only else "successes and failures"]
         if self.sku_filter:
-            parts.append(f"SKU contains '{self.sku_filter}'")
+            parts.append(f"SKU contains '{short(self.sku_filter, 30)}'")
         parts.append(f"{len(self.rows):,} lines loaded" + ("" if self.exhausted else ", more as you scroll"))
         self.query_one("#summary", Label).update(Content(" · ".join(parts)))
 

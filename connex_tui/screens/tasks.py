@@ -10,6 +10,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Label
 
 from ..engine.views import TaskRow
+from ..textsafe import short
 from ..widgets import fmt
 from ..widgets.diff_table import Column, DiffTable
 from ..widgets.fmt import Styled
@@ -111,5 +112,5 @@ class TasksScreen(DataScreen):
         except KeyError as exc:
             self.notify(str(exc), severity="error")
         else:
-            self.notify(f"{row.name} runs within a second", title="Run now")
+            self.notify(f"{short(row.name)} runs within a second", title="Run now")
         self.request_refresh()

@@ -70,6 +70,30 @@ What it does
   ``utc_offset`` (default "-07:00", as QuickBooks always writes one; None leaves it off).
   EditSequence is the change's epoch second, ListIDs/TxnIDs look like "80000001-1714552201".
 
+* Items and transactions (``bumps_item_time_modified=``): whether a transaction that moves an
+  item's QuantityOnHand also gives the item a new TimeModified and EditSequence is not documented
+  by Intuit (reference qbwc-qbxml.md sections 6.3 and 11: "Whether inventory movements update an
+  item's TimeModified" is unverified), so both are modelled: True (the default) bumps them, False
+  changes only the quantity, and a read by FromModifiedDate then misses the movement. Besides the
+  sales forms, the transactions that move stock are queryable: InventoryAdjustment (what
+  `adjust_quantity` records), ItemReceipt, Bill, VendorCredit, Check, CreditCardCharge,
+  CreditCardCredit and BuildAssembly (entered with `record_txn`, as a bookkeeper would in
+  QuickBooks; not added through qbXML here), with their lines as qbxml130.xsd names them
+  (ItemLineRet, InventoryAdjustmentLineRet with QuantityDifference, ComponentItemLineRet).
+* Editions (``edition=``): "pro", "premier" (the default) or "enterprise". QuickBooks Pro has no
+  inventory assemblies and no sales orders (Intuit's product comparison: both are Premier and
+  Enterprise features), so on "pro" ItemInventoryAssemblyQueryRq, SalesOrderAddRq and
+  SalesOrderQueryRq answer **3250** "This feature is not enabled or not available in this version
+  of QuickBooks." (status text as QuickBooks sends it, quoted in consolibyte/quickbooks-php
+  ``QuickBooks/Callbacks/SQL/Errors.php``); `add_item(kind="assembly")` is refused there.
+* The company file: `company_file` (its path, as the Web Connector reports it in
+  strCompanyFileName), `company_name`, and the DataExt FileID the Web Connector stamps under an
+  application's OwnerID on first contact. `host_query_response()` is the strHCPResponse the Web
+  Connector sends with the first sendRequestXML: HostQueryRs, CompanyQueryRs (with the
+  DataExtRet FileID) and PreferencesQueryRs, shaped like a real one logged from QuickBooks
+  Premier 2012 (a node-qbwc stub's sendRequestXML comment, public GitHub; reference
+  qbwc-qbxml.md section 3.4: "the CompanyRet in strHCPResponse contains DataExtRet FileID").
+
 Not modelled: sales tax, payments, other list types (customers are names only), units of measure,
 sites/lots/serials, custom fields (OwnerID is accepted and ignored), per-version element checks
 below 13.0 (every request is validated against the 13.0 schema), Mod/Delete/Void requests.
@@ -107,6 +131,16 @@ _RATE_STEP = Decimal("0.00001")
 
 TRACKED_KINDS = ("inventory", "assembly")
 UNTRACKED_KINDS = ("non_inventory", "service", "other_charge")
+
+EDITIONS = ("pro", "premier", "enterprise")
+# What QuickBooks Pro lacks (Intuit's edition comparison: inventory assemblies and sales orders
+# are Premier and Enterprise features); the request names answered 3250 there.
+_PRO_MISSING = frozenset(
+    {"ItemInventoryAssemblyQueryRq", "SalesOrderAddRq", "SalesOrderQueryRq", "BuildAssemblyQueryRq", "BuildAssemblyAddRq"}
+)
+_NOT_AVAILABLE = "This feature is not enabled or not available in this version of QuickBooks."
+_PRODUCT = {"pro": "QuickBooks Pro 2024", "premier": "QuickBooks Premier Edition 2024",
+            "enterprise": "QuickBooks Enterprise Solutions 24.0"}
 
 
 class QBXMLRequestError(Exception):
@@ -159,7 +193,7 @@ class SimTxnLine:
 
 @dataclass
 class SimTxn:
-    kind: str  # "sales_receipt" | "invoice" | "sales_order" | "credit_memo"
+    kind: str  # "sales_receipt" | "invoice" | "sales_order" | "credit_memo" | "bill" | ... (see _TXN_TYPES)
     txn_id: str
     ref_number: str | None
     memo: str | None
@@ -188,15 +222,29 @@ class _TxnType:
     kind: str  # "sales_receipt"
     on_hand_sign: int  # -1 lowers QuantityOnHand, +1 raises it, 0 leaves it
     on_sales_order_sign: int
+    sales: bool = True  # a sales form: added through qbXML here; the others by `record_txn`
+    # The line Ret as qbxml130.xsd names it in this type's Ret, and the query element that asks for lines.
+    line_ret: str = ""
+    lines_flag: str = "IncludeLineItems"
 
 
 _TXN_TYPES = {
     t.qb_name: t
     for t in (
-        _TxnType("SalesReceipt", "sales_receipt", -1, 0),
-        _TxnType("Invoice", "invoice", -1, 0),
-        _TxnType("SalesOrder", "sales_order", 0, +1),
-        _TxnType("CreditMemo", "credit_memo", +1, 0),
+        _TxnType("SalesReceipt", "sales_receipt", -1, 0, line_ret="SalesReceiptLineRet"),
+        _TxnType("Invoice", "invoice", -1, 0, line_ret="InvoiceLineRet"),
+        _TxnType("SalesOrder", "sales_order", 0, +1, line_ret="SalesOrderLineRet"),
+        _TxnType("CreditMemo", "credit_memo", +1, 0, line_ret="CreditMemoLineRet"),
+        # What else moves quantity on hand, queryable like the sales forms (qbxml130.xsd: their
+        # Rets hold ItemLineRet / InventoryAdjustmentLineRet / ComponentItemLineRet lines).
+        _TxnType("InventoryAdjustment", "inventory_adjustment", +1, 0, False, "InventoryAdjustmentLineRet"),
+        _TxnType("ItemReceipt", "item_receipt", +1, 0, False, "ItemLineRet"),
+        _TxnType("Bill", "bill", +1, 0, False, "ItemLineRet"),
+        _TxnType("VendorCredit", "vendor_credit", -1, 0, False, "ItemLineRet"),
+        _TxnType("Check", "check", +1, 0, False, "ItemLineRet"),
+        _TxnType("CreditCardCharge", "credit_card_charge", +1, 0, False, "ItemLineRet"),
+        _TxnType("CreditCardCredit", "credit_card_credit", -1, 0, False, "ItemLineRet"),
+        _TxnType("BuildAssembly", "build_assembly", +1, 0, False, "ComponentItemLineRet", "IncludeComponentLineItems"),
     )
 }
 _TXN_BY_KIND = {t.kind: t for t in _TXN_TYPES.values()}
@@ -400,7 +448,18 @@ class QuickBooksSim:
         validate: bool = True,
         utc_offset: str | None = "-07:00",
         latin1_only: bool = True,
+        edition: str = "premier",
+        bumps_item_time_modified: bool = True,
+        company_file: str = r"C:\Users\Public\Documents\Intuit\QuickBooks\Company Files\Sample.QBW",
+        company_name: str = "Sample Shop",
     ) -> None:
+        if edition not in EDITIONS:
+            raise ValueError(f"unknown QuickBooks edition {edition!r}; expected one of {EDITIONS}")
+        self.edition = edition
+        self.bumps_item_time_modified = bumps_item_time_modified
+        self.company_file = company_file
+        self.company_name = company_name
+        self.file_ids: dict[str, str] = {}  # OwnerID -> the FileID stamped into this company file
         self._clock = clock or datetime.now
         self.utc_offset = utc_offset
         self.latin1_only = latin1_only
@@ -489,6 +548,8 @@ class QuickBooksSim:
         with self._lock:
             if kind not in TRACKED_KINDS + UNTRACKED_KINDS:
                 raise ValueError(f"unknown item kind {kind!r}")
+            if kind == "assembly" and self.edition == "pro":
+                raise ValueError("QuickBooks Pro has no inventory assemblies")
             if not name or ":" in name or len(name) > 31:
                 raise ValueError(f"QuickBooks item names are 1-31 characters without ':': {name!r}")
             parent_item = None
@@ -531,14 +592,48 @@ class QuickBooksSim:
     def item(self, full_name: str) -> SimItem:
         return self.items[full_name]
 
-    def adjust_quantity(self, name: str, delta: Decimal | int | str) -> None:
-        """An inventory quantity adjustment made by hand in QuickBooks (bumps TimeModified)."""
+    def adjust_quantity(self, name: str, delta: Decimal | int | str) -> SimTxn:
+        """Adjust Quantity/Value on Hand, done by hand in QuickBooks: an InventoryAdjustment."""
+        return self.record_txn("InventoryAdjustment", [(name, delta)], memo="adjusted by hand")
+
+    def record_txn(
+        self, qb_name: str, lines: list[tuple[str, Decimal | int | str]], *, memo: str | None = None
+    ) -> SimTxn:
+        """A transaction a bookkeeper enters in QuickBooks itself (a bill, an item receipt, a vendor
+        credit, a check or card charge for items, an inventory adjustment): each line's quantity
+        moves the item's QuantityOnHand by the type's sign (an adjustment's quantity is the
+        difference itself). The item's TimeModified moves only if `bumps_item_time_modified`."""
         with self._lock:
-            item = self.items[name]
-            if not item.tracked:
-                raise ValueError(f"{name!r} is not an inventory item")
-            item.quantity_on_hand += Decimal(str(delta))
-            self._touch(item, self._stamp())
+            tt = _TXN_TYPES[qb_name]
+            if tt.sales:
+                raise ValueError(f"{qb_name} is added through qbXML (process), not record_txn")
+            if qb_name == "BuildAssembly" and self.edition == "pro":
+                raise ValueError("QuickBooks Pro has no inventory assemblies")
+            stamp = self._stamp()
+            txn_id = self._new_txn_id(stamp)
+            sim_lines = []
+            for name, quantity in lines:
+                item = self.items[name]
+                if not item.tracked:
+                    raise ValueError(f"{name!r} is not an inventory item")
+                qty = Decimal(str(quantity))
+                item.quantity_on_hand += tt.on_hand_sign * qty
+                if self.bumps_item_time_modified:
+                    self._touch(item, stamp)
+                sim_lines.append(SimTxnLine(self._new_txn_id(stamp), item.list_id, item.full_name, None, qty, None,
+                                            (qty * item.sales_price).quantize(_CENT)))
+            return self._keep_txn(SimTxn(
+                kind=tt.kind, txn_id=txn_id, ref_number=None, memo=memo, customer=None, txn_date=stamp.date(),
+                lines=sim_lines, time_created=stamp, time_modified=stamp, edit_sequence=str(self._epoch(stamp)),
+            ))
+
+    def _keep_txn(self, txn: SimTxn) -> SimTxn:
+        self._txn_number += 1
+        txn.txn_number = self._txn_number
+        self._txn_order[txn.txn_id] = len(self.transactions)
+        self.transactions.append(txn)
+        self._txns_by_id[txn.txn_id] = txn
+        return txn
 
     def edit_item(
         self,
@@ -559,6 +654,42 @@ class QuickBooksSim:
                 item.manufacturer_part_number = manufacturer_part_number
             self._touch(item, self._stamp())
             return item
+
+    # ------------------------------------------------------------------ the company file
+
+    def stamp_file_id(self, owner_id: str, file_id: str) -> None:
+        """What the Web Connector does on its first contact with this file for an application: it
+        writes the .qwc's FileID as a private DataExt of the Company under the OwnerID (QBWC
+        Programmer's Guide ch.4; Intuit's WCWebService sample, note on OwnerID and FileID)."""
+        with self._lock:
+            self.file_ids.setdefault(owner_id, file_id)
+
+    def host_query_response(self) -> str:
+        """strHCPResponse: HostQueryRs + CompanyQueryRs + PreferencesQueryRs, as QuickBooks answers them."""
+        with self._lock:
+            data_ext = "".join(
+                "<DataExtRet>"
+                f"<OwnerID>{_esc_text(owner)}</OwnerID><DataExtName>FileID</DataExtName>"
+                f"<DataExtType>STR255TYPE</DataExtType><DataExtValue>{_esc_text(file_id)}</DataExtValue>"
+                "</DataExtRet>"
+                for owner, file_id in self.file_ids.items()
+            )
+            versions = "".join(f"<SupportedQBXMLVersion>{v}</SupportedQBXMLVersion>" for v in ("12.0", "13.0"))
+            return (
+                '<?xml version="1.0" ?>\n<QBXML>\n<QBXMLMsgsRs>\n'
+                '<HostQueryRs requestID="0" statusCode="0" statusSeverity="Info" statusMessage="Status OK"><HostRet>'
+                f"<ProductName>{_PRODUCT[self.edition]}</ProductName><MajorVersion>34</MajorVersion>"
+                f"<MinorVersion>0</MinorVersion><Country>US</Country>{versions}"
+                "<IsAutomaticLogin>false</IsAutomaticLogin><QBFileMode>SingleUser</QBFileMode></HostRet></HostQueryRs>\n"
+                '<CompanyQueryRs requestID="1" statusCode="0" statusSeverity="Info" statusMessage="Status OK"><CompanyRet>'
+                f"<IsSampleCompany>false</IsSampleCompany><CompanyName>{_esc_text(self.company_name)}</CompanyName>"
+                f"<LegalCompanyName>{_esc_text(self.company_name)}</LegalCompanyName>{data_ext}"
+                "</CompanyRet></CompanyQueryRs>\n"
+                '<PreferencesQueryRs requestID="2" statusCode="0" statusSeverity="Info" statusMessage="Status OK">'
+                "<PreferencesRet><PurchasesAndVendorsPreferences><IsUsingInventory>true</IsUsingInventory>"
+                "</PurchasesAndVendorsPreferences></PreferencesRet></PreferencesQueryRs>\n"
+                "</QBXMLMsgsRs>\n</QBXML>\n"
+            )
 
     # ------------------------------------------------------------------ sessions
 
@@ -690,7 +821,9 @@ class QuickBooksSim:
 
     def _dispatch(self, rq) -> _Rs:
         name = local_name(rq.tag)
-        if name.endswith("AddRq") and name[: -len("AddRq")] in _TXN_TYPES:
+        if self.edition == "pro" and name in _PRO_MISSING:
+            return self._status(rq, 3250, "Error", _NOT_AVAILABLE)
+        if name.endswith("AddRq") and name[: -len("AddRq")] in _TXN_TYPES and _TXN_TYPES[name[: -len("AddRq")]].sales:
             return self._txn_add(rq, _TXN_TYPES[name[: -len("AddRq")]])
         if name.endswith("QueryRq") and name[: -len("QueryRq")] in _TXN_TYPES:
             return self._txn_query(rq, _TXN_TYPES[name[: -len("QueryRq")]])
@@ -854,8 +987,9 @@ class QuickBooksSim:
                     amount=amount,
                 )
             )
-        for item in touched.values():
-            self._touch(item, stamp)
+        if self.bumps_item_time_modified:
+            for item in touched.values():
+                self._touch(item, stamp)
 
         ref_number = _text(add, "RefNumber")
         if not ref_number:
@@ -926,11 +1060,13 @@ class QuickBooksSim:
                 if line.desc is not None:
                     lc.append(_n("Desc", line.desc))
                 if line.quantity is not None:
-                    lc.append(_n("Quantity", _fmt_dec(line.quantity)))
+                    quantity_tag = "QuantityDifference" if tt.qb_name == "InventoryAdjustment" else "Quantity"
+                    lc.append(_n(quantity_tag, _fmt_dec(line.quantity)))
                 if line.rate is not None:
                     lc.append(_n("Rate", _fmt_dec(line.rate)))
-                lc.append(_n("Amount", _fmt_amt(line.amount)))
-                c.append(_n(f"{tt.qb_name}LineRet", lc))
+                if tt.qb_name != "InventoryAdjustment":
+                    lc.append(_n("Amount", _fmt_amt(line.amount)))
+                c.append(_n(tt.line_ret, lc))
         return _n(f"{tt.qb_name}Ret", _only(c, includes))
 
     # ------------------------------------------------------------------ queries: shared paging
@@ -1139,7 +1275,7 @@ class QuickBooksSim:
         if step is not None:
             return step
         includes = _texts(rq, "IncludeRetElement")
-        include_lines = _text(rq, "IncludeLineItems") == "true"
+        include_lines = _text(rq, tt.lines_flag) == "true"
         start = rq.get("iterator") == "Start"
         for unsupported in ("AccountFilter", "CurrencyFilter"):
             if rq.find(unsupported) is not None:

@@ -24,15 +24,12 @@ SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 USER_AGENT = "Mozilla/4.0 (compatible; MSIE 6.0; MS Web Services Client Protocol 4.0.30319.42000)"
 NOOP = "NoOp"
 
-HCP_RESPONSE = (
-    '<?xml version="1.0" ?><QBXML><QBXMLMsgsRs>'
-    '<HostQueryRs requestID="0" statusCode="0" statusSeverity="Info" statusMessage="Status OK"><HostRet>'
-    "<ProductName>QuickBooks Desktop Pro 2024 (simulated)</ProductName><MajorVersion>34</MajorVersion>"
-    "<MinorVersion>0</MinorVersion><Country>US</Country>"
-    "<SupportedQBXMLVersion>12.0</SupportedQBXMLVersion><SupportedQBXMLVersion>13.0</SupportedQBXMLVersion>"
-    "<IsAutomaticLogin>false</IsAutomaticLogin><QBFileMode>SingleUser</QBFileMode></HostRet></HostQueryRs>"
-    "</QBXMLMsgsRs></QBXML>"
-)
+# BeginSession's error when authenticate named a company file and QuickBooks has another one open
+# (QBXMLRP2 HRESULT 0x8004040A; the wording as applications quote it, e.g. Open Dental's QuickBooks
+# manual: "A QuickBooks company data file is already open and it is different from the one
+# requested"). The Web Connector reports it through connectionError (QBWC guide ch.8).
+OTHER_FILE_OPEN_HRESULT = "0x8004040A"
+OTHER_FILE_OPEN_MESSAGE = "A QuickBooks company data file is already open and it is different from the one requested."
 
 
 class WebConnectorError(Exception):
@@ -49,6 +46,15 @@ class RunResult:
     last_error: str | None = None
     close_message: str | None = None
     dropped: bool = False
+    company_file: str | None = None  # the file QuickBooks had open for this run
+
+    @property
+    def postpone_seconds(self) -> int | None:
+        """authenticate's optional third element: seconds to postpone this update (QBWC
+        Programmer's Guide ch.10, authenticate; honoured with Auto-Run on). "" or absent: none."""
+        if len(self.auth) > 2 and self.auth[2].strip().isdigit():
+            return int(self.auth[2])
+        return None
 
     @property
     def status(self) -> str:
@@ -71,11 +77,14 @@ class WebConnectorSim:
         version: str = "2.3.0.215",
         qbxml_major: int = 13,
         qbxml_minor: int = 0,
-        company_file: str = r"C:\Users\Public\Documents\Intuit\QuickBooks\Company Files\Sample.QBW",
+        company_file: str | None = None,
+        owner_id: str | None = None,
+        file_id: str | None = None,
         http: aiohttp.ClientSession | None = None,
         drop_after: int | None = None,
         qb_unavailable: bool = False,
         max_requests: int = 100_000,
+        time_scale: float = 1.0,
     ) -> None:
         self.url = url
         self.username = username
@@ -84,11 +93,14 @@ class WebConnectorSim:
         self.version = version
         self.qbxml_major = qbxml_major
         self.qbxml_minor = qbxml_minor
-        self.company_file = company_file
+        self.company_file = company_file  # None: the file QuickBooks has open (qb.company_file)
+        self.owner_id = owner_id  # the .qwc's OwnerID and FileID, stamped into the file on first contact
+        self.file_id = file_id
         self._http = http
         self.drop_after = drop_after  # drop the connection after QuickBooks processed request N (1-based)
         self.qb_unavailable = qb_unavailable
         self.max_requests = max_requests
+        self.time_scale = time_scale  # real seconds per second a postponement asks for (tests shrink it)
         self.runs: list[RunResult] = []
 
     # --- SOAP ---------------------------------------------------------------------------------
@@ -144,10 +156,15 @@ class WebConnectorSim:
             result.close_message = await call("closeConnection", ticket=ticket)
             return result
         if self.qb_unavailable:
-            answer = await call("connectionError", ticket=ticket, hresult="0x80040401", message="Could not access QuickBooks.")
-            result.last_error = await call("getLastError", ticket=ticket) if answer != "done" else None
-            result.close_message = await call("closeConnection", ticket=ticket)
-            return result
+            return await self._connection_error(result, call, ticket, "0x80040401", "Could not access QuickBooks.")
+        requested = auth[1]
+        if requested and requested.lower() != self.qb.company_file.lower():
+            # authenticate named a company file (QBWC guide ch.2: any other string is the path of
+            # the file to open) and QuickBooks has a different one open: BeginSession fails.
+            return await self._connection_error(result, call, ticket, OTHER_FILE_OPEN_HRESULT, OTHER_FILE_OPEN_MESSAGE)
+        result.company_file = self.qb.company_file
+        if self.owner_id and self.file_id:
+            self.qb.stamp_file_id(self.owner_id, self.file_id)
         self.qb.begin_session()
         try:
             await self._exchange(ticket, result, call)
@@ -157,6 +174,12 @@ class WebConnectorSim:
             result.close_message = await call("closeConnection", ticket=ticket)
         return result
 
+    async def _connection_error(self, result: RunResult, call: Any, ticket: str, hresult: str, message: str) -> RunResult:
+        answer = await call("connectionError", ticket=ticket, hresult=hresult, message=message)
+        result.last_error = await call("getLastError", ticket=ticket) if answer != "done" else None
+        result.close_message = await call("closeConnection", ticket=ticket)
+        return result
+
     async def _exchange(self, ticket: str, result: RunResult, call: Any) -> None:
         first = True
         noops = 0
@@ -164,8 +187,8 @@ class WebConnectorSim:
             request = await call(
                 "sendRequestXML",
                 ticket=ticket,
-                strHCPResponse=HCP_RESPONSE if first else "",
-                strCompanyFileName=self.company_file,
+                strHCPResponse=self.qb.host_query_response() if first else "",
+                strCompanyFileName=self.company_file or self.qb.company_file,
                 qbXMLCountry="US",
                 qbXMLMajorVers=self.qbxml_major,
                 qbXMLMinorVers=self.qbxml_minor,
@@ -203,8 +226,11 @@ class WebConnectorSim:
                 await self.run_once()
             except (aiohttp.ClientError, WebConnectorError):
                 pass  # QBWC logs it and tries again at the next interval
+            # An application that postponed the update names when to come back (authenticate [2]).
+            last = self.runs[-1] if self.runs else None
+            wait = seconds if last is None or last.postpone_seconds is None else last.postpone_seconds * self.time_scale
             try:
-                await asyncio.wait_for(stop.wait(), timeout=seconds)
+                await asyncio.wait_for(stop.wait(), timeout=wait)
             except asyncio.TimeoutError:
                 pass
 

@@ -40,6 +40,7 @@ __all__ = [
     "TxnKind",
     "TxnLine",
     "classify_status",
+    "item_query_by_list_id_rq",
     "item_query_rq",
     "memo_for",
     "memo_marker",
@@ -49,7 +50,11 @@ __all__ = [
     "qb_text",
     "ref_number_for",
     "txn_add_rq",
+    "txn_changes_rq",
     "txn_query_by_ref_rq",
+    "touched_list_ids",
+    "TxnSource",
+    "TXN_SOURCES",
 ]
 
 QBXML_VERSION = "13.0"
@@ -95,6 +100,8 @@ _RET_FIELDS = frozenset(_ADD_RETURNS + _QUERY_RETURNS + _ITEM_RETURNS)
 # DATETIMETYPE from qbxmltypes130.xsd (without its empty-string alternative).
 _DATETIME_RE = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(T[0-9]{1,2}(:[0-9]{1,2}(:[0-9]{1,2}([+-][0-9]{1,2}:[0-9]{1,2})?)?)?)?")
 _VERSION_RE = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}")
+# IDTYPE: at most 36 characters; QuickBooks writes "80000003-1446676743".
+_LIST_ID_RE = re.compile(r"[0-9A-Za-z-]{1,36}")
 _INT_RE = re.compile(r"[+-]?[0-9]+")  # not int(): it would accept "1_0" and non-ASCII digits
 # INTTYPE as QuickBooks writes it (a 32-bit int). The bound also keeps int() away from thousands of
 # digits (a ValueError past 4300) and SQLite away from integers it cannot store (OverflowError).
@@ -385,6 +392,116 @@ def txn_query_by_ref_rq(kind: TxnKind, ref_numbers: Sequence[str], request_id: s
         raise ValueError("txn_query_by_ref_rq needs at least one non-empty RefNumber")
     body = "".join(_el("RefNumber", ref) for ref in refs)
     return f"<{prefix}QueryRq{_request_attrs(request_id)}>{body}{_include(_QUERY_RETURNS)}</{prefix}QueryRq>"
+
+
+def item_query_by_list_id_rq(kind: ItemKind, request_id: str, list_ids: Sequence[str]) -> str:
+    """ItemInventoryQueryRq / ItemInventoryAssemblyQueryRq for these ListIDs, answering only the
+    fields we record (IncludeRetElement). ListID+ excludes every filter (schema choice), so no
+    iterator: the caller sends at most a page of ListIDs at a time."""
+    try:
+        name = _ITEM_QUERY[kind]
+    except KeyError:
+        raise ValueError(f"unknown item kind {kind!r}; expected one of {sorted(_ITEM_QUERY)}") from None
+    if isinstance(list_ids, str) or not list_ids:
+        raise ValueError("item_query_by_list_id_rq needs a non-empty sequence of ListIDs")
+    ids = []
+    for list_id in list_ids:
+        if not isinstance(list_id, str) or not _LIST_ID_RE.fullmatch(list_id):
+            raise ValueError(f"not a QuickBooks ListID: {list_id!r}")
+        if list_id not in ids:
+            ids.append(list_id)
+    body = "".join(_el("ListID", list_id) for list_id in ids)
+    return f"<{name}{_request_attrs(request_id)}>{body}{_include(_ITEM_RETURNS)}</{name}>"
+
+
+@dataclass(frozen=True)
+class TxnSource:
+    """A transaction type that moves quantity on hand, and where its Ret names items."""
+
+    qb_name: str  # "SalesReceipt"
+    lines: tuple[str, ...]  # the line (and line group) Rets holding an ItemRef, as qbxml130.xsd names them
+    lines_flag: str = "IncludeLineItems"  # the query element that asks for the lines
+    refs: tuple[str, ...] = ()  # item references on the Ret itself
+
+
+# Every transaction that moves an item's QuantityOnHand (QuickBooks' TxnTypeFilter enumeration in
+# qbxml130.xsd, less the ones that carry no items or leave quantity on hand alone, such as sales
+# orders, estimates and purchase orders). BuildAssembly is Premier/Enterprise only (3250 on Pro).
+TXN_SOURCES: tuple[TxnSource, ...] = (
+    TxnSource("SalesReceipt", ("SalesReceiptLineRet", "SalesReceiptLineGroupRet")),
+    TxnSource("Invoice", ("InvoiceLineRet", "InvoiceLineGroupRet")),
+    TxnSource("CreditMemo", ("CreditMemoLineRet", "CreditMemoLineGroupRet")),
+    TxnSource("InventoryAdjustment", ("InventoryAdjustmentLineRet",)),
+    TxnSource("ItemReceipt", ("ItemLineRet", "ItemGroupLineRet")),
+    TxnSource("Bill", ("ItemLineRet", "ItemGroupLineRet")),
+    TxnSource("VendorCredit", ("ItemLineRet", "ItemGroupLineRet")),
+    TxnSource("Check", ("ItemLineRet", "ItemGroupLineRet")),
+    TxnSource("CreditCardCharge", ("ItemLineRet", "ItemGroupLineRet")),
+    TxnSource("CreditCardCredit", ("ItemLineRet", "ItemGroupLineRet")),
+    TxnSource("BuildAssembly", ("ComponentItemLineRet",), "IncludeComponentLineItems", ("ItemInventoryAssemblyRef",)),
+)
+TXN_SOURCE = {source.qb_name: source for source in TXN_SOURCES}
+
+
+def txn_changes_rq(
+    source: TxnSource,
+    request_id: str,
+    *,
+    from_modified: str,
+    max_returned: int = 100,
+    iterator: Literal["Start", "Continue"] = "Start",
+    iterator_id: str | None = None,
+) -> str:
+    """`<source>QueryRq` for the transactions modified since `from_modified` (inclusive), with their
+    lines, answering only TxnID, TimeModified and the lines (IncludeRetElement keeps it small)."""
+    if isinstance(max_returned, bool) or not isinstance(max_returned, int) or max_returned < 1:
+        raise ValueError(f"max_returned must be a positive int, got {max_returned!r}")
+    if not isinstance(from_modified, str) or not _DATETIME_RE.fullmatch(from_modified):
+        raise ValueError(f"from_modified is not a qbXML DATETIMETYPE: {from_modified!r}")
+    if iterator == "Start":
+        if iterator_id is not None:
+            raise ValueError("iterator_id is only sent with iterator='Continue'")
+        attrs = _request_attrs(request_id, iterator="Start")
+    elif iterator == "Continue":
+        attrs = _request_attrs(request_id, iterator="Continue", iteratorID=_attr_value("iterator_id", iterator_id))
+    else:
+        raise ValueError(f"iterator must be 'Start' or 'Continue', got {iterator!r}")
+    name = f"{source.qb_name}QueryRq"
+    return (
+        f"<{name}{attrs}>{_el('MaxReturned', str(max_returned))}"
+        f"<ModifiedDateRangeFilter>{_el('FromModifiedDate', from_modified)}</ModifiedDateRangeFilter>"
+        f"{_el(source.lines_flag, 'true')}{_include(('TxnID', 'TimeModified', *source.refs, *source.lines))}</{name}>"
+    )
+
+
+def touched_list_ids(ret: dict[str, Any], source: TxnSource) -> set[str]:
+    """The ListIDs of the items a transaction Ret names: ItemRef in its lines (also inside line
+    groups) and the source's own item references. Anything oddly shaped is passed over."""
+    found: set[str] = set()
+
+    def ref(value: Any) -> None:
+        if isinstance(value, dict):
+            list_id = value.get("ListID")
+            if isinstance(list_id, str) and _LIST_ID_RE.fullmatch(list_id.strip()):
+                found.add(list_id.strip())
+
+    def walk(value: Any) -> None:
+        if isinstance(value, list):
+            for entry in value:
+                walk(entry)
+        elif isinstance(value, dict):
+            for key, inner in value.items():
+                if key == "ItemRef":
+                    for one in inner if isinstance(inner, list) else [inner]:
+                        ref(one)
+                elif key.endswith("LineRet") or key.endswith("LineGroupRet") or key == "ItemGroupLineRet":
+                    walk(inner)
+
+    for name in source.refs:
+        ref(ret.get(name))
+    for name in source.lines:
+        walk(ret.get(name))
+    return found
 
 
 def item_query_rq(

@@ -42,6 +42,17 @@ def new_guid() -> str:
     return "{" + str(uuid.uuid4()).upper() + "}"
 
 
+# QBWC Programmer's Guide ch.4, Table 4-1 (reference qbwc-qbxml.md section 4):
+#   UnattendedModePref umpRequired | umpOptional; PersonalDataPref pdpNotNeeded | pdpOptional |
+#   pdpRequired; AuthFlags: the QuickBooks editions that may use the application, 0x1 SimpleStart,
+#   0x2 Pro, 0x4 Premier, 0x8 Enterprise, combined (Intuit's HTTPSWebService.qwc sample: 0xF);
+#   AppUniqueName: QBWC replaces an application of that name instead of adding a clone.
+UNATTENDED_MODE = {"optional": "umpOptional", "required": "umpRequired"}
+PERSONAL_DATA = {"not_needed": "pdpNotNeeded", "optional": "pdpOptional", "required": "pdpRequired"}
+# Pro, Premier and Enterprise: the editions with inventory (SimpleStart has none).
+AUTH_FLAGS = "0xE"
+
+
 def qwc_document(
     *,
     app_name: str,
@@ -51,10 +62,14 @@ def qwc_document(
     owner_id: str,
     file_id: str,
     run_every_minutes: int,
+    app_unique_name: str | None = None,
+    unattended_mode: str = "optional",
+    personal_data: str = "not_needed",
     description: str = "Syncs web store orders into QuickBooks and QuickBooks stock to the store",
 ) -> str:
     fields = [
         ("AppName", app_name),
+        ("AppUniqueName", app_unique_name or app_name),
         ("AppID", ""),
         ("AppURL", app_url),
         ("AppDescription", description),
@@ -66,9 +81,16 @@ def qwc_document(
         ("Style", "Document"),
     ]
     body = "".join(f"  <{name}>{escape(value)}</{name}>\n" for name, value in fields)
+    prefs = [
+        ("IsReadOnly", "false"),
+        ("UnattendedModePref", UNATTENDED_MODE[unattended_mode]),
+        ("PersonalDataPref", PERSONAL_DATA[personal_data]),
+        ("AuthFlags", AUTH_FLAGS),
+    ]
+    tail = "".join(f"  <{name}>{value}</{name}>\n" for name, value in prefs)
     return (
         '<?xml version="1.0"?>\n<QBWCXML>\n'
         f"{body}"
         f"  <Scheduler>\n    <RunEveryNMinutes>{int(run_every_minutes)}</RunEveryNMinutes>\n  </Scheduler>\n"
-        "  <IsReadOnly>false</IsReadOnly>\n</QBWCXML>\n"
+        f"{tail}</QBWCXML>\n"
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -142,7 +142,8 @@ class Storefront(Protocol):
     stats: RequestStats
 
     async def list_orders(self, modified_since: datetime | None) -> list[StoreOrderData]:
-        """Every order modified at or after `modified_since` (all orders when None)."""
+        """Every order modified at or after `modified_since` (all orders when None; a naive time
+        is UTC, see `as_utc`)."""
 
     async def catalog(self) -> list[CatalogEntry]:
         """Every SKU on the store with its ids and current stock."""
@@ -151,3 +152,9 @@ class Storefront(Protocol):
         """Set absolute stock for at most `batch_limit` SKUs; one result per update, same order."""
 
     async def close(self) -> None: ...
+
+
+def as_utc(moment: datetime) -> datetime:
+    """`moment` in UTC; a naive time (no tzinfo) is taken to be UTC already. The store clients
+    read their times, and the times they are given, through this one rule."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -57,9 +57,16 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, seconds)
 
 
-def backoff(attempt: int, policy: RetryPolicy) -> float:
-    """Full jitter: a random wait up to base * 2^attempt, capped."""
-    return random.uniform(0, min(policy.max_delay, policy.base_delay * (2**attempt)))
+MAX_DOUBLINGS = 30  # the exponent stops here: any number of tries, no overflow
+
+
+def backoff(attempt: int, policy: RetryPolicy, *, least: float = 0.0, rng: random.Random | None = None) -> float:
+    """The wait after failed try number `attempt` (0 for the first), exponential with jitter: a
+    random point between `least` and all of the ceiling min(max_delay, base_delay * 2^attempt).
+    least=0 is "full jitter" (`request_with_retry`); least=0.5, "equal jitter", never waits less
+    than half the ceiling. `rng` makes the draw repeatable (tests); the module's random by default."""
+    ceiling = min(policy.max_delay, policy.base_delay * (2 ** min(max(attempt, 0), MAX_DOUBLINGS)))
+    return (rng or random).uniform(ceiling * least, ceiling)
 
 
 async def request_with_retry(

@@ -40,12 +40,13 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
 
+from . import numbers
 from .base import (
     CatalogEntry,
     CredentialsError,
@@ -57,8 +58,10 @@ from .base import (
     StoreOrderData,
     StoreRefund,
     StoreUnavailable,
+    as_utc,
 )
 from .limiter import StoreGate
+from .numbers import BadValue
 from .retry import HTTPResult, RetryPolicy, request_with_retry
 
 log = logging.getLogger(__name__)
@@ -74,7 +77,6 @@ KEY_ATTEMPTS = 3  # fresh idempotency keys after IDEMPOTENCY_PREVIOUS_ATTEMPT_FA
 WAIT_MARGIN = 0.002  # seconds added to a computed wait against float rounding
 SKUS_PER_LOOKUP = 50  # `sku:A OR sku:B …` terms in one re-read query
 MAX_COUNT = 1_000_000_000  # Shopify's own limit on an inventory quantity; more is not a real count
-MAX_AMOUNT = Decimal("1e12")
 ORDER_WINDOW_DAYS = 60  # orders older than this are hidden without read_all_orders
 MAX_LINES_PER_ORDER = 50  # lineItems(first:) on an order page never asks more
 MORE_LINES_PAGE = 50  # lines per follow-up query of an order with more lines than the page held
@@ -251,52 +253,63 @@ def _search_value(value: str) -> str:
 
 
 def _utc_iso(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return as_utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ----------------------------------------------------------------------- untrusted numbers
 
 
-class BadValue(ValueError):
-    """A number from Shopify that cannot be what it claims to be; the message names it."""
-
-
 def _count(value: Any, what: str, *, signed: bool = False) -> int:
     """A whole count: an int, or a float that is exactly one; never a bool, NaN, infinity or string."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    number = numbers.whole(value)
+    if number is numbers.Flaw.NOT_A_NUMBER:
         raise BadValue(f"{what} is {value!r}, not a number")
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise BadValue(f"{what} is {value!r}")
-        if not value.is_integer():
-            raise BadValue(f"{what} is {value!r}, not a whole number")
-        value = int(value)
-    if abs(value) > MAX_COUNT:
-        raise BadValue(f"{what} is {value}, beyond any real count")
-    if value < 0 and not signed:
-        raise BadValue(f"{what} is {value}, below zero")
-    return int(value)
+    if number is numbers.Flaw.NOT_FINITE:
+        raise BadValue(f"{what} is {value!r}")
+    if number is numbers.Flaw.FRACTION:
+        raise BadValue(f"{what} is {value!r}, not a whole number")
+    if abs(number) > MAX_COUNT:
+        raise BadValue(f"{what} is {number}, beyond any real count")
+    if number < 0 and not signed:
+        raise BadValue(f"{what} is {number}, below zero")
+    return number
 
 
 def _amount(value: Any, what: str) -> Decimal | None:
-    """A money amount (Shopify sends decimal strings); None when absent."""
+    """A money amount (Shopify sends decimal strings), at most `numbers.MAX_AMOUNT`; None when absent."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    amount = numbers.amount(value)
+    if amount is numbers.Flaw.NOT_A_NUMBER:
         raise BadValue(f"{what} is {value!r}, not an amount")
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise BadValue(f"{what} is {value!r}, not an amount") from None
-    if not amount.is_finite() or abs(amount) > MAX_AMOUNT:
+    if isinstance(amount, numbers.Flaw) or abs(amount) > numbers.MAX_AMOUNT:
         raise BadValue(f"{what} is {value!r}")
     return amount
 
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _nodes(parent: dict[str, Any], connection: str) -> list[dict[str, Any]]:
+    """The object nodes of a GraphQL connection field of `parent` (none when it is absent or null)."""
+    return [node for node in ((parent.get(connection) or {}).get("nodes")) or [] if isinstance(node, dict)]
+
+
+def _node_id(node: dict[str, Any], what: str) -> str:
+    """A node's gid; a node without one is a BadValue ("a refund has no id")."""
+    node_id = node.get("id")
+    if not isinstance(node_id, str) or not node_id:
+        raise BadValue(f"{what} has no id")
+    return node_id
+
+
+def _line_gid(item: dict[str, Any]) -> str:
+    """The gid of the order LineItem a refund line or an order edit's sale is about ("" if none)."""
+    return _text((item.get("lineItem") or {}).get("id"))
+
+
+_UNKNOWN_LINE = StoreLine(sku="", quantity=Decimal(0))  # a refund or edit line of no line read
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -467,7 +480,7 @@ class _Order:
 
     data: StoreOrderData
     node: dict[str, Any]
-    prices: dict[str, tuple[Decimal | None, str, str]]  # LineItem gid -> (unit price, SKU, name)
+    lines_by_gid: dict[str, StoreLine]  # LineItem gid -> the order's line (its SKU, unit price, name)
     gone: dict[str, int]  # LineItem gid -> units off the order (quantity - currentQuantity), when any
     line_count: int
 
@@ -757,7 +770,7 @@ class ShopifyClient:
         if line_info.get("hasNextPage"):
             line_nodes += await self._more_lines(store_id, line_info.get("endCursor"))
         lines: list[StoreLine] = []
-        prices: dict[str, tuple[Decimal | None, str, str]] = {}
+        lines_by_gid: dict[str, StoreLine] = {}
         gone: dict[str, int] = {}
         for position, line in enumerate(line_nodes, start=1):
             if not isinstance(line, dict):
@@ -771,9 +784,10 @@ class ShopifyClient:
                 gone[_text(line.get("id"))] = quantity - current
             money = ((line.get("discountedUnitPriceAfterAllDiscountsSet") or {}).get("shopMoney")) or {}
             price = _amount(money.get("amount"), f"{what} unit price")
-            sku, name = _text(line.get("sku")), _text(line.get("name"))
-            prices[_text(line.get("id"))] = (price, sku, name)
-            lines.append(StoreLine(sku=sku, quantity=Decimal(quantity), price=price, name=name))
+            store_line = StoreLine(sku=_text(line.get("sku")), quantity=Decimal(quantity), price=price,
+                                   name=_text(line.get("name")))
+            lines_by_gid[_text(line.get("id"))] = store_line
+            lines.append(store_line)
         data = StoreOrderData(
             store_id=store_id,
             number=_text(node.get("name")).lstrip("#"),
@@ -785,7 +799,7 @@ class ShopifyClient:
             cancelled=node.get("cancelledAt") is not None,
             raw=dict(node),
         )
-        return _Order(data, node, prices, gone, len(lines))
+        return _Order(data, node, lines_by_gid, gone, len(lines))
 
     async def _more_lines(self, order_id: str, after: str | None) -> list[Any]:
         lines: list[Any] = []
@@ -839,9 +853,9 @@ class ShopifyClient:
                 try:
                     if node is None or _returns_truncated(node, sizes):
                         node = await self._returns_alone(order.data.store_id)
-                    returned = self._stock_returns(node, order.prices)  # checks every number first
+                    returned = self._stock_returns(node, order.lines_by_gid)  # checks every number first
                     if "agreements" not in node and _edited(node, order.gone):
-                        returned = self._stock_returns(await self._returns_alone(order.data.store_id), order.prices)
+                        returned = self._stock_returns(await self._returns_alone(order.data.store_id), order.lines_by_gid)
                     outcome[order.data.store_id] = returned
                 except BadValue as exc:
                     outcome[order.data.store_id] = str(exc)
@@ -883,49 +897,41 @@ class ShopifyClient:
                 raise BadValue("it has more refunds or edits than one query can read")
             sizes = bigger
 
-    def _stock_returns(
-        self, order: dict[str, Any], prices: dict[str, tuple[Decimal | None, str, str]]
-    ) -> tuple[StoreRefund, ...]:
+    def _stock_returns(self, order: dict[str, Any], lines_by_gid: dict[str, StoreLine]) -> tuple[StoreRefund, ...]:
         returned: list[StoreRefund] = []
         for refund in order.get("refunds") or []:
             if isinstance(refund, dict):
-                returned.append(self._refund(refund, prices))
-        for agreement in ((order.get("agreements") or {}).get("nodes")) or []:
-            if isinstance(agreement, dict) and agreement.get("reason") == "ORDER_EDIT":
-                returned.append(self._edit(agreement, prices))
+                returned.append(self._refund(refund, lines_by_gid))
+        for agreement in _nodes(order, "agreements"):
+            if agreement.get("reason") == "ORDER_EDIT":
+                returned.append(self._edit(agreement, lines_by_gid))
         return tuple(returned)
 
-    def _refund(self, refund: dict[str, Any], prices: dict[str, tuple[Decimal | None, str, str]]) -> StoreRefund:
-        refund_id = refund.get("id")
-        if not isinstance(refund_id, str) or not refund_id:
-            raise BadValue("a refund has no id")
+    def _refund(self, refund: dict[str, Any], lines_by_gid: dict[str, StoreLine]) -> StoreRefund:
+        refund_id = _node_id(refund, "a refund")
         lines: list[StoreLine] = []
-        for item in ((refund.get("refundLineItems") or {}).get("nodes")) or []:
-            if not isinstance(item, dict):
-                continue
-            price, sku, name = prices.get(_text((item.get("lineItem") or {}).get("id")), (None, "", ""))
-            quantity = _count(item.get("quantity"), f"refund {refund_id} quantity of {sku or 'a line'}")
+        for item in _nodes(refund, "refundLineItems"):
+            line = lines_by_gid.get(_line_gid(item), _UNKNOWN_LINE)
+            quantity = _count(item.get("quantity"), f"refund {refund_id} quantity of {line.sku or 'a line'}")
             location = (item.get("location") or {}).get("id")
             # Only units that came back onto the shelf we keep in step with QuickBooks count:
             # RefundLineItem.restocked, at RefundLineItem.location ("The inventory restock location").
             if item.get("restocked") is True and location == self.location_id and quantity > 0:
-                lines.append(StoreLine(sku=sku, quantity=Decimal(quantity), price=price, name=name))
+                lines.append(replace(line, quantity=Decimal(quantity)))
         return StoreRefund(refund_id=refund_id, lines=tuple(lines), created_at=_text(refund.get("createdAt")))
 
-    def _edit(self, agreement: dict[str, Any], prices: dict[str, tuple[Decimal | None, str, str]]) -> StoreRefund:
-        agreement_id = agreement.get("id")
-        if not isinstance(agreement_id, str) or not agreement_id:
-            raise BadValue("an order edit has no id")
+    def _edit(self, agreement: dict[str, Any], lines_by_gid: dict[str, StoreLine]) -> StoreRefund:
+        agreement_id = _node_id(agreement, "an order edit")
         lines: list[StoreLine] = []
-        for sale in ((agreement.get("sales") or {}).get("nodes")) or []:
-            if not isinstance(sale, dict) or sale.get("actionType") != "RETURN" or sale.get("lineType") != "PRODUCT":
+        for sale in _nodes(agreement, "sales"):
+            if sale.get("actionType") != "RETURN" or sale.get("lineType") != "PRODUCT":
                 continue
-            price, sku, name = prices.get(_text((sale.get("lineItem") or {}).get("id")), (None, "", ""))
+            line = lines_by_gid.get(_line_gid(sale), _UNKNOWN_LINE)
             # "The number of units either ordered or intended to be returned": the sign is not
             # documented, so the size is what counts.
-            quantity = abs(_count(sale.get("quantity"), f"order edit {agreement_id} quantity of {sku}", signed=True))
+            quantity = abs(_count(sale.get("quantity"), f"order edit {agreement_id} quantity of {line.sku}", signed=True))
             if quantity:
-                lines.append(StoreLine(sku=sku, quantity=Decimal(quantity), price=price, name=name))
+                lines.append(replace(line, quantity=Decimal(quantity)))
         return StoreRefund(refund_id=agreement_id, lines=tuple(lines), created_at=_text(agreement.get("happenedAt")))
 
     # ------------------------------------------------------------------ catalog
@@ -1053,6 +1059,10 @@ class ShopifyClient:
     async def _set_batch(self, pending: list[tuple[int, StockUpdate]], results: list[StockResult | None]) -> None:
         expected: dict[int, int | None] = {index: update.entry.quantity for index, update in pending}
         reread = False
+
+        def fail(index: int, update: StockUpdate, reason: str, permanent: bool) -> None:
+            results[index] = StockResult(update.sku, False, expected[index], None, reason, permanent)
+
         for _round in range(4):
             if not pending:
                 return
@@ -1062,7 +1072,7 @@ class ShopifyClient:
                 raise
             except StorefrontError as exc:
                 for index, update in pending:
-                    results[index] = StockResult(update.sku, False, expected[index], None, str(exc), permanent=False)
+                    fail(index, update, str(exc), permanent=False)
                 return
             errors = [error for error in payload.get("userErrors") or [] if isinstance(error, dict)]
             if not errors:
@@ -1084,7 +1094,7 @@ class ShopifyClient:
             if general:
                 reason, permanent = _explain(general[0], None)
                 for index, update in pending:
-                    results[index] = StockResult(update.sku, False, expected[index], None, reason, permanent)
+                    fail(index, update, reason, permanent)
                 return
             keep: list[tuple[int, StockUpdate]] = []
             stale: list[tuple[int, StockUpdate]] = []
@@ -1098,7 +1108,7 @@ class ShopifyClient:
                     stale.append((index, update))
                     continue
                 reason, permanent = _explain(other[0], update)
-                results[index] = StockResult(update.sku, False, expected[index], None, reason, permanent)
+                fail(index, update, reason, permanent)
             if stale and not reread:
                 reread = True
                 levels = await self._current_levels([update for _, update in stale])
@@ -1107,24 +1117,11 @@ class ShopifyClient:
                 keep += stale
             else:
                 for index, update in stale:
-                    results[index] = StockResult(
-                        update.sku,
-                        False,
-                        expected[index],
-                        None,
-                        "the stock in Shopify kept changing while we set it; it will be set on the next run",
-                        permanent=False,
-                    )
+                    fail(index, update, "the stock in Shopify kept changing while we set it; it will be set on the next run",
+                         permanent=False)
             pending = sorted(keep, key=lambda pair: pair[0])
         for index, update in pending:
-            results[index] = StockResult(
-                update.sku,
-                False,
-                expected[index],
-                None,
-                "Shopify kept rejecting the batch; will retry",
-                permanent=False,
-            )
+            fail(index, update, "Shopify kept rejecting the batch; will retry", permanent=False)
 
     @staticmethod
     def _befores(payload: dict[str, Any]) -> dict[str, int]:
@@ -1163,11 +1160,10 @@ def _edited(node: dict[str, Any], gone: dict[str, int]) -> bool:
     """Whether some line lost more units than its refunds account for: an order edit removed them."""
     refunded: Counter[str] = Counter()
     for refund in node.get("refunds") or []:
-        for item in (((refund or {}).get("refundLineItems") or {}).get("nodes")) or []:
-            if isinstance(item, dict):
-                quantity = item.get("quantity")
-                if isinstance(quantity, int) and not isinstance(quantity, bool):
-                    refunded[_text((item.get("lineItem") or {}).get("id"))] += quantity
+        for item in _nodes(refund or {}, "refundLineItems"):
+            quantity = item.get("quantity")
+            if isinstance(quantity, int) and not isinstance(quantity, bool):
+                refunded[_line_gid(item)] += quantity
     return any(units > refunded[line_id] for line_id, units in gone.items())
 
 

@@ -27,23 +27,20 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from .base import CatalogEntry, StoreLine, StoreOrderData, StoreRefund
+from . import numbers
+from .base import CatalogEntry, StoreLine, StoreOrderData, StoreRefund, as_utc
+from .numbers import BadValue as BadValue  # re-exported: callers catch woo_parse.BadValue
 
 MAX_UNITS = 10**9  # more units than any shop holds: a corrupt value, not a count
-MAX_MONEY = Decimal(10) ** 12
 MAX_ID = 2**63 - 1  # WordPress ids are BIGINT UNSIGNED; SQLite and Python agree up to here
 REDUCED = "_reduced_stock"
 RESTOCKED = "_restock_refunded_items"
 REFUNDED_ITEM = "_refunded_item_id"
 CANCEL_REFUND_ID = "cancel"
-
-
-class BadValue(ValueError):
-    """A value in a WooCommerce answer that cannot be what WooCommerce documents."""
 
 
 class BadNumber(str):
@@ -83,24 +80,10 @@ def _shown(value: Any) -> str:
 def count(value: Any, what: str, *, minimum: int = 0) -> int:
     """A whole number of units (or an id): an int, an integral float, or such a string (meta
     values are strings). Anything else is a BadValue naming `what`."""
-    number: int | None = None
-    if isinstance(value, bool) or value is None:
-        number = None
-    elif isinstance(value, int):
-        number = value
-    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        number = int(value)
-    elif isinstance(value, str) and _is_whole(value.strip()):
-        number = int(value.strip())
-    if number is None or not minimum <= number <= MAX_UNITS:
+    number = numbers.whole(value, digit_strings=True)
+    if isinstance(number, numbers.Flaw) or not minimum <= number <= MAX_UNITS:
         raise BadValue(f"{what} is {_shown(value)}, not a whole number between {minimum} and {MAX_UNITS}")
     return number
-
-
-def _is_whole(text: str) -> bool:
-    """Digits (ASCII only: int() would take "٣"), an optional sign, at most 20 of them."""
-    digits = text[1:] if text[:1] in "+-" else text
-    return 0 < len(digits) <= 20 and digits.isascii() and digits.isdigit()
 
 
 def identifier(value: Any, what: str) -> int:
@@ -112,16 +95,12 @@ def identifier(value: Any, what: str) -> int:
 
 
 def money(value: Any, what: str) -> Decimal | None:
-    """A price or total: a finite decimal of sane size; None when absent."""
+    """A price or total: a finite decimal of sane size (below `numbers.MAX_AMOUNT`); None when
+    absent."""
     if value is None or value == "":
         return None
-    if isinstance(value, (bool, BadNumber)) or not isinstance(value, (int, float, str)):
-        raise BadValue(f"{what} is {_shown(value)}, not an amount")
-    try:
-        amount = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        raise BadValue(f"{what} is {_shown(value)}, not an amount") from None
-    if not amount.is_finite() or abs(amount) >= MAX_MONEY:
+    amount = numbers.Flaw.NOT_A_NUMBER if isinstance(value, BadNumber) else numbers.amount(value)
+    if isinstance(amount, numbers.Flaw) or abs(amount) >= numbers.MAX_AMOUNT:
         raise BadValue(f"{what} is {_shown(value)}, not an amount")
     return amount
 
@@ -155,7 +134,7 @@ def parse_gmt(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(value)  # 3.11+ reads a trailing Z too
     except ValueError:
         return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return as_utc(parsed)
 
 
 def iso(value: Any) -> str:

@@ -11,7 +11,8 @@ Authentication
   fallback: ``consumer_key``/``consumer_secret`` in the query string (over https only).
 * http: OAuth 1.0a one-legged, HMAC-SHA1, as query parameters, signed the way WooCommerce checks
   them. Every attempt, retries included, gets a fresh nonce and timestamp (WooCommerce refuses a
-  nonce twice and a timestamp more than 15 minutes off).
+  nonce twice and a timestamp more than 15 minutes off): the signing is an aiohttp client
+  middleware (`WooCommerceClient._signing`), run for each request that goes out.
 * `auth="basic" | "query" | "oauth"` forces one (tests, proxies that terminate TLS).
 * Neither the secret nor a signed URL ever reaches an exception message: errors name the method
   and the path only, and anything quoted from elsewhere is scrubbed of URLs' query strings and of
@@ -71,11 +72,12 @@ import secrets
 import ssl as ssl_module
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import SplitResult, parse_qsl, quote, urlsplit, urlunsplit
 
 import aiohttp
+from yarl import URL
 
 from . import woo_parse
 from .base import (
@@ -87,6 +89,7 @@ from .base import (
     StorefrontError,
     StoreOrderData,
     StoreUnavailable,
+    as_utc,
 )
 from .limiter import StoreGate
 from .retry import HTTPResult, RetryPolicy, request_with_retry
@@ -140,12 +143,6 @@ def _normalized_base(url: str) -> str:
     return urlunsplit((scheme, host, parts.path or "/", "", ""))
 
 
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
-
-
 def _plain(text: Any, limit: int = 300) -> str:
     """A server message as plain words: no HTML tags, one line, bounded."""
     words = re.sub(r"<[^>]*>", " ", str(text or ""))
@@ -158,42 +155,6 @@ class _Probe:
 
     def __init__(self) -> None:
         self.body: bytes | None = None
-
-
-class _CapturingContext:
-    def __init__(self, inner: Any, probe: _Probe) -> None:
-        self._inner = inner
-        self._probe = probe
-        self._resp: aiohttp.ClientResponse | None = None
-
-    async def __aenter__(self) -> aiohttp.ClientResponse:
-        self._resp = await self._inner.__aenter__()
-        return self._resp
-
-    async def __aexit__(self, *exc_info: Any) -> Any:
-        resp = self._resp
-        if exc_info[0] is None and resp is not None and resp.status in (401, 403):
-            try:
-                self._probe.body = await resp.read()  # already read by the caller: cached
-            except (aiohttp.ClientError, asyncio.TimeoutError):
-                pass
-        return await self._inner.__aexit__(*exc_info)
-
-
-class _AuthorizingSession:
-    """Handed to `request_with_retry` in place of the session: every attempt is authorized
-    afresh (a new OAuth nonce and timestamp per attempt)."""
-
-    def __init__(self, client: WooCommerceClient, session: aiohttp.ClientSession, probe: _Probe) -> None:
-        self._client = client
-        self._session = session
-        self._probe = probe
-
-    def request(self, method: str, url: str, **kwargs: Any) -> _CapturingContext:
-        signed_url, headers = self._client._authorize(method, url)
-        if headers:
-            kwargs["headers"] = {**(kwargs.get("headers") or {}), **headers}
-        return _CapturingContext(self._session.request(method, signed_url, **kwargs), self._probe)
 
 
 class WooCommerceClient:
@@ -257,6 +218,27 @@ class WooCommerceClient:
             self._session = aiohttp.ClientSession()
             self._own_session = True
         return self._session
+
+    def _signing(self, url: str, probe: _Probe) -> aiohttp.ClientMiddlewareType:
+        """An aiohttp client middleware for one call to `url`: every attempt that goes out (each
+        retry of `request_with_retry`, and aiohttp's own resend over a dropped kept-alive
+        connection) is authorized afresh by `_authorize` (a new OAuth nonce and timestamp), and
+        the body of a 401/403 is kept in `probe` for the credentials error."""
+
+        async def sign(request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
+            signed_url, headers = self._authorize(request.method, url)
+            request.url = URL(signed_url)
+            request.headers.update(headers)
+            response = await handler(request)
+            if response.status in (401, 403):
+                try:
+                    probe.body = await response.read()  # kept by the response: the caller reads it again
+                except BaseException:
+                    response.close()  # the caller never gets it to release
+                    raise
+            return response
+
+        return sign
 
     def _authorize(self, method: str, url: str) -> tuple[str, dict[str, str]]:
         """The URL to send and the headers to add, for one attempt."""
@@ -334,16 +316,20 @@ class WooCommerceClient:
         nonce_retry = True
         while True:
             probe = _Probe()
-            wrapper = _AuthorizingSession(self, self._get_session(), probe)
+            session = self._get_session()
+            # Middlewares given with a request replace the session's (aiohttp ClientSession._request),
+            # so a handed-in session's own run too, after the signing: they see the signed request.
+            middlewares = (self._signing(url, probe), *getattr(session, "_middlewares", ()))
             try:
                 result = await request_with_retry(
-                    wrapper,  # type: ignore[arg-type]  # quacks like a ClientSession for request()
-                    method, url, what=what, policy=self.policy, stats=self.stats, gate=self.gate, **kwargs,
+                    session, method, url, what=what, policy=self.policy, stats=self.stats, gate=self.gate,
+                    middlewares=middlewares, **kwargs,
                 )
             except CredentialsError:
                 if nonce_retry and self._auth == "oauth" and b"nonce has already been used" in (probe.body or b""):
-                    # Not a credentials problem: aiohttp resends an idempotent request once, with the
-                    # same signed URL, when a reused connection drops; sign afresh and go again.
+                    # Not a credentials problem: the same signed request reached the store twice
+                    # (resent by something between us and the store; aiohttp's own resend over a
+                    # dropped kept-alive connection is signed afresh by `_signing`). Go again, once.
                     nonce_retry = False
                     continue
                 if self._auto_fallback and self._auth == "basic" and self._cannot_view(probe):
@@ -462,7 +448,7 @@ class WooCommerceClient:
         params = [("status", "any"), ("orderby", "id"), ("order", "asc")]
         floor: datetime | None = None
         if modified_since is not None:
-            floor = _utc(modified_since).replace(microsecond=0)
+            floor = as_utc(modified_since).replace(microsecond=0)
             after = (floor - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S")
             params += [("modified_after", after), ("dates_are_gmt", "true")]
         rows = await self._all_pages("orders", params)

@@ -1,7 +1,9 @@
 """Formatting for people: relative times from the backend's clock, quantities, durations, styles.
 
 Every function that needs "now" takes it as an argument (the backend's injected clock), so the
-same data renders the same text in tests and snapshots.
+same data renders the same text in tests and snapshots. Every value from the database is text, made
+safe to show by `textsafe.visible` (control characters and bidi overrides written as escapes), and
+rendered as Rich `Text` or Textual `Content`, never parsed as markup.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import NamedTuple
 
 from rich.style import Style
 from rich.text import Text
+
+from ..textsafe import clip, visible
 
 
 class Styled(NamedTuple):
@@ -105,23 +109,29 @@ def duration(seconds: float | None) -> str:
     return f"{minutes} min {rest} s"
 
 
+QUANTITY_DIGITS = 24  # a stored quantity with more digits than this is shown as written
+
+
 def quantity(value: str | None) -> str:
     if value is None or value == "":
         return "-"
     try:
         number = Decimal(value)
     except InvalidOperation:
-        return value
+        return visible(value)
+    if not number.is_finite() or abs(number.adjusted()) > QUANTITY_DIGITS:
+        # Shown as stored: NaN, or "1e999999999", whose integer would take minutes and gigabytes.
+        return visible(value)
     if number == number.to_integral_value():
         return str(int(number))
     return format(number.normalize(), "f")
 
 
 def one_line(text: str | None, limit: int = 500) -> str:
+    """Safe, on one line (runs of whitespace become one space), cut to `limit` with an ellipsis."""
     if not text:
         return ""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return clip(" ".join(visible(text).split()), limit)
 
 
 def count(value: int) -> str:
@@ -149,10 +159,12 @@ def role_styles(variables: dict[str, str]) -> dict[str, Style]:
 
 
 def to_text(cell: Cell, styles: dict[str, Style]) -> Text:
-    """A cell as Rich Text: never parsed as markup (SKUs and errors may contain brackets)."""
+    """A cell as Rich Text: never parsed as markup (SKUs and errors may contain brackets), control
+    characters and bidi overrides written as escapes, cut with an ellipsis where the column ends."""
     if isinstance(cell, Styled):
-        return Text(cell.text, style=styles.get(cell.role, Style()), no_wrap=True, end="")
-    return Text(cell, no_wrap=True, end="")
+        return Text(visible(cell.text), style=styles.get(cell.role, Style()), no_wrap=True, overflow="ellipsis",
+                    end="")
+    return Text(visible(cell), no_wrap=True, overflow="ellipsis", end="")
 
 
 def plain(cell: object) -> str:
