@@ -346,7 +346,10 @@ async def test_shopify_calls_overlap_only_as_far_as_the_bucket_affords_them(
 
 
 class GatedStore:
-    """A store double with a gate: every batch waits a little; one batch's keys are refused."""
+    """A store double with a gate: one batch's keys are refused. No call answers until all four
+    are under way (a barrier), then the refused one raises at once and the others answer only once
+    the refused batch's task is over, so the dispatcher always sees the refusal before any batch
+    comes back and starts no fifth: the order is fixed by events, not by how busy the machine is."""
 
     platform = "gated"
     batch_limit = 10
@@ -355,6 +358,8 @@ class GatedStore:
         self.stats = RequestStats()
         self.gate = StoreGate(start=4, maximum=4)
         self.calls = 0
+        self.all_under_way = asyncio.Barrier(4)
+        self.refused: asyncio.Task[Any] | None = None
 
     async def list_orders(self, modified_since: Any) -> list[Any]:
         return []
@@ -365,9 +370,14 @@ class GatedStore:
     async def set_stock(self, updates: Any) -> list[Any]:
         self.calls += 1
         call = self.calls
-        await asyncio.sleep(0.05)
+        if call == 2:
+            self.refused = asyncio.current_task()
+        if call <= 4:  # a fifth call (the bug this test is about) must not hang on the barrier
+            await self.all_under_way.wait()
         if call == 2:
             raise CredentialsError("the store refused our credentials; check your credentials")
+        assert self.refused is not None
+        await asyncio.wait([self.refused])  # the refused batch is put back and its task is over
         return [StockResult(u.sku, ok=True, before=0, after=u.quantity) for u in updates]
 
     async def close(self) -> None:

@@ -332,6 +332,12 @@ class CostBudget:
     restore_rate: float = 0.0
     stamp: float = 0.0
     known: bool = False
+    # Points of calls sent and not yet answered. Shopify charges them only when it receives them,
+    # and a full bucket does not fill while they travel, so until they are answered the bucket can
+    # hold at most `maximum - in_flight` after charging them: refill counted on our clock from the
+    # moment we sent them would run ahead of Shopify's bucket (THROTTLED under load, when calls
+    # take longer to arrive).
+    in_flight: float = 0.0
 
     def seed(self, *, maximum: float, available: float, restore_rate: float, now: float) -> None:
         self.maximum, self.available, self.restore_rate, self.stamp, self.known = (
@@ -345,7 +351,8 @@ class CostBudget:
     def estimate(self, now: float) -> float:
         if not self.known:
             return float("inf")
-        return min(self.maximum, self.available + max(0.0, now - self.stamp) * self.restore_rate)
+        ceiling = self.maximum - self.in_flight
+        return min(ceiling, self.available + max(0.0, now - self.stamp) * self.restore_rate)
 
     def cap(self) -> float:
         """The most one call may cost: Shopify's single-query limit, or the bucket if smaller."""
@@ -432,7 +439,6 @@ class ShopifyPacer:
         self.clock = clock
         self.sleep = sleep
         self.lock = asyncio.Lock()  # held while a call reserves its cost, not while it is sent
-        self.reserved = 0.0  # the cost reserved by calls sent and not yet answered
         self.calls = 0
         self.requested_points = 0
         self.actual_points = 0
@@ -443,10 +449,20 @@ class ShopifyPacer:
             self.lines[key] = CostLine(base, per_node)
         return self.lines[key]
 
+    @property
+    def reserved(self) -> float:
+        """The cost reserved by calls sent and not yet answered (the budget caps its estimate by it)."""
+        return self.budget.in_flight
+
+    @reserved.setter
+    def reserved(self, points: float) -> None:
+        self.budget.in_flight = points
+
     async def before(self, expected: float) -> None:
-        """Wait until the bucket can afford `expected` points, then count them as spent."""
-        wait = self.budget.wait_for(expected, self.clock())
-        if wait > 0:
+        """Wait until the bucket can afford `expected` points, then count them as spent. The bucket
+        is looked at again after every wait: an answer that came in meanwhile may have lowered the
+        estimate, and sending on the old one is answered THROTTLED."""
+        while (wait := self.budget.wait_for(expected, self.clock())) > 0:
             self.stats.waited_seconds += wait
             await self.sleep(wait)
         self.budget.spend(expected, self.clock())
