@@ -442,6 +442,9 @@ async def run_app(
     finally:
         watchdog.cancel()
         restore()
+        # A terminal that went away can end the App before its unmount handlers have run; the
+        # connection it opened must still close, or SQLite leaves its WAL file behind.
+        await app.backend.release()
 
 
 async def _exit_when_terminal_is_lost(app: ConnexApp, every: float = 1.0) -> None:
