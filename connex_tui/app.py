@@ -293,16 +293,17 @@ class ConnexApp(App[None], inherit_bindings=False):
         return True
 
     async def action_pause(self) -> None:
-        await self._set_paused(True)
+        await self.backend.set_paused(True)
+        self._show_paused(True)
 
     async def action_resume(self) -> None:
-        await self._set_paused(False)
+        await self.backend.set_paused(False)
+        self._show_paused(False)
 
     async def action_toggle_pause(self) -> None:
-        await self._set_paused(not await self.backend.is_paused())
+        self._show_paused(await self.backend.toggle_paused())
 
-    async def _set_paused(self, paused: bool) -> None:
-        await self.backend.set_paused(paused)
+    def _show_paused(self, paused: bool) -> None:
         self.paused = paused
         self.notify(
             "Stock pushes to the store are paused" if paused else "Stock pushes to the store resumed",
