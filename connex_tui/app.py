@@ -32,6 +32,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 
 from .backend import Backend
+from .harness import Harness
 from .stopsignals import on_stop_signals
 from .engine.event_log import QUIET
 from .engine.events import Event
@@ -130,13 +131,18 @@ class ConnexApp(App[None], inherit_bindings=False):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-wide")]
 
     paused: reactive[bool | None] = reactive(None, bindings=True)
-    cursor_blink: ClassVar[bool] = True  # tests switch it off for stable snapshots
-    strict: ClassVar[bool] = False  # tests: a display error raises instead of being notified
-    warm_up: ClassVar[bool] = True  # compose all six screens at start-up
 
-    def __init__(self, backend: Backend, *, title_suffix: str = "", refresh_seconds: float = 0.5) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        title_suffix: str = "",
+        refresh_seconds: float = 0.5,
+        harness: Harness | None = None,
+    ) -> None:
         super().__init__()
         self.backend = backend
+        self.harness = harness or Harness()  # what tests and bench/ change (harness.py)
         self.refresh_seconds = refresh_seconds
         self.title = f"connex-tui{title_suffix}"
         self.events_screen: EventsScreen | None = None
@@ -181,7 +187,7 @@ class ConnexApp(App[None], inherit_bindings=False):
         self._unsubscribe = self.backend.subscribe(self._engine_event)
         self.set_interval(self.refresh_seconds, self._tick, name="refresh")
         self._tick()
-        if self.warm_up:
+        if self.harness.warm_up:
             self.call_after_refresh(self._warm_up)
 
     async def _warm_up(self) -> None:
@@ -205,11 +211,18 @@ class ConnexApp(App[None], inherit_bindings=False):
         finally:
             self._warming = False
             self._wanted_mode = None
-        # Everything built so far lives as long as the interface: move it out of the collector's
-        # way, or a full collection of it (100-250 ms) now and then stalls a screen switch.
+        self._freeze_start_up_objects()
+        self.warmed_up = True
+
+    @staticmethod
+    def _freeze_start_up_objects() -> None:
+        """A product measure, not a test hook: everything built so far lives as long as the
+        interface, so it is moved out of the collector's way. Otherwise a full collection walks it
+        (100-250 ms) now and then, stalling a screen switch and the Web Connector's call that waits
+        meanwhile (README "Performance": a full collection of the busy interface's objects holds the
+        endpoint; `bench.tui` reports `frozen_objects` and the collections inside each window)."""
         gc.collect()
         gc.freeze()
-        self.warmed_up = True
 
     async def on_unmount(self) -> None:
         if self._unsubscribe is not None:

@@ -36,7 +36,9 @@ async def settled(pilot: Any, mode: str | None = None) -> Any:
     app: ConnexApp = pilot.app
     await wait_for(
         pilot,
-        lambda: (mode is None or app.current_mode == mode) and app.screen.loads > 0 and app.screen.idle,
+        lambda: (mode is None or app.current_mode == mode)
+        and app.harness.counted(app.screen, "loads") > 0
+        and app.screen.idle,
         what=f"{mode or app.current_mode} loaded",
     )
     return app.screen
@@ -59,10 +61,11 @@ def cells(app: ConnexApp, key: str) -> list[str]:
 
 async def fresh_load(pilot: Any) -> None:
     """Wait for a read that started after now (the database changed under the screen)."""
-    screen = pilot.app.screen
-    before = screen.loads
+    app: ConnexApp = pilot.app
+    screen = app.screen
+    before = app.harness.counted(screen, "loads")
     screen.request_refresh()
-    await wait_for(pilot, lambda: screen.loads > before and screen.idle, what="a fresh load")
+    await wait_for(pilot, lambda: app.harness.counted(screen, "loads") > before and screen.idle, what="a fresh load")
 
 
 # ---------------------------------------------------------------------- screens, help, quit
@@ -242,10 +245,10 @@ async def test_sku_log_pages_with_the_cursor(seeded_path: Path, frozen_clock: An
     app = make_app(seeded_path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await go(pilot, "3", "sku_log")
-        assert table(app).row_count == 200 and screen.older_pages == 0
+        assert table(app).row_count == 200 and app.harness.counted(screen, "older_pages") == 0
         await pilot.press("G")  # to the last row: the next page is read
         await wait_for(pilot, lambda: table(app).row_count == LOG_LINES + 1, what="second page")
-        assert screen.older_pages == 1 and screen.exhausted
+        assert app.harness.counted(screen, "older_pages") == 1 and screen.exhausted
         ids = [int(key) for key in table(app).keys]
         assert ids == sorted(ids, reverse=True) and len(set(ids)) == len(ids)
 
@@ -256,7 +259,7 @@ async def test_new_log_lines_arrive_at_the_top(seeded_path: Path, frozen_clock: 
         await go(pilot, "3", "sku_log")
         await pilot.press("down", "down")
         selected = table(app).cursor_key
-        rebuilds = table(app).full_rebuilds
+        rebuilds = app.harness.counted(table(app), "full_rebuilds")
         async with db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO sku_log(at, sku, old_qty, new_qty, ok, reason) VALUES (?, 'NEW-1', '1', '2', 1, '')",
@@ -264,7 +267,7 @@ async def test_new_log_lines_arrive_at_the_top(seeded_path: Path, frozen_clock: 
             )
         await wait_for(pilot, lambda: cells(app, table(app).keys[0])[2] == "NEW-1", what="new line on top")
         assert table(app).cursor_key == selected  # the cursor stays on the line it was on
-        assert table(app).full_rebuilds == rebuilds
+        assert app.harness.counted(table(app), "full_rebuilds") == rebuilds
 
 
 # ---------------------------------------------------------------------- orders, tasks
