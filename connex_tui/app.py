@@ -23,6 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
+import structlog
 from textual.app import App, ScreenStackError, SystemCommand, UnknownModeError
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -62,6 +63,7 @@ SCREEN_CLASSES: dict[str, type[DataScreen]] = {
     "tasks": TasksScreen,
     "events": EventsScreen,
 }
+log = structlog.get_logger("connex.interface")
 NUDGE_SECONDS = 0.25  # engine events refresh the visible screen at most this often
 TOAST_CHARACTERS = 400  # a toast quoting a long store error is cut here (the detail view has it all)
 
@@ -150,6 +152,7 @@ class ConnexApp(App[None], inherit_bindings=False):
         self._last_nudge = 0.0
         self._nudge_pending = False
         self._status_busy = False
+        self._status_error: str | None = None
         self.warmed_up = False
         self._warming = False
         self._wanted_mode: str | None = None
@@ -255,10 +258,17 @@ class ConnexApp(App[None], inherit_bindings=False):
         self.run_worker(self._read_status(), group="status", exit_on_error=False)
 
     async def _read_status(self) -> None:
+        """The pause flag, every tick. A failed read leaves the flag as it was: the screens tell the
+        person about database trouble; the log says why the flag could not be read, once per error
+        (not every tick) until a read succeeds again."""
         try:
             self.paused = await self.backend.is_paused()
-        except Exception:  # the screens report database trouble
-            pass
+            self._status_error = None
+        except Exception as exc:
+            error = self.backend.redact(f"{type(exc).__name__}: {exc}")
+            if error != self._status_error:
+                self._status_error = error
+                log.warning("pause flag unreadable", error=error)
         finally:
             self._status_busy = False
 

@@ -4,6 +4,7 @@ logging kept off the screen."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import statistics
 import time
@@ -317,3 +318,28 @@ async def test_start_up_warm_up_keeps_a_screen_key_pressed_meanwhile(seeded_path
         await wait_for(pilot, lambda: app.warmed_up, what="warm-up")
         await settled(pilot, "sku_log")
         assert app.events_screen is not None  # every screen was composed, the last one included
+
+
+async def test_an_unreadable_pause_flag_is_logged_once(seeded_path: Path, db: Database, tmp_path: Path) -> None:
+    """The App's status read used to swallow its error: now the interface's log says why, once per
+    error rather than every tick, and the interface keeps running."""
+    from connex_tui.engine.logs import configure_logging
+
+    configure_logging(level="info", json=True)
+    app = make_app(seeded_path, refresh_seconds=0.1)
+    target = tmp_path / "tui.log"
+    try:
+        with logging_off_screen(app, target):
+            async with app.run_test(size=SIZE) as pilot:
+                await settled(pilot, "dashboard")
+                async with db.transaction() as conn:
+                    await conn.execute("DROP TABLE meta")  # where the pause flag lives
+                await wait_for(pilot, lambda: "pause flag unreadable" in target.read_text(), what="the log line")
+                await asyncio.sleep(0.5)  # five more ticks, five more failed reads
+                await pilot.pause()
+                assert app.is_running
+        lines = [json.loads(text) for text in target.read_text().splitlines() if "pause flag" in text]
+        assert len(lines) == 1 and lines[0]["level"] == "warning"
+        assert "no such table: meta" in lines[0]["error"]
+    finally:
+        structlog.reset_defaults()

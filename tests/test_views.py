@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -13,6 +15,7 @@ from connex_tui.engine.db import Database, utcnow
 from connex_tui.engine.event_log import EventRecorder, trim_events
 from connex_tui.engine.events import EventBus, OrderFailed, PendingQueued, SessionEnded
 from connex_tui.engine.items import queue_stock
+from connex_tui.engine.logs import configure_logging
 from connex_tui.engine.orders import OrderLine, StoreOrder, add_order
 
 
@@ -120,6 +123,29 @@ async def test_requeue_only_failed_orders(db: Database) -> None:
     assert await admin_commands.requeue_order(db, order_id)
     rows, _ = await views.orders_page(db)
     assert rows[0].qb_state == "new" and rows[0].error is None
+
+
+def test_a_failing_listener_is_logged_and_the_others_still_hear_the_event() -> None:
+    bus = EventBus()
+    heard: list[object] = []
+
+    def broken(event: object) -> None:
+        raise ValueError("listener bug with s3cret-token inside")
+
+    bus.subscribe(broken)
+    bus.subscribe(heard.append)
+    stream = io.StringIO()
+    configure_logging(level="info", secrets=["s3cret-token"], stream=stream)
+    try:
+        bus.emit(OrderFailed(1, "1001", "no such item"))
+    finally:
+        configure_logging(level="warning", json=False)
+    assert heard == [OrderFailed(1, "1001", "no such item")]  # the next listener was not skipped
+    [line] = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert line["event"] == "event listener failed" and line["level"] == "error"
+    assert line["listener"].endswith("test_a_failing_listener_is_logged_and_the_others_still_hear_the_event.<locals>.broken")
+    assert line["kind"] == "OrderFailed" and "ValueError: listener bug" in line["exception"]
+    assert "s3cret-token" not in stream.getvalue()  # the traceback goes through the secret redaction
 
 
 async def test_event_recorder_writes_described_events_and_tail_follows(db: Database) -> None:
