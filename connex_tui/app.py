@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, TextIO
@@ -89,7 +89,7 @@ class ConnexCommands(Provider):
             for binding in screen_class.BINDINGS:
                 if not isinstance(binding, Binding) or binding in FOCUS_BINDINGS or not binding.description:
                     continue
-                key = app.get_key_display(binding)
+                key = app.get_key_display(app.effective(binding))
                 found.append(
                     (
                         f"{screen_class.TITLE}: {binding.description}",
@@ -141,9 +141,12 @@ class ConnexApp(App[None], inherit_bindings=False):
         title_suffix: str = "",
         refresh_seconds: float = 0.5,
         harness: Harness | None = None,
+        keymap: Mapping[str, str] | None = None,
     ) -> None:
+        """`keymap`: binding id -> key string, already checked (`keymap.keymap_of(config)`)."""
         super().__init__()
         self.backend = backend
+        self.configured_keymap = dict(keymap or {})
         self.harness = harness or Harness()  # what tests and bench/ change (harness.py)
         self.refresh_seconds = refresh_seconds
         self.title = f"connex-tui{title_suffix}"
@@ -184,6 +187,8 @@ class ConnexApp(App[None], inherit_bindings=False):
     # ------------------------------------------------------------------ lifetime
 
     async def on_mount(self) -> None:
+        if self.configured_keymap:
+            self.set_keymap(self.configured_keymap)  # Textual applies it to every binding by id
         await self.backend.connect()
         if not self.is_headless and self.console.color_system in ("standard", "windows") and self.theme == "textual-dark":
             self.theme = "ansi-dark"  # 16 colours: use the terminal's own palette
@@ -334,6 +339,11 @@ class ConnexApp(App[None], inherit_bindings=False):
             severity="warning" if paused else "information",
         )
         self.refresh_visible()
+
+    def effective(self, binding: Binding) -> Binding:
+        """The binding with the key the keymap gives it (the first, if several)."""
+        keys = self._keymap.get(binding.id or "")
+        return binding.with_key(keys.split(",")[0], key_display=None) if keys else binding
 
     def action_show_keys(self) -> None:
         screen = self.screen

@@ -130,7 +130,9 @@ async def run_with_interface(config: Config, *, mouse: bool) -> None:
     from .engine.logfile import open_log_file
     from .engine.logs import configure_logging
     from .engine.runtime import Engine
+    from .keymap import keymap_of
 
+    keymap = keymap_of(config)  # a bad entry stops here, before anything starts
     log_path = log_file_for(config)
     with open_log_file(log_path, config.logging) as log_stream:
         # Every log line goes to the file, before, during and after the interface: none on screen.
@@ -138,7 +140,7 @@ async def run_with_interface(config: Config, *, mouse: bool) -> None:
         engine = Engine(config)
         await engine.start()
         try:
-            app = ConnexApp(Backend.attached(engine))
+            app = ConnexApp(Backend.attached(engine), keymap=keymap)
             await run_app(app, mouse=mouse, log_file=cast(TextIO, log_stream))  # borrowed, not closed
         finally:
             await engine.stop()
@@ -148,14 +150,16 @@ async def run_monitor(config: Config, *, mouse: bool) -> int:
     """The interface on an engine's database; commands go through the database."""
     from .app import ConnexApp, run_app
     from .backend import Backend
+    from .keymap import keymap_of
 
+    keymap = keymap_of(config)
     if not config.database.path.exists():
         print(f"connex-tui: no database at {config.database.path}: is the engine running with this --config?",
               file=sys.stderr)
         return 2
     backend = await Backend.open(config.database.path, secrets=config.secrets())
     try:
-        app = ConnexApp(backend, title_suffix="monitor")
+        app = ConnexApp(backend, title_suffix="monitor", keymap=keymap)
         await run_app(app, mouse=mouse)
     finally:
         await backend.close()

@@ -7,11 +7,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.command import CommandPalette
 from textual.widgets import Input, OptionList
 
-from connex_tui.app import SCREEN_CLASSES, ConnexApp
+from connex_tui.app import SCREEN_CLASSES, ConnexApp, ConnexCommands
+from connex_tui.engine.config import ConfigError
 from connex_tui.engine.db import Database
+from connex_tui.keymap import check_keymap
 from connex_tui.screens.dialogs import ConfirmDialog, DetailDialog, KeysDialog
 from connex_tui.widgets.diff_table import DiffTable
 from connex_tui.widgets.fmt import plain
@@ -420,3 +423,53 @@ async def test_secrets_never_appear(seeded_path: Path, frozen_clock: Any) -> Non
         await wait_for(pilot, lambda: isinstance(app.screen, DetailDialog))
         assert LEAKED_KEY not in screen_text(app)
         assert "consumer_key=***" in screen_text(app)
+
+
+# ---------------------------------------------------------------------- [interface] keymap
+
+
+async def test_a_remapped_key_runs_the_action_and_the_old_one_does_not(
+    seeded_path: Path, frozen_clock: Any, db: Database
+) -> None:
+    app = make_app(seeded_path, keymap=check_keymap([("pending.retry", "t"), ("screen.pending", "f2")]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot, "dashboard")
+        await go(pilot, "f2", "pending")  # the screen key comes from the keymap too
+        sku = table(app).cursor_key
+        assert sku == FAILED_SKUS[0]
+        await pilot.press("r")  # no longer retry
+        await fresh_load(pilot)
+        assert (await db.fetchone("SELECT state FROM pending WHERE sku = ?", (sku,)))["state"] == "failed"
+        await pilot.press("t")
+        await fresh_load(pilot)
+        row = await db.fetchone("SELECT state, attempts FROM pending WHERE sku = ?", (sku,))
+        assert (row["state"], row["attempts"]) == ("pending", 0)
+
+
+async def test_the_keys_screen_and_the_palette_show_the_remapped_key(seeded_path: Path, frozen_clock: Any) -> None:
+    app = make_app(seeded_path, keymap=check_keymap([("pending.retry", "t")]))
+    async with app.run_test(size=SIZE) as pilot:
+        await go(pilot, "2", "pending")
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, KeysDialog))
+        dialog = app.screen
+        assert isinstance(dialog, KeysDialog)
+        shown = {description: keys for _heading, rows in dialog.groups for keys, description, _ in rows}
+        assert shown["Retry"] == "t" and shown["Retry all failed"] == "R"  # the others keep theirs
+        assert "t  Retry" in screen_text(app)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, KeysDialog))
+        entries = {title: help_text for title, help_text, _ in ConnexCommands(app.screen).entries()}
+        assert "(key t on Pending)" in entries["Pending: Retry"]
+
+
+def test_a_bad_keymap_entry_is_a_config_error_naming_it() -> None:
+    with pytest.raises(ConfigError) as unknown:
+        check_keymap([("pending.retyr", "t")], label="shop.toml")
+    assert str(unknown.value) == (
+        "shop.toml: [interface] keymap.pending.retyr: unknown binding id (did you mean 'pending.retry'?)"
+    )
+    with pytest.raises(ConfigError) as name:
+        check_keymap([("pending.retry", "ctrl+enterr")], label="shop.toml")
+    assert str(name.value).startswith("shop.toml: [interface] keymap.pending.retry: malformed key 'ctrl+enterr'")
+    assert "'enter'" in str(name.value)
