@@ -340,7 +340,7 @@ async def test_p_pauses_and_resumes(seeded_path: Path, frozen_clock: Any, db: Da
         await pilot.press("p")
         await wait_for(pilot, lambda: app.paused is False)
         assert await db.get_meta("inventory.paused") == "0"
-        # Resuming nudges the inventory task (commands.set_paused): it runs now.
+        # Resuming nudges the inventory task (admin_commands.set_paused): it runs now.
         next_run = await db.fetchval("SELECT next_run FROM tasks WHERE name = 'inventory'")
         assert datetime.fromisoformat(next_run).timestamp() >= resumed.timestamp() - 1
 
