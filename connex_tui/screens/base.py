@@ -9,7 +9,7 @@ read is in flight per screen: requests that arrive meanwhile are folded into one
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from textual import on
@@ -17,11 +17,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, Label
 
 from ..engine.views import PAGE
 
-from ..widgets.diff_table import DiffTable
+from ..widgets.diff_table import Column, DiffTable
 from ..widgets.footer import ConnexFooter
 from ..widgets.status_bar import StatusBar
 from .messages import Loaded
@@ -169,19 +169,35 @@ class DataScreen(Screen[None], inherit_bindings=False):
 class TableScreen(DataScreen, Generic[RowT]):
     """A screen around one `DiffTable` whose rows (`self.rows`) are keyed as in the table.
 
-    Shared here: the selected row, reading more as the cursor comes within `NEAR_END` rows of the
-    end, and enter (or a click) opening the selected row's detail (`action_detail`). By default
+    Shared here: the layout (a summary line, the table of `COLUMNS`, and with `FILTER` a SKU filter
+    box, hidden until asked for), the selected row, reading more as the cursor comes within
+    `NEAR_END` rows of the end, and enter (or a click) opening the selected row's detail
+    (`action_detail`). By default
     more means `PAGE` more rows at the next refresh (`limit`), while fewer than `total` are shown;
     a screen that pages otherwise (the SKU log reads older keyset pages) overrides `load_more`.
     """
 
     NEAR_END: ClassVar[int] = 20  # rows from the end at which the next page is read
+    COLUMNS: ClassVar[Sequence[Column]] = ()
+    TABLE_ID: ClassVar[str] = ""
+    FILTER: ClassVar[bool] = False  # a SKU filter box under the table
 
     def __init__(self) -> None:
         super().__init__()
         self.rows: dict[str, RowT] = {}
         self.limit = PAGE
         self.total = 0
+
+    def compose_body(self) -> Iterable[Widget]:
+        yield Label("", id="summary", classes="summary")
+        yield DiffTable(self.COLUMNS, id=self.TABLE_ID)
+        if self.FILTER:
+            yield Input(placeholder="filter by SKU (enter: done, escape: clear)", id="filter", compact=True)
+
+    def on_mount(self) -> None:
+        if self.FILTER:
+            self.query_one("#filter", Input).display = False
+        self.query_one(DiffTable).focus()
 
     @property
     def selected(self) -> RowT | None:

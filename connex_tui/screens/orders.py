@@ -3,12 +3,10 @@ failed with the reason); `r` puts a failed order back to `new`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from textual.binding import Binding
 from textual.content import Content
-from textual.widget import Widget
 from textual.widgets import Label
 
 from ..engine.views import OrderRow
@@ -43,28 +41,20 @@ class OrdersScreen(TableScreen[OrderRow]):
         Binding("r", "requeue", "Re-queue", tooltip="Send the failed order to QuickBooks again", id="orders.requeue"),
         Binding("enter", "detail", "Detail", tooltip="Everything about the selected order", id="orders.detail"),
     ]
+    COLUMNS = [
+        Column("number", "Order", 10),
+        Column("kind", "Kind", 7),
+        Column("status", "Store", 10),
+        Column("qb", "QuickBooks", 10),
+        Column("txn", "TxnID / Ref", 15),
+        Column("updated", "Updated", 10),
+        Column("error", "Reason"),
+    ]
+    TABLE_ID = "orders-table"
 
     def __init__(self) -> None:
         super().__init__()
         self.failed = 0
-
-    def compose_body(self) -> Iterable[Widget]:
-        yield Label("", id="summary", classes="summary")
-        yield DiffTable(
-            [
-                Column("number", "Order", 10),
-                Column("kind", "Kind", 7),
-                Column("status", "Store", 10),
-                Column("qb", "QuickBooks", 10),
-                Column("txn", "TxnID / Ref", 15),
-                Column("updated", "Updated", 10),
-                Column("error", "Reason"),
-            ],
-            id="orders-table",
-        )
-
-    def on_mount(self) -> None:
-        self.query_one(DiffTable).focus()
 
     def params(self) -> int:
         return self.limit

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from textual import on
 from textual.binding import Binding
 from textual.content import Content
-from textual.widget import Widget
 from textual.widgets import Input, Label
 
 from ..backend import PAGE
@@ -41,30 +39,21 @@ class PendingScreen(TableScreen[PendingRow]):
         Binding("enter", "detail", "Detail", tooltip="Everything about the selected SKU", id="pending.detail"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="pending.clear_filter"),
     ]
+    COLUMNS = [
+        Column("sku", "SKU", 18),
+        Column("qty", "Qty", 6),
+        Column("state", "State", 7),
+        Column("attempts", "Tries", 5),
+        Column("next", "Next try", 10),
+        Column("error", "Last error"),
+    ]
+    TABLE_ID = "pending-table"
+    FILTER = True
 
     def __init__(self) -> None:
         super().__init__()
         self.sku_filter = ""
         self.failed = 0
-
-    def compose_body(self) -> Iterable[Widget]:
-        yield Label("", id="summary", classes="summary")
-        yield DiffTable(
-            [
-                Column("sku", "SKU", 18),
-                Column("qty", "Qty", 6),
-                Column("state", "State", 7),
-                Column("attempts", "Tries", 5),
-                Column("next", "Next try", 10),
-                Column("error", "Last error"),
-            ],
-            id="pending-table",
-        )
-        yield Input(placeholder="filter by SKU (enter: done, escape: clear)", id="filter", compact=True)
-
-    def on_mount(self) -> None:
-        self.query_one("#filter", Input).display = False
-        self.query_one(DiffTable).focus()
 
     # ------------------------------------------------------------------ data
 

@@ -8,14 +8,12 @@ page to open.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from textual import on
 from textual.binding import Binding
 from textual.content import Content
 from textual.message import Message
-from textual.widget import Widget
 from textual.widgets import Input, Label
 
 from ..backend import PAGE
@@ -46,6 +44,17 @@ class SkuLogScreen(TableScreen[LogRow]):
         Binding("enter", "detail", "Detail", tooltip="The whole line, reason untruncated", id="log.detail"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="log.clear_filter"),
     ]
+    COLUMNS = [
+        Column("id", "#", 7),
+        Column("at", "Time", 11),
+        Column("sku", "SKU", 18),
+        Column("old", "Before", 6),
+        Column("new", "After", 6),
+        Column("ok", "Result", 6),
+        Column("reason", "Reason"),
+    ]
+    TABLE_ID = "log-table"
+    FILTER = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -56,26 +65,6 @@ class SkuLogScreen(TableScreen[LogRow]):
         self.exhausted = False
         self._shown_for: tuple[bool, str] | None = None
         self._paging = False
-
-    def compose_body(self) -> Iterable[Widget]:
-        yield Label("", id="summary", classes="summary")
-        yield DiffTable(
-            [
-                Column("id", "#", 7),
-                Column("at", "Time", 11),
-                Column("sku", "SKU", 18),
-                Column("old", "Before", 6),
-                Column("new", "After", 6),
-                Column("ok", "Result", 6),
-                Column("reason", "Reason"),
-            ],
-            id="log-table",
-        )
-        yield Input(placeholder="filter by SKU (enter: done, escape: clear)", id="filter", compact=True)
-
-    def on_mount(self) -> None:
-        self.query_one("#filter", Input).display = False
-        self.query_one(DiffTable).focus()
 
     # ------------------------------------------------------------------ data
 
