@@ -92,6 +92,12 @@ async def run_headless(config: Config) -> None:
     from .engine.logs import configure_logging
 
     log_file = open_log_file(config.logging.file, config.logging) if config.logging.file else None
+    if config.logging.file:
+        from .engine.private_files import wider_than_private
+
+        warning = wider_than_private(config.logging.file)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
     configure_logging(level=config.logging.level, secrets=config.secrets(), stream=log_file)
     try:
         await _serve_until_stopped(config)
@@ -129,12 +135,16 @@ async def run_with_interface(config: Config, *, mouse: bool) -> None:
     from .backend import Backend
     from .engine.logfile import open_log_file
     from .engine.logs import configure_logging
+    from .engine.private_files import wider_than_private
     from .engine.runtime import Engine
     from .keymap import keymap_of
 
     keymap = keymap_of(config)  # a bad entry stops here, before anything starts
     log_path = log_file_for(config)
-    with open_log_file(log_path, config.logging) as log_stream:
+    warning = wider_than_private(log_path)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    with open_log_file(log_path, config.logging) as log_stream:  # created 0600
         # Every log line goes to the file, before, during and after the interface: none on screen.
         configure_logging(level=config.logging.level, secrets=config.secrets(), stream=log_stream)
         engine = Engine(config)

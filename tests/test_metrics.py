@@ -146,7 +146,7 @@ async def test_failed_logins_show_as_locked_addresses(world, http: aiohttp.Clien
     engine, _, _ = world
     assert engine.sessions is not None
     for _ in range(engine.sessions.auth_throttle.max_failures):
-        engine.sessions.auth_throttle.failed("192.0.2.7")
+        engine.sessions.auth_throttle.failed("qbwc", "192.0.2.7")
     m = parse((await scrape(http, engine))[1])
     assert m["connex_qbwc_login_locked_addresses"] == 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -93,44 +94,109 @@ def test_qwc_command_refuses_an_http_public_url(tmp_path: Path) -> None:
     assert result.returncode == 2 and "only accepts https" in result.stderr and result.stdout == ""
 
 
-def test_auth_throttle_locks_doubles_expires_and_forgets_on_success() -> None:
+def test_auth_throttle_slows_wrong_answers_per_user_and_address() -> None:
     now = [0.0]
-    throttle = AuthThrottle(max_failures=3, window=60, base_lock=30, max_lock=100, clock=lambda: now[0])
-    assert [throttle.failed("a") for _ in range(3)] == [0, 0, 30]
-    assert throttle.locked_for("a") == 30 and throttle.locked_for("b") == 0
+    throttle = AuthThrottle(max_failures=3, window=60, base_lock=30, max_lock=100, delay=1.5, clock=lambda: now[0])
+    assert [throttle.failed("qbwc", "a") for _ in range(3)] == [0, 0, 1.5]
+    assert throttle.locked_for("qbwc", "a") == 30
+    assert throttle.locked_for("qbwc", "b") == 0 and throttle.locked_for("other", "a") == 0  # per pair
+    assert throttle.failed("qbwc", "a") == 1.5  # held back while slowed down
     now[0] = 31
-    assert throttle.locked_for("a") == 0
-    assert [throttle.failed("a") for _ in range(3)][-1] == 60  # the second lockout doubles
+    assert throttle.locked_for("qbwc", "a") == 0
+    assert [throttle.failed("qbwc", "a") for _ in range(3)] == [0, 0, 1.5]
+    assert throttle.locked_for("qbwc", "a") == 60  # the second lockout doubles
     now[0] = 200
-    assert [throttle.failed("a") for _ in range(3)][-1] == 100  # capped
-    throttle.succeeded("a")
-    now[0] = 400
-    assert [throttle.failed("a") for _ in range(3)][-1] == 30
+    [throttle.failed("qbwc", "a") for _ in range(3)]
+    assert throttle.locked_for("qbwc", "a") == 100  # capped
+    throttle.succeeded("qbwc", "a")
+    assert throttle.locked_for("qbwc", "a") == 0
     # Failures spread over more than the window do not add up.
     for step in range(10):
         now[0] = 1000 + step * 61
-        assert throttle.failed("slow") == 0
+        assert throttle.failed("qbwc", "slow") == 0
+    # A huge user name is one key, not a new one per byte.
+    assert throttle._key("u" * 10**6, "a") == throttle._key("u" * 10**6 + "x", "a")
 
 
-async def test_password_guessing_is_refused_per_address_and_not_logged(engine: Engine) -> None:
+async def _authenticate(http: aiohttp.ClientSession, url: str, password: str, headers: dict[str, str] | None = None,
+                        ) -> str:
+    async with http.post(url, data=AUTH.format(password), headers=headers) as resp:
+        body = await resp.read()
+    return "nvu" if b"<string>nvu</string>" in body else "ticket"
+
+
+async def test_the_right_password_gets_in_after_100_wrong_ones_from_the_same_address(engine: Engine) -> None:
+    assert engine.sessions is not None
+    engine.sessions.auth_throttle = AuthThrottle(delay=0.2)  # the default 1 s; shorter to keep the test quick
     stream = io.StringIO()
     configure_logging(level="info", secrets=[PASSWORD], stream=stream)
+    guesses = [f"guess-{n}" for n in range(100)]
     try:
-        async with aiohttp.ClientSession() as http:
-            answers = []
-            for guess in ["a", "b", "c", "d", "e", PASSWORD]:
-                async with http.post(engine.url, data=AUTH.format(guess)) as resp:
-                    answers.append("nvu" if b"<string>nvu</string>" in await resp.read() else "ok")
+        connector = aiohttp.TCPConnector(limit=20)  # under the endpoint's per-address cap
+        async with aiohttp.ClientSession(connector=connector) as http:
+            wrong = await asyncio.gather(*(_authenticate(http, engine.url, g) for g in guesses))
+            right = await _authenticate(http, engine.url, PASSWORD)
     finally:
         configure_logging(level="warning", json=False)
-    assert answers == ["nvu"] * 6  # the right password too, once the address is locked
-    events = [json.loads(line)["event"] for line in stream.getvalue().splitlines()]
-    assert events.count("qbwc_auth_failed") == 5 and "qbwc_auth_refused" in events
-    for guess in ["a", "b", "c", "d", "e"]:
-        assert f"<strPassword>{guess}" not in stream.getvalue()
+    assert wrong == ["nvu"] * 100 and right == "ticket"
+    assert engine.sessions.auth_throttle.locked_for("qbwc", "127.0.0.1") == 0  # the success cleared it
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    held = [e for e in events if e["event"] == "qbwc_auth_failed" and e["held_seconds"]]
+    assert len(held) >= 90  # all but the first few wrong answers were slowed down
+    for guess in guesses:
+        assert f">{guess}<" not in stream.getvalue()
     assert PASSWORD not in stream.getvalue()
-    # Another address is not affected.
-    assert (await engine.sessions.authenticate("qbwc", PASSWORD, "192.0.2.7"))[1] in ("", "none")
+
+
+async def test_forwarded_address_is_used_only_from_a_trusted_proxy(engine_factory, tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    plain = await engine_factory(make_config(tmp_path / "a"))
+    proxied = await engine_factory(make_config(tmp_path / "b", qbwc={"trusted_proxies": ["127.0.0.1", "10.0.0.0/8"]}))
+    forwarded = {"X-Forwarded-For": "198.51.100.23, 203.0.113.9, 10.1.2.3"}
+    async with aiohttp.ClientSession() as http:
+        for engine in (plain, proxied):
+            for _ in range(5):
+                assert await _authenticate(http, engine.url, "wrong", forwarded) == "nvu"
+            assert await _authenticate(http, engine.url, PASSWORD, forwarded) == "ticket"
+    # Without trusted_proxies the header is the client's to write: ignored.
+    assert plain.sessions.auth_throttle.locked_for("qbwc", "127.0.0.1") == 0
+    clients = await plain.db.fetchall("SELECT client FROM qbwc_sessions")
+    assert [row[0] for row in clients] == ["127.0.0.1"]
+    # Behind the trusted proxy: the rightmost address that is not a proxy (10.1.2.3 is one).
+    clients = await proxied.db.fetchall("SELECT client FROM qbwc_sessions")
+    assert [row[0] for row in clients] == ["203.0.113.9"]
+    # Failures from one client behind the proxy do not slow down another.
+    async with aiohttp.ClientSession() as http:
+        for _ in range(6):
+            await _authenticate(http, proxied.url, "wrong", {"X-Forwarded-For": "198.51.100.99"})
+    assert proxied.sessions.auth_throttle.locked_for("qbwc", "198.51.100.99") > 0
+    assert proxied.sessions.auth_throttle.locked_for("qbwc", "203.0.113.9") == 0
+
+
+@pytest.mark.parametrize("value, words", [
+    (["proxy.example.com"], "'proxy.example.com' is not an IP address or network"),
+    ("127.0.0.1", "expected an array of IP addresses or networks"),
+    ([8080], "8080 is not an IP address or network"),
+])
+def test_trusted_proxies_must_be_addresses(tmp_path: Path, value, words: str) -> None:
+    from connex_tui.engine.config import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        make_config(tmp_path, qbwc={"trusted_proxies": value})
+    assert "[qbwc] trusted_proxies" in str(caught.value) and words in str(caught.value)
+
+
+async def test_the_wsdl_address_never_comes_from_the_host_header(engine_factory, tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    local = await engine_factory(make_config(tmp_path / "a"))
+    public = await engine_factory(make_config(tmp_path / "b", qbwc={"public_url": "https://sync.example.com/qbwc"}))
+    async with aiohttp.ClientSession() as http:
+        for engine, address in ((local, local.url), (public, "https://sync.example.com/qbwc")):
+            async with http.get(engine.url + "?wsdl", headers={"Host": "evil.example:666"}) as resp:
+                wsdl = (await resp.read()).decode()
+            assert f'location="{address}"' in wsdl and "evil.example" not in wsdl
 
 
 async def test_store_certificates_are_verified_and_a_ca_bundle_can_be_trusted(ca, server_cert, tmp_path) -> None:

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 
 from .catalog import REFRESHED_KEY
 from .db import Database, utcnow
+from .numbers import BadNumber, line_quantity
 
 PAUSE_KEY = "inventory.paused"
 
@@ -80,8 +81,16 @@ async def drop(db: Database, skus: Sequence[str]) -> int:
 
 
 async def requeue_order(db: Database, order_id: int) -> bool:
-    """A failed order goes back to `new`, to be posted at the next Web Connector session."""
+    """A failed order goes back to `new`, to be posted at the next Web Connector session; not one
+    whose lines hold a quantity that is no number (NaN, Infinity, a million units): it waits as
+    failed, with its reason, for a person to enter it by hand."""
     async with db.transaction() as conn:
+        async with conn.execute("SELECT quantity FROM order_lines WHERE order_id = ?", (order_id,)) as lines:
+            for (quantity,) in await lines.fetchall():
+                try:
+                    line_quantity(quantity, "quantity")
+                except BadNumber:
+                    return False
         cur = await conn.execute(
             "UPDATE orders SET qb_state = 'new', error = NULL, sent_session = NULL, updated_at = ?"
             " WHERE id = ? AND qb_state = 'failed'",

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..storefronts.base import CatalogEntry, Storefront
 from .db import Database, chunked, utcnow
+from .numbers import BadNumber, whole_number
 from .skus import SKU_COLUMN, ambiguity, mapped_store_skus
 from .skus_rule import matches, sku_key
 
@@ -41,20 +42,33 @@ class CatalogIndex:
             return await refresh_catalog(self.db, self.store)
 
 
+def _row(entry: Any, now: str) -> tuple[Any, ...] | None:
+    """The index row for one entry, its numbers checked at the engine's boundary: a stock that
+    is no count (Infinity, NaN, 10**30) the client let through fails that SKU only (pushes to it
+    fail with the reason), and the rest of the catalog is stored as usual."""
+    if not isinstance(entry, CatalogEntry) or not isinstance(entry.sku, str) or not entry.sku.strip():
+        return None
+    quantity, problem = None, str(entry.problem or "")
+    if entry.quantity is not None:
+        try:
+            quantity = whole_number(entry.quantity, f"the store's stock of {entry.sku[:80]}")
+        except BadNumber as exc:
+            problem = problem or f"{exc}: the store's answer for this SKU is unusable"
+    parent = None if entry.parent_id is None else str(entry.parent_id)
+    return (sku_key(entry.sku), entry.sku, str(entry.item_id), parent, quantity, 1 if entry.managed else 0, problem, now)
+
+
 async def refresh_catalog(db: Database, store: Storefront) -> int:
     """Replace the index with what the store lists now (one transaction); returns the SKU count."""
     entries = await store.catalog()
     now = utcnow()
+    rows = [row for row in (_row(e, now) for e in entries) if row is not None]
     async with db.transaction() as conn:
         await conn.execute("DELETE FROM catalog")
         await conn.executemany(
             "INSERT INTO catalog(sku_key, sku, item_id, parent_id, quantity, managed, problem, refreshed_at)"
             " VALUES (?,?,?,?,?,?,?,?)",
-            [
-                (sku_key(e.sku), e.sku, e.item_id, e.parent_id, e.quantity, 1 if e.managed else 0, e.problem, now)
-                for e in entries
-                if e.sku.strip()
-            ],
+            rows,
         )
         await db.set_meta(conn, REFRESHED_KEY, now)
     return len(entries)

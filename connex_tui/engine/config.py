@@ -17,6 +17,7 @@ import dataclasses
 import difflib
 import enum
 import hmac
+import ipaddress
 import json
 import os
 import secrets as _secrets
@@ -98,6 +99,7 @@ class Kind(enum.Enum):
     PATH = "path"
     SECRET = "secret"
     KEYMAP = "keymap"
+    NETWORKS = "networks"
 
 
 class _Required:
@@ -215,6 +217,17 @@ class QBWCConfig:
         starter="https://connex.example.com/qbwc",
         commented=True,
     )
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = setting(
+        Kind.NETWORKS,
+        (),
+        "reverse proxies (addresses or networks) whose X-Forwarded-For names the client",
+        starter=["127.0.0.1"],
+        commented=True,
+    )
+    max_connections: int = setting(
+        Kind.INT, 256, "open connections the endpoint holds at most (keep below the open-files limit)",
+        lo=8, hi=100_000,
+    )
     read_min_interval_seconds: int = setting(
         Kind.INT, 60, "with no orders waiting, skip item reads newer than this", lo=0
     )
@@ -327,6 +340,9 @@ class OrdersConfig:
         Kind.STRINGS,
         ("processing", "completed", "paid", "partially_refunded"),
         "store order statuses that are imported (WooCommerce status, Shopify financial status)",
+    )
+    raw_retention_days: int = setting(
+        Kind.INT, 30, "days a store order's own data (trimmed, no addresses) is kept before it is dropped", lo=1
     )
 
 
@@ -471,6 +487,7 @@ _EXPECTED: dict[Kind, Callable[[Spec], str]] = {
     Kind.PATH: lambda spec: "a file path (a non-empty string)",
     Kind.SECRET: lambda spec: "a non-empty string",
     Kind.KEYMAP: lambda spec: 'a table of binding id = key string, such as { "pending.retry" = "t" }',
+    Kind.NETWORKS: lambda spec: 'an array of IP addresses or networks, such as ["127.0.0.1", "10.0.0.0/8"]',
 }
 
 
@@ -510,7 +527,8 @@ class _Ctx:
 
 
 class _Bad(Exception):
-    """A value that does not fit its spec; the caller words the message."""
+    """A value that does not fit its spec; the caller words the message (an argument, when
+    given, says which part was wrong)."""
 
 
 def _to_int(spec: Spec, value: Any, ctx: _Ctx) -> int:
@@ -548,6 +566,18 @@ def _to_path(spec: Spec, value: Any, ctx: _Ctx) -> Path:
         raise _Bad
     path = Path(value).expanduser()
     return path if path.is_absolute() else ctx.base / path
+
+
+def _to_networks(spec: Spec, value: Any, ctx: _Ctx) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    if not isinstance(value, list):
+        raise _Bad
+    networks = []
+    for item in value:
+        try:
+            networks.append(ipaddress.ip_network(item.strip(), strict=False))
+        except (AttributeError, TypeError, ValueError):
+            raise _Bad(f"{describe(item)} is not an IP address or network") from None
+    return tuple(networks)
 
 
 def _to_secret(spec: Spec, value: Any, ctx: _Ctx) -> Secret:
@@ -591,15 +621,17 @@ _CONVERT: dict[Kind, Callable[[Spec, Any, _Ctx], Any]] = {
     Kind.PATH: _to_path,
     Kind.SECRET: _to_secret,
     Kind.KEYMAP: _to_keymap,
+    Kind.NETWORKS: _to_networks,
 }
 
 
 def _convert(section: str, key: str, spec: Spec, value: Any, ctx: _Ctx) -> Any:
     try:
         return _CONVERT[spec.kind](spec, value, ctx)
-    except _Bad:
-        got = describe(value, secret=spec.secret)
-        raise ctx.error(section, key, f"expected {spec.expected()}, got {got}") from None
+    except _Bad as bad:
+        got = bad.args[0] if bad.args else f"got {describe(value, secret=spec.secret)}"
+        raise ctx.error(section, key, f"expected {spec.expected()}; {got}" if bad.args else
+                        f"expected {spec.expected()}, {got}") from None
 
 
 def _from_env(section: str, key: str, table: Mapping[str, Any], ctx: _Ctx) -> Secret:

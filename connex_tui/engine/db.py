@@ -16,6 +16,7 @@ from typing import Any
 
 import aiosqlite
 
+from .private_files import create_private, database_warnings
 from .schema import MIGRATIONS
 from .skus_rule import sql_sku_key
 
@@ -32,14 +33,17 @@ class Database:
         self.conn = conn
         self.path = path
         self._write_lock = asyncio.Lock()
+        self.permission_warnings: list[str] = []  # files others can read; the engine logs them
 
     @classmethod
     async def open(cls, path: Path | str) -> Database:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(path)  # before SQLite: its -wal/-shm/-journal files take this file's mode
         conn = await aiosqlite.connect(str(path), isolation_level=None)
         conn.row_factory = aiosqlite.Row
         db = cls(conn, path)
+        db.permission_warnings = database_warnings(path)
         await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute("PRAGMA synchronous = NORMAL")

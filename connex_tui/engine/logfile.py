@@ -11,7 +11,9 @@ Two ways, chosen by `[logging] rotate`:
   logrotate already owns every log's policy (no `copytruncate` needed). POSIX only, as the stdlib
   documentation says of WatchedFileHandler.
 
-Writes are line-buffered into whole records, so a rotation never splits a JSON line.
+Writes are line-buffered into whole records, so a rotation never splits a JSON line. Every file
+the handlers open (the first, and each new one after a rotation) is created readable by its owner
+only (0600): the log names orders, SKUs and client addresses.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import logging.handlers
 from pathlib import Path
 
 from .config import LoggingConfig
+from .private_files import create_private
 
 MEGABYTE = 1024 * 1024
 
@@ -60,14 +63,26 @@ class LogFile:
         self.close()
 
 
+class _PrivateRotating(logging.handlers.RotatingFileHandler):
+    def _open(self):  # type: ignore[no-untyped-def]  # typeshed: a TextIOWrapper
+        create_private(Path(self.baseFilename))  # a new file after a rollover, too
+        return super()._open()
+
+
+class _PrivateWatched(logging.handlers.WatchedFileHandler):
+    def _open(self):  # type: ignore[no-untyped-def]
+        create_private(Path(self.baseFilename))  # the file logrotate's move left us to create
+        return super()._open()
+
+
 def open_log_file(path: Path, config: LoggingConfig) -> LogFile:
     """The log file at `path`, rotated as `config` says; its folder is created."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handler: logging.FileHandler
     if config.rotate == "external":
-        handler = logging.handlers.WatchedFileHandler(path, encoding="utf-8")
+        handler = _PrivateWatched(path, encoding="utf-8")
     else:
-        handler = logging.handlers.RotatingFileHandler(
+        handler = _PrivateRotating(
             path, maxBytes=config.max_megabytes * MEGABYTE, backupCount=config.backups, encoding="utf-8"
         )
     return LogFile(handler)

@@ -141,7 +141,7 @@ class MetricsSource:
         families += self._store_metrics()
         if self.auth_throttle is not None:
             locked = MetricFamily(
-                "qbwc_login_locked_addresses", "gauge", "Addresses locked out after repeated failed logins"
+                "qbwc_login_locked_addresses", "gauge", "User and address pairs whose wrong logins are slowed down"
             )
             locked.add(self.auth_throttle.locked_addresses())
             families.append(locked)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import aiosqlite
@@ -35,6 +36,64 @@ class StoreOrder:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
+# What is kept of a store order's own document: its identity, dates, status, money and lines; no
+# names, emails, addresses, phone numbers, notes or IP addresses (the customer column keeps the
+# one name the interface shows). Nothing in the sync reads `raw`; it is there for a person
+# looking into one order, and the cleanup task empties it after [orders] raw_retention_days.
+RAW_KEYS = frozenset({
+    # WooCommerce REST v3 order (woocommerce/woocommerce: includes/rest-api/Controllers/Version3/
+    # class-wc-rest-orders-controller.php, get_item_schema) and its line_items/refunds.
+    "id", "parent_id", "number", "status", "currency", "date_created_gmt", "date_modified_gmt",
+    "date_paid_gmt", "date_completed_gmt", "total", "total_tax", "shipping_total", "discount_total",
+    "payment_method", "line_items", "refunds", "product_id", "variation_id", "sku", "name", "quantity",
+    "price", "subtotal",
+    # Shopify Admin GraphQL Order (as our client asks for it) and its line items.
+    "legacyResourceId", "createdAt", "updatedAt", "processedAt", "cancelledAt", "displayFinancialStatus",
+    "displayFulfillmentStatus", "currencyCode", "lineItems", "edges", "node", "nodes", "variant",
+    "currentQuantity", "totalPriceSet", "shopMoney", "amount", "originalUnitPriceSet",
+    "connex_truncated_refunds",
+    # A credit memo's own record of which refund it carries (order_import reads it back).
+    "refund_of", "refund_id",
+})
+RAW_MAX_CHARS = 65_536  # a bigger document is cut to its identity
+
+
+def kept_raw(raw: Any, depth: int = 0) -> Any:
+    """`raw` with only RAW_KEYS kept, at every level (a customer's address never has a kept key
+    under a dropped one)."""
+    if depth > 8:
+        return None
+    if isinstance(raw, dict):
+        return {k: kept_raw(v, depth + 1) for k, v in raw.items() if k in RAW_KEYS}
+    if isinstance(raw, list):
+        return [kept_raw(v, depth + 1) for v in raw[:500]]
+    if isinstance(raw, (str, int, float, bool)) or raw is None:
+        return raw[:500] if isinstance(raw, str) else raw
+    return str(raw)[:500]
+
+
+def _raw_text(raw: dict[str, Any]) -> str:
+    text = json.dumps(kept_raw(raw), default=str)
+    if len(text) > RAW_MAX_CHARS:
+        text = json.dumps({k: raw[k] for k in ("id", "number", "legacyResourceId") if isinstance(raw.get(k), (str, int))})
+    return text
+
+
+def _customer(name: str) -> str:
+    """The customer's name as shown in the interface; an email address (what some stores give
+    when there is no name) is not kept."""
+    return "" if "@" in name else name[:200]
+
+
+def _line_quantity(text: str) -> Decimal:
+    """A stored quantity; a bad one reads as NaN, which the qbXML builder refuses with a reason
+    (the order fails at its session instead of breaking the session's plan)."""
+    try:
+        return Decimal(text)
+    except (InvalidOperation, TypeError):
+        return Decimal("NaN")
+
+
 async def insert_order(conn: aiosqlite.Connection, order: StoreOrder, qb_kind: str) -> int | None:
     """Keep a new store order once; returns its row id, or None when it was already known."""
     now = utcnow()
@@ -46,10 +105,10 @@ async def insert_order(conn: aiosqlite.Connection, order: StoreOrder, qb_kind: s
             order.store_id,
             order.number,
             order.status,
-            order.customer,
+            _customer(order.customer),
             order.placed_at,
             order.modified_at,
-            json.dumps(order.raw),
+            _raw_text(order.raw),
             qb_kind,
             ref_number_for(order.number, order.store_id),
             now,
@@ -68,6 +127,18 @@ async def insert_order(conn: aiosqlite.Connection, order: StoreOrder, qb_kind: s
         ],
     )
     return order_id
+
+
+async def drop_raw_orders(db: Database, before: datetime) -> int:
+    """Forget the store's own data of orders imported before `before` (the cleanup task); the
+    order, its lines and its QuickBooks state stay. A credit memo's raw is only which refund it
+    carries (no private data, and the restock accounting reads it back): it stays."""
+    async with db.transaction() as conn:
+        cur = await conn.execute(
+            "UPDATE orders SET raw = '{}' WHERE raw != '{}' AND qb_kind != 'credit_memo' AND imported_at < ?",
+            (before.isoformat(timespec="milliseconds"),),
+        )
+        return cur.rowcount
 
 
 async def add_order(db: Database, order: StoreOrder, qb_kind: str = "sales_receipt") -> int | None:
@@ -116,8 +187,8 @@ async def txn_docs(db: Database, order_ids: Sequence[int], *, customer: str, mat
         by_order.setdefault(line["order_id"], []).append(
             TxnLine(
                 item=target.full_name,
-                quantity=Decimal(line["quantity"]),
-                rate=None if line["price"] is None else Decimal(line["price"]),
+                quantity=_line_quantity(line["quantity"]),
+                rate=None if line["price"] is None else _line_quantity(line["price"]),
                 desc=line["name"] or None,
             )
         )

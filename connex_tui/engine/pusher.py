@@ -13,8 +13,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from typing import Any
 
+import aiohttp
 import aiosqlite
 import structlog
 
@@ -24,10 +25,11 @@ from ..storefronts.base import (
     StockResult,
     StockUpdate,
     Storefront,
-    StoreUnavailable,
+    StorefrontError,
 )
 from .catalog import CatalogIndex, lookup
 from .db import Database, utcnow
+from .numbers import BadNumber, shown, stock_level, whole_number
 from .skus_rule import sku_key
 
 log = structlog.get_logger("connex.inventory")
@@ -62,11 +64,27 @@ def backoff_seconds(
     return (rng or random).uniform(ceiling / 2, ceiling)
 
 
-def _int_quantity(text: str) -> int:
+def _quantity(sku: str, text: str) -> int | StockResult:
+    """The whole units to send for a pending row, or the failure that keeps it from the store (a
+    QuickBooks quantity of NaN must not become a stock of 0)."""
     try:
-        return max(int(Decimal(text)), 0)  # stores count whole units; a fraction is rounded down
-    except (InvalidOperation, ValueError):
-        return 0
+        return stock_level(text, f"QuickBooks' quantity for {sku}")
+    except BadNumber as exc:
+        return StockResult(sku, ok=False, permanent=True, reason=f"{exc}; not sent to the store")
+
+
+def _checked(update: StockUpdate, result: Any) -> StockResult:
+    """A client's result for one update, with its numbers checked: a store that answers NaN or
+    Infinity for a SKU fails that SKU, with the value it sent, and nothing else."""
+    sku = update.sku
+    if not isinstance(result, StockResult) or result.sku != sku:
+        return StockResult(sku, ok=False, reason="the store gave no answer for this SKU")
+    try:
+        before = None if result.before is None else whole_number(result.before, f"the store's stock of {sku}")
+        after = None if result.after is None else whole_number(result.after, f"the store's new stock of {sku}")
+    except BadNumber as exc:
+        return StockResult(sku, ok=False, permanent=True, reason=f"{exc} in its answer to the update")
+    return StockResult(sku, result.ok, before, after, str(result.reason), bool(result.permanent))
 
 
 class InventoryPusher:
@@ -112,22 +130,43 @@ class InventoryPusher:
         outcome = PushOutcome(taken=len(rows))
         if not rows:
             return outcome
+        try:
+            if not await self._push_rows(rows, outcome):
+                return outcome
+        except Exception:
+            # Whatever went wrong (the catalog refresh failed, a bug), no row may stay in flight:
+            # nothing was recorded, so the rows are simply due again. (A cancelled push keeps
+            # them in flight on purpose: its request may still land; `recover` waits it out.)
+            await self._release([sku for sku, _ in rows])
+            raise
+        log.info("inventory_batch", taken=outcome.taken, pushed=outcome.pushed, failed=outcome.failed,
+                 retrying=outcome.retrying)
+        return outcome
+
+    async def _push_rows(self, rows: list[tuple[str, str]], outcome: PushOutcome) -> bool:
+        """Push the rows taken and record every outcome; False when the store was down (the rows
+        were put back to wait for it)."""
         entries = await self._entries([sku for sku, _ in rows])
-        updates = [StockUpdate(sku, _int_quantity(qty), e) for sku, qty in rows
-                   if isinstance(e := entries.get(sku), CatalogEntry)]
-        results = {sku: StockResult(sku, ok=False, permanent=True, reason=NOT_ON_STORE if e is None else e)
-                   for sku, _ in rows if not isinstance(e := entries.get(sku), CatalogEntry)}
+        results: dict[str, StockResult] = {}
+        updates: list[StockUpdate] = []
+        for sku, text in rows:
+            quantity = _quantity(sku, text)
+            entry = entries.get(sku)
+            if isinstance(quantity, StockResult):
+                results[sku] = quantity
+            elif not isinstance(entry, CatalogEntry):  # not on the store, or the reason it cannot be pushed to
+                results[sku] = StockResult(sku, ok=False, permanent=True, reason=NOT_ON_STORE if entry is None else entry)
+            else:
+                updates.append(StockUpdate(sku, quantity, entry))
         if updates:
             stock_results = await self._set_stock(updates)
             if all(not r.ok and not r.permanent for r in stock_results):
                 await self._store_down(rows, stock_results[0].reason, outcome)
-                return outcome
+                return False
             await self.db.set_meta_now(OUTAGE_KEY, "0")
             results.update({r.sku: r for r in stock_results})
         await self._record(rows, results, outcome)
-        log.info("inventory_batch", taken=outcome.taken, pushed=outcome.pushed, failed=outcome.failed,
-                 retrying=outcome.retrying)
-        return outcome
+        return True
 
     async def _take_due(self, at_least: int) -> list[tuple[str, str]]:
         now = utcnow()
@@ -161,14 +200,25 @@ class InventoryPusher:
         return entries
 
     async def _set_stock(self, updates: list[StockUpdate]) -> list[StockResult]:
+        """One result per update, in order, its numbers checked. A client that raises on the
+        answer (one item's NaN it could not parse) has the batch split in halves until the item
+        at fault is alone, and that item fails with the reason; stock sets are absolute, so
+        sending the others again is harmless."""
         try:
-            return await self.store.set_stock(updates)
-        except CredentialsError as exc:
-            # Nothing is wrong with these SKUs: put them back untouched and let the task stop.
-            await self._release([u.sku for u in updates])
-            raise exc
-        except StoreUnavailable as exc:
-            return [StockResult(u.sku, ok=False, reason=str(exc)) for u in updates]
+            answers = list(await self.store.set_stock(updates))
+        except CredentialsError:
+            raise  # nothing is wrong with these SKUs: push_once puts them back and the task stops
+        except (StorefrontError, OSError, aiohttp.ClientError) as exc:  # passing: the store, not the SKUs
+            return [StockResult(u.sku, ok=False, reason=str(exc) or type(exc).__name__) for u in updates]
+        except Exception as exc:  # noqa: BLE001 - the client choked on something in the store's answer
+            if len(updates) == 1:
+                sku = updates[0].sku
+                reason = f"the store's answer for {sku} could not be read ({type(exc).__name__}: {shown(str(exc))})"
+                log.warning("stock_answer_unreadable", sku=sku, error=repr(exc)[:300])
+                return [StockResult(sku, ok=False, permanent=True, reason=reason)]
+            half = len(updates) // 2
+            return await self._set_stock(updates[:half]) + await self._set_stock(updates[half:])
+        return [_checked(u, answers[i] if i < len(answers) else None) for i, u in enumerate(updates)]
 
     async def _store_down(self, rows: list[tuple[str, str]], reason: str, outcome: PushOutcome) -> None:
         """Every update in the batch failed for passing reasons: wait for the store, keep the SKUs'
@@ -215,7 +265,7 @@ class InventoryPusher:
         outcome.pushed += len(pushed)
         async with self.db.transaction() as conn:
             if pushed:
-                after = [(sku, r.after if r.after is not None else _int_quantity(quantity)) for sku, quantity, r in pushed]
+                after = [(sku, r.after if r.after is not None else _sent(sku, quantity)) for sku, quantity, r in pushed]
                 await conn.executemany(
                     "INSERT INTO sku_log(at, sku, old_qty, new_qty, ok, reason) VALUES (?,?,?,?,1,'')",
                     [(now, sku, _text(r.before), str(a)) for (sku, _, r), (_, a) in zip(pushed, after)],
@@ -262,6 +312,11 @@ class InventoryPusher:
                 " WHERE sku = ?",
                 (attempts, next_attempt, reason, now, sku),
             )
+
+
+def _sent(sku: str, text: str) -> int:
+    quantity = _quantity(sku, text)
+    return 0 if isinstance(quantity, StockResult) else quantity  # only pushed rows get here: valid
 
 
 def _text(value: int | None) -> str | None:

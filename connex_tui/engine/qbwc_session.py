@@ -13,6 +13,7 @@ transaction that advances the plan; the events of a call go out after its commit
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -100,18 +101,18 @@ class QBWCSessions:
 
     async def authenticate(self, username: str, password: str, client: str) -> list[str]:
         qbwc = self.config.qbwc
-        wait = self.auth_throttle.locked_for(client)
-        if wait:
-            log.warning("qbwc_auth_refused", client=client, reason="too many failed logins", seconds_left=round(wait))
-            return ["", "nvu"]
         # Both comparisons always run, in constant time, so timing tells nothing about which failed.
         user_ok = hmac.compare_digest(username.encode("utf-8"), qbwc.username.encode("utf-8"))
         pass_ok = hmac.compare_digest(password.encode("utf-8"), qbwc.password.reveal().encode("utf-8"))
         if not (user_ok & pass_ok):
-            lock = self.auth_throttle.failed(client)
-            log.warning("qbwc_auth_failed", client=client, username=username[:64], locked_seconds=lock)
+            # The right credentials are never refused (no lockout of the real Web Connector);
+            # wrong ones from a (user, address) that keeps failing are answered slowly.
+            hold = self.auth_throttle.failed(username, client)
+            log.warning("qbwc_auth_failed", client=client, username=username[:64], held_seconds=hold)
+            if hold:
+                await asyncio.sleep(hold)
             return ["", "nvu"]
-        self.auth_throttle.succeeded(client)
+        self.auth_throttle.succeeded(username, client)
         now = self.now()
         ticket = new_ticket()
         async with self.db.transaction() as conn:

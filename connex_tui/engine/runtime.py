@@ -14,7 +14,7 @@ import structlog
 from aiohttp import web
 
 from ..soap.qwc import app_url_for_qwc, new_guid, qwc_document
-from ..soap.server import CallObserver, make_app, start_endpoint
+from ..soap.server import CallObserver, EndpointLimits, make_app, start_endpoint
 from ..storefronts.base import Storefront
 from ..storefronts.factory import make_storefront
 from .config import Config
@@ -93,6 +93,8 @@ class Engine:
     async def start(self, *, serve: bool = True, sync: bool = True) -> None:
         """`serve`: the Web Connector endpoint; `sync`: the storefront tasks (when a store is set)."""
         self.db = await Database.open(self.config.database.path)
+        for warning in self.db.permission_warnings:
+            log.warning("file_permissions", problem=warning)
         self.sessions = QBWCSessions(self.db, self.config, self.bus)
         interrupted = await self.sessions.close_interrupted()
         if interrupted:
@@ -130,8 +132,11 @@ class Engine:
         app = make_app(
             self.sessions,
             path=q.path,
-            max_body_bytes=q.max_body_bytes,
+            limits=EndpointLimits(max_body_bytes=q.max_body_bytes, max_connections=q.max_connections),
             public_url=q.public_url,
+            wsdl_address=lambda: self.url,  # the configured host and the port bound
+            trusted_proxies=q.trusted_proxies,
+            ticket_ttl=q.ticket_idle_minutes * 60.0,
             observer=self.observer,
         )
         self._runner, self.port = await start_endpoint(app, q.host, q.port, self._ssl_context())

@@ -18,6 +18,7 @@ from .event_log import trim_events
 from .events import EventBus, PendingQueued, StockPushed
 from .items import SKU_COLUMN, queue_stock, store_quantities
 from .order_import import OrderImporter
+from .orders import drop_raw_orders
 from .pusher import InventoryPusher
 from .scheduler import TaskResult, TaskSpec
 from .skus import QBItemRef, sku_key
@@ -122,13 +123,16 @@ class SyncTasks:
         return TaskResult(f"{len(differences)} of {len(wanted)} SKUs differed and were queued")
 
     async def cleanup(self) -> TaskResult:
-        cutoff = datetime.now(timezone.utc) - timedelta(days=self.config.inventory.log_retention_days)
+        now = datetime.now(timezone.utc)
+        cutoff = now - timedelta(days=self.config.inventory.log_retention_days)
         async with self.db.transaction() as conn:
             cur = await conn.execute("DELETE FROM sku_log WHERE at < ?", (cutoff.isoformat(timespec="milliseconds"),))
         events = await trim_events(self.db)
+        raws = await drop_raw_orders(self.db, now - timedelta(days=self.config.orders.raw_retention_days))
         return TaskResult(
-            f"{cur.rowcount} SKU log lines older than {self.config.inventory.log_retention_days} days"
-            f" and {events} old events removed"
+            f"{cur.rowcount} SKU log lines older than {self.config.inventory.log_retention_days} days,"
+            f" {events} old events and the store data of {raws} orders older than"
+            f" {self.config.orders.raw_retention_days} days removed"
         )
 
 

@@ -1,16 +1,19 @@
 """Fault injection and request counting for the storefront emulators.
 
-Tests queue faults (latency, an HTTP status with an optional Retry-After, a dropped connection)
-for a route; each matching request consumes one. Every request is counted per route, so tests can
+Tests queue faults (latency, an HTTP status with an optional Retry-After, a dropped connection,
+or the real answer's JSON rewritten, e.g. a NaN where a number belongs, as a plugin or proxy on
+a real store can do) for a route; each matching request consumes one. Every request is counted per route, so tests can
 assert exactly how many calls the client made.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -24,6 +27,9 @@ class Fault:
     latency: float = 0.0  # seconds to wait before serving (or faulting)
     drop: bool = False  # close the connection without an answer
     body: bytes | None = None  # a body to send with `status` (default: the platform's error JSON)
+    # Serve the request, then send rewrite(its JSON) instead; Python's json writes NaN/Infinity
+    # as the bare tokens a non-conforming server would.
+    rewrite: Callable[[Any], Any] | None = None
     times: int = 1
 
 
@@ -72,6 +78,8 @@ def fault_middleware(
             if transport is not None:
                 transport.abort()
             raise asyncio.CancelledError  # aiohttp drops the request when the transport is gone
+        if fault.rewrite is not None:
+            return _rewritten(await handler(request), fault.rewrite)
         if fault.status is None:
             return await handler(request)
         headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
@@ -79,3 +87,15 @@ def fault_middleware(
         return web.Response(status=fault.status, body=body, headers=headers, content_type="application/json")
 
     return middleware
+
+
+def _rewritten(response: web.StreamResponse, rewrite: Callable[[Any], Any]) -> web.StreamResponse:
+    body = response.body if isinstance(response, web.Response) else None
+    if not isinstance(body, bytes):
+        return response
+    data = rewrite(json.loads(body))
+    answer = web.Response(status=response.status, body=json.dumps(data).encode(), content_type="application/json")
+    for name, value in response.headers.items():
+        if name.lower().startswith("x-"):  # pagination and cost headers stay
+            answer.headers[name] = value
+    return answer
