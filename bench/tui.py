@@ -765,6 +765,7 @@ async def hammer_window(client: ClientProcess, url: str, password: str, args: ar
 async def run_bench(args: argparse.Namespace, client: ClientProcess, folder: Path) -> dict[str, Any]:
     from connex_tui.app import ConnexApp
     from connex_tui.backend import Backend
+    from connex_tui.harness import Harness
 
     password = secrets.token_urlsafe(16)
     config = bench_config(folder, password, name="tui", qbwc={"username": USERNAME})
@@ -802,7 +803,7 @@ async def run_bench(args: argparse.Namespace, client: ClientProcess, folder: Pat
         result, start, end, cpu = await hammer_window(client, url, password, args, args.window_seconds)
         endpoint["no_app"] = window_report(result, start, end, server, lag, cpu, stalls, gcm)
 
-        app = ConnexApp(Backend.attached(engine), refresh_seconds=args.refresh_seconds)
+        app = ConnexApp(Backend.attached(engine), refresh_seconds=args.refresh_seconds, harness=Harness(counting=True))
         paints = Paints(app)
         probes: dict[str, ScreenProbe] = {}
         started = time.perf_counter()
@@ -813,7 +814,8 @@ async def run_bench(args: argparse.Namespace, client: ClientProcess, folder: Pat
             for key, mode in CYCLE:
                 press(app, key)
                 await wait_until(lambda mode=mode: app.current_mode == mode and getattr(app.screen, "MODE", "") == mode
-                                 and app.screen.loads > 0 and app.screen.idle, SWITCH_TIMEOUT, f"{mode} (first visit)")
+                                 and app.harness.counted(app.screen, "loads") > 0 and app.screen.idle,
+                                 SWITCH_TIMEOUT, f"{mode} (first visit)")
                 probes[mode] = ScreenProbe(app.screen)
             await asyncio.sleep(args.dwell)
             heap = {"after_warm_up": heap_snapshot()}

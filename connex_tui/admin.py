@@ -1,7 +1,7 @@
 """Admin commands: status, queue, log, orders, tasks — what a person or a script asks a running
 (or stopped) engine, straight from its database.
 
-They read through `engine.views` and steer through `engine.commands` (plain database writes a
+They read through `engine.views` and steer through `engine.admin_commands` (plain database writes a
 running engine notices within a second); they never start an engine or an endpoint. Nothing here
 imports Textual or Rich: these run on servers, from cron and monitoring scripts.
 
@@ -25,7 +25,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
-from .engine import commands, views
+from .engine import admin_commands, views
 from .engine.config import Config
 from .engine.db import Database
 from .textsafe import safe_json, visible
@@ -319,17 +319,6 @@ async def cmd_queue_list(db: Database, args: argparse.Namespace, out: TextIO) ->
     return code
 
 
-async def _queue_states(db: Database, skus: Sequence[str]) -> dict[str, str]:
-    states: dict[str, str] = {}
-    for start in range(0, len(skus), 500):
-        chunk = skus[start:start + 500]
-        rows = await db.fetchall(
-            f"SELECT sku, state FROM pending WHERE sku IN ({', '.join('?' * len(chunk))})", chunk
-        )
-        states.update({row[0]: row[1] for row in rows})
-    return states
-
-
 async def cmd_queue_change(db: Database, args: argparse.Namespace, out: TextIO) -> int:
     action = args.queue_action
     skus = list(dict.fromkeys(getattr(args, "skus", None) or []))
@@ -338,18 +327,18 @@ async def cmd_queue_change(db: Database, args: argparse.Namespace, out: TextIO) 
     missing: list[str] = []
     in_flight: list[str] = []
     if all_failed:
-        changed = await commands.retry_all_failed(db)
+        changed = await admin_commands.retry_all_failed(db)
     else:
-        states = await _queue_states(db, skus)
+        states = await views.pending_states(db, skus)
         missing = [s for s in skus if s not in states]
         in_flight = [s for s in skus if states.get(s) == "in_flight"]
         present = [s for s in skus if s in states]
         if not present:
             changed = 0
         elif action == "retry":
-            changed = await commands.retry(db, present)
+            changed = await admin_commands.retry(db, present)
         else:
-            changed = await commands.drop(db, present)
+            changed = await admin_commands.drop(db, present)
 
     if getattr(args, "json", False):
         write_json(out, {"action": action, "changed": changed, "not_in_queue": missing, "in_flight": in_flight})
@@ -418,10 +407,10 @@ TASK_COLUMNS: list[Column] = [("NAME", 12, False), ("EVERY", 8, True), ("LAST RU
 async def cmd_tasks(db: Database, args: argparse.Namespace, out: TextIO) -> int:
     if getattr(args, "tasks_action", None) == "run":
         try:
-            await commands.run_task_now(db, args.name)
+            await admin_commands.run_task_now(db, args.name)
         except KeyError as exc:
             raise UsageError(str(exc.args[0]) if exc.args else f"unknown task {args.name!r}") from None
-        next_run = await db.fetchval("SELECT next_run FROM tasks WHERE name = ?", (args.name,))
+        next_run = await views.task_next_run(db, args.name)
         if getattr(args, "json", False):
             write_json(out, {"task": args.name, "next_run": next_run})
         else:

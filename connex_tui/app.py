@@ -18,11 +18,12 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
+import structlog
 from textual.app import App, ScreenStackError, SystemCommand, UnknownModeError
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -32,6 +33,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 
 from .backend import Backend
+from .harness import Harness
 from .stopsignals import on_stop_signals
 from .engine.event_log import QUIET
 from .engine.events import Event
@@ -61,6 +63,7 @@ SCREEN_CLASSES: dict[str, type[DataScreen]] = {
     "tasks": TasksScreen,
     "events": EventsScreen,
 }
+log = structlog.get_logger("connex.interface")
 NUDGE_SECONDS = 0.25  # engine events refresh the visible screen at most this often
 TOAST_CHARACTERS = 400  # a toast quoting a long store error is cut here (the detail view has it all)
 
@@ -86,7 +89,7 @@ class ConnexCommands(Provider):
             for binding in screen_class.BINDINGS:
                 if not isinstance(binding, Binding) or binding in FOCUS_BINDINGS or not binding.description:
                     continue
-                key = app.get_key_display(binding)
+                key = app.get_key_display(app.effective(binding))
                 found.append(
                     (
                         f"{screen_class.TITLE}: {binding.description}",
@@ -130,13 +133,21 @@ class ConnexApp(App[None], inherit_bindings=False):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-wide")]
 
     paused: reactive[bool | None] = reactive(None, bindings=True)
-    cursor_blink: ClassVar[bool] = True  # tests switch it off for stable snapshots
-    strict: ClassVar[bool] = False  # tests: a display error raises instead of being notified
-    warm_up: ClassVar[bool] = True  # compose all six screens at start-up
 
-    def __init__(self, backend: Backend, *, title_suffix: str = "", refresh_seconds: float = 0.5) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        title_suffix: str = "",
+        refresh_seconds: float = 0.5,
+        harness: Harness | None = None,
+        keymap: Mapping[str, str] | None = None,
+    ) -> None:
+        """`keymap`: binding id -> key string, already checked (`keymap.keymap_of(config)`)."""
         super().__init__()
         self.backend = backend
+        self.configured_keymap = dict(keymap or {})
+        self.harness = harness or Harness()  # what tests and bench/ change (harness.py)
         self.refresh_seconds = refresh_seconds
         self.title = f"connex-tui{title_suffix}"
         self.events_screen: EventsScreen | None = None
@@ -144,6 +155,7 @@ class ConnexApp(App[None], inherit_bindings=False):
         self._last_nudge = 0.0
         self._nudge_pending = False
         self._status_busy = False
+        self._status_error: str | None = None
         self.warmed_up = False
         self._warming = False
         self._wanted_mode: str | None = None
@@ -175,13 +187,15 @@ class ConnexApp(App[None], inherit_bindings=False):
     # ------------------------------------------------------------------ lifetime
 
     async def on_mount(self) -> None:
+        if self.configured_keymap:
+            self.set_keymap(self.configured_keymap)  # Textual applies it to every binding by id
         await self.backend.connect()
         if not self.is_headless and self.console.color_system in ("standard", "windows") and self.theme == "textual-dark":
             self.theme = "ansi-dark"  # 16 colours: use the terminal's own palette
         self._unsubscribe = self.backend.subscribe(self._engine_event)
         self.set_interval(self.refresh_seconds, self._tick, name="refresh")
         self._tick()
-        if self.warm_up:
+        if self.harness.warm_up:
             self.call_after_refresh(self._warm_up)
 
     async def _warm_up(self) -> None:
@@ -205,11 +219,18 @@ class ConnexApp(App[None], inherit_bindings=False):
         finally:
             self._warming = False
             self._wanted_mode = None
-        # Everything built so far lives as long as the interface: move it out of the collector's
-        # way, or a full collection of it (100-250 ms) now and then stalls a screen switch.
+        self._freeze_start_up_objects()
+        self.warmed_up = True
+
+    @staticmethod
+    def _freeze_start_up_objects() -> None:
+        """A product measure, not a test hook: everything built so far lives as long as the
+        interface, so it is moved out of the collector's way. Otherwise a full collection walks it
+        (100-250 ms) now and then, stalling a screen switch and the Web Connector's call that waits
+        meanwhile (README "Performance": a full collection of the busy interface's objects holds the
+        endpoint; `bench.tui` reports `frozen_objects` and the collections inside each window)."""
         gc.collect()
         gc.freeze()
-        self.warmed_up = True
 
     async def on_unmount(self) -> None:
         if self._unsubscribe is not None:
@@ -242,10 +263,17 @@ class ConnexApp(App[None], inherit_bindings=False):
         self.run_worker(self._read_status(), group="status", exit_on_error=False)
 
     async def _read_status(self) -> None:
+        """The pause flag, every tick. A failed read leaves the flag as it was: the screens tell the
+        person about database trouble; the log says why the flag could not be read, once per error
+        (not every tick) until a read succeeds again."""
         try:
             self.paused = await self.backend.is_paused()
-        except Exception:  # the screens report database trouble
-            pass
+            self._status_error = None
+        except Exception as exc:
+            error = self.backend.redact(f"{type(exc).__name__}: {exc}")
+            if error != self._status_error:
+                self._status_error = error
+                log.warning("pause flag unreadable", error=error)
         finally:
             self._status_busy = False
 
@@ -293,16 +321,17 @@ class ConnexApp(App[None], inherit_bindings=False):
         return True
 
     async def action_pause(self) -> None:
-        await self._set_paused(True)
+        await self.backend.set_paused(True)
+        self._show_paused(True)
 
     async def action_resume(self) -> None:
-        await self._set_paused(False)
+        await self.backend.set_paused(False)
+        self._show_paused(False)
 
     async def action_toggle_pause(self) -> None:
-        await self._set_paused(not await self.backend.is_paused())
+        self._show_paused(await self.backend.toggle_paused())
 
-    async def _set_paused(self, paused: bool) -> None:
-        await self.backend.set_paused(paused)
+    def _show_paused(self, paused: bool) -> None:
         self.paused = paused
         self.notify(
             "Stock pushes to the store are paused" if paused else "Stock pushes to the store resumed",
@@ -310,6 +339,11 @@ class ConnexApp(App[None], inherit_bindings=False):
             severity="warning" if paused else "information",
         )
         self.refresh_visible()
+
+    def effective(self, binding: Binding) -> Binding:
+        """The binding with the key the keymap gives it (the first, if several)."""
+        keys = self._keymap.get(binding.id or "")
+        return binding.with_key(keys.split(",")[0], key_display=None) if keys else binding
 
     def action_show_keys(self) -> None:
         screen = self.screen
@@ -442,6 +476,9 @@ async def run_app(
     finally:
         watchdog.cancel()
         restore()
+        # A terminal that went away can end the App before its unmount handlers have run; the
+        # connection it opened must still close, or SQLite leaves its WAL file behind.
+        await app.backend.release()
 
 
 async def _exit_when_terminal_is_lost(app: ConnexApp, every: float = 1.0) -> None:

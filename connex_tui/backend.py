@@ -2,8 +2,8 @@
 
 A `Backend` holds a `Database` (the engine's own connection when attached, a separate one in
 monitor mode), an optional `EventBus` (in-process only) and a clock. Every read goes through the
-bounded queries of `engine.views`, every write through `engine.commands`, so the interface works the
-same inside the engine's process and from another one.
+bounded queries of `engine.views`, every action through `engine.admin_commands`, so the interface
+works the same inside the engine's process and from another one (no SQL here).
 
 Everything returned is passed through `redact()`: the interface never shows a secret, even when
 one slipped into an error message stored in the database.
@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .engine import commands, views
+from .engine import admin_commands, views
 from .engine.db import Database
 from .engine.events import Event, EventBus
 
@@ -202,13 +202,10 @@ class Backend:
         return self.redact.clean(rows), total
 
     async def pending_failed_count(self) -> int:
-        return int(await self.db.fetchval("SELECT count(*) FROM pending WHERE state = 'failed'") or 0)
+        return await views.pending_failed_count(self.db)
 
     async def pending_row(self, sku: str) -> views.PendingRow | None:
-        row = await self.db.fetchone(
-            "SELECT sku, quantity, state, attempts, next_attempt, last_error FROM pending WHERE sku = ?", (sku,)
-        )
-        return None if row is None else self.redact.clean(views.PendingRow(*row))
+        return self.redact.clean(await views.pending_row(self.db, sku))
 
     async def sku_log_page(
         self,
@@ -225,11 +222,7 @@ class Backend:
 
     async def sku_history(self, sku: str, limit: int = 5) -> list[views.LogRow]:
         """The latest log lines of exactly this SKU (the pending detail)."""
-        rows = await self.db.fetchall(
-            "SELECT id, at, sku, old_qty, new_qty, ok, reason FROM sku_log WHERE sku = ? ORDER BY id DESC LIMIT ?",
-            (sku, limit),
-        )
-        return self.redact.clean([views.LogRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in rows])
+        return self.redact.clean(await views.sku_history(self.db, sku, limit))
 
     async def orders_page(
         self, *, failed_only: bool = False, offset: int = 0, limit: int = PAGE
@@ -244,30 +237,28 @@ class Backend:
         return self.redact.clean(await views.events_tail(self.db, after_id=after_id, limit=limit))
 
     async def is_paused(self) -> bool:
-        return await commands.is_paused(self.db)
+        return await admin_commands.is_paused(self.db)
 
     # ------------------------------------------------------------------ commands
 
     async def retry(self, skus: Sequence[str]) -> int:
-        return await commands.retry(self.db, skus)
+        return await admin_commands.retry(self.db, skus)
 
     async def retry_all_failed(self) -> int:
-        return await commands.retry_all_failed(self.db)
+        return await admin_commands.retry_all_failed(self.db)
 
     async def drop(self, skus: Sequence[str]) -> int:
-        return await commands.drop(self.db, skus)
+        return await admin_commands.drop(self.db, skus)
 
     async def requeue_order(self, order_id: int) -> bool:
-        return await commands.requeue_order(self.db, order_id)
+        return await admin_commands.requeue_order(self.db, order_id)
 
     async def run_task_now(self, name: str) -> None:
-        await commands.run_task_now(self.db, name)
+        await admin_commands.run_task_now(self.db, name)
 
     async def set_paused(self, paused: bool) -> None:
-        await commands.set_paused(self.db, paused)
+        await admin_commands.set_paused(self.db, paused)
 
     async def toggle_paused(self) -> bool:
         """Flip the pause flag; returns the new state."""
-        paused = not await self.is_paused()
-        await self.set_paused(paused)
-        return paused
+        return await admin_commands.toggle_paused(self.db)

@@ -135,10 +135,11 @@ async def run_with_interface(config: Config, *, mouse: bool) -> None:
     from .backend import Backend
     from .engine.logfile import open_log_file
     from .engine.logs import configure_logging
-    from .engine.runtime import Engine
-
     from .engine.private_files import wider_than_private
+    from .engine.runtime import Engine
+    from .keymap import keymap_of
 
+    keymap = keymap_of(config)  # a bad entry stops here, before anything starts
     log_path = log_file_for(config)
     warning = wider_than_private(log_path)
     if warning:
@@ -149,7 +150,7 @@ async def run_with_interface(config: Config, *, mouse: bool) -> None:
         engine = Engine(config)
         await engine.start()
         try:
-            app = ConnexApp(Backend.attached(engine))
+            app = ConnexApp(Backend.attached(engine), keymap=keymap)
             await run_app(app, mouse=mouse, log_file=cast(TextIO, log_stream))  # borrowed, not closed
         finally:
             await engine.stop()
@@ -159,14 +160,16 @@ async def run_monitor(config: Config, *, mouse: bool) -> int:
     """The interface on an engine's database; commands go through the database."""
     from .app import ConnexApp, run_app
     from .backend import Backend
+    from .keymap import keymap_of
 
+    keymap = keymap_of(config)
     if not config.database.path.exists():
         print(f"connex-tui: no database at {config.database.path}: is the engine running with this --config?",
               file=sys.stderr)
         return 2
     backend = await Backend.open(config.database.path, secrets=config.secrets())
     try:
-        app = ConnexApp(backend, title_suffix="monitor")
+        app = ConnexApp(backend, title_suffix="monitor", keymap=keymap)
         await run_app(app, mouse=mouse)
     finally:
         await backend.close()

@@ -29,7 +29,7 @@ from connex_tui.engine.numbers import (
     whole_number,
 )
 from connex_tui.engine.pusher import InventoryPusher
-from connex_tui.engine.queue import drop_skus, retry_skus
+from connex_tui.engine.admin_commands import drop, retry_skus
 from connex_tui.sim.woocommerce import WooCommerceEmulator
 from connex_tui.storefronts.retry import RetryPolicy
 from connex_tui.storefronts.woocommerce import WooCommerceClient
@@ -168,7 +168,7 @@ def test_a_bad_number_in_a_batch_answer_fails_that_sku_only(value: Any) -> None:
             shop.emu.faults.add(BATCH, rewrite=answer_with(bad, value), times=100)
             await pusher.push_once()
             assert (await shop.pending())["SKU-2"][0] in ("failed", "pending")
-            assert await drop_skus(shop.db, ["SKU-2"]) == 1 and await shop.pending() == {}
+            assert await drop(shop.db, ["SKU-2"]) == 1 and await shop.pending() == {}
 
     run(scenario)
 
@@ -263,7 +263,7 @@ def test_an_order_with_a_bad_line_fails_alone_and_the_orders_behind_it_come_in(v
             assert (await import_orders(shop)).imported == 0
             # It cannot be re-queued as it is (it would post without the line, or with a million
             # units); a good failed order can.
-            from connex_tui.engine.queue import requeue_order
+            from connex_tui.engine.admin_commands import requeue_order
 
             bad_id = await shop.db.fetchval("SELECT id FROM orders WHERE number = 'A2'")
             if await shop.db.fetchval("SELECT count(*) FROM order_lines WHERE order_id = ?", (bad_id,)):

@@ -448,3 +448,50 @@ def test_no_permission_warning_without_literal_secret(tmp_path: Path) -> None:
     os.chmod(path, 0o644)
     assert permission_warning(path) is None
     assert permission_warning(tmp_path / "absent.toml") is None
+
+
+# --------------------------------------------------------------------------- [interface] keymap
+
+
+def test_keymap_is_read_in_order(tmp_path: Path) -> None:
+    write(tmp_path, minimal(rest='[interface]\nkeymap = { "pending.retry" = "t", "app.help" = "f1,?" }\n'))
+    config = load_config(Path("connex.toml"), {})
+    assert config.interface.keymap == (("pending.retry", "t"), ("app.help", "f1,?"))
+    assert load_config(write(tmp_path, minimal(), "plain.toml"), {}).interface.keymap == ()
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ('keymap = "t"', "connex.toml: [interface] keymap: expected a table of binding id = key string"),
+        ('keymap = { "pending.retry" = 3 }',
+         'connex.toml: [interface] keymap.pending.retry: expected a key string such as "ctrl+r", got 3'),
+        ('keymap = { "pending.retry" = "ctl+t" }',
+         "connex.toml: [interface] keymap.pending.retry: malformed key 'ctl+t' in 'ctl+t': unknown modifier 'ctl'"),
+        ('keymap = { "pending.retry" = "ctrl+" }',
+         "connex.toml: [interface] keymap.pending.retry: malformed key 'ctrl+' in 'ctrl+': a key name is missing"),
+        ('keymap = { "pending.retry" = "t,,f5" }',
+         "connex.toml: [interface] keymap.pending.retry: malformed key '' in 't,,f5': a key name is missing"),
+        ('keymap = { "pending.retry" = "t, f5" }',
+         "connex.toml: [interface] keymap.pending.retry: malformed key string 't, f5': no spaces"),
+    ],
+)
+def test_a_malformed_keymap_entry_is_named(tmp_path: Path, table: str, expected: str) -> None:
+    assert error_for(tmp_path, minimal(rest=f"[interface]\n{table}\n")).startswith(expected)
+
+
+def test_an_unknown_binding_id_stops_the_interface_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The ids are the interface's: `run` checks them (connex_tui.keymap) before the engine starts."""
+    from connex_tui.cli import main
+
+    database = tmp_path / "connex.db"
+    write(tmp_path, minimal(rest=f'[database]\npath = "{database}"\n[interface]\nkeymap = {{ "pending.retyr" = "t" }}\n'))
+    assert main(["run", "--config", "connex.toml"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "connex-tui: connex.toml: [interface] keymap.pending.retyr: unknown binding id (did you mean 'pending.retry'?)"
+    )
+    assert not database.exists()  # nothing was started
+    assert main(["monitor", "--config", "connex.toml"]) == 2
+    assert "keymap.pending.retyr: unknown binding id" in capsys.readouterr().err

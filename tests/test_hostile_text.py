@@ -213,8 +213,11 @@ def assert_intact(app: ConnexApp, where: str) -> str:
 
 async def settled(pilot: Any, mode: str) -> Any:
     app: ConnexApp = pilot.app
-    await wait_for(pilot, lambda: app.current_mode == mode and app.screen.loads > 0 and app.screen.idle,
-                   what=f"{mode} loaded")
+    await wait_for(
+        pilot,
+        lambda: app.current_mode == mode and app.harness.counted(app.screen, "loads") > 0 and app.screen.idle,
+        what=f"{mode} loaded",
+    )
     return app.screen
 
 
@@ -320,7 +323,9 @@ async def test_pending_keys_on_hostile_rows(hostile_path: Path, frozen_clock: An
         # The filter: typed brackets are text, and so is what they match.
         await pilot.press("slash", "left_square_bracket", "slash", "right_square_bracket")
         screen = app.screen
-        await wait_for(pilot, lambda: screen.sku_filter == "[/]" and screen.idle and screen.loads > 0)
+        await wait_for(
+            pilot, lambda: screen.sku_filter == "[/]" and screen.idle and app.harness.counted(screen, "loads") > 0
+        )
         await wait_for(pilot, lambda: set(screen.rows) <= {k for k in keys_of() + keys_of("P") if "[/]" in k}
                        and len(screen.rows) > 0, what="filtered")
         await pilot.press("enter")

@@ -12,7 +12,7 @@ import pytest
 from connex_tui.engine.db import Database, utcnow
 from connex_tui.engine.items import queue_stock
 from connex_tui.engine.pusher import NOT_ON_STORE, InventoryPusher, backoff_seconds
-from connex_tui.engine.queue import drop_skus, retry_all_failed, retry_skus
+from connex_tui.engine.admin_commands import drop, retry_failed_skus, retry_skus
 from connex_tui.storefronts.base import (
     CatalogEntry,
     CredentialsError,
@@ -131,7 +131,7 @@ async def test_transient_failures_back_off_then_fail_after_max_attempts(db) -> N
     store.fail_next.append(busy)
     await pusher.push_once()
     assert (await pending(db))["a"][1:3] == ("failed", 3)
-    assert await retry_all_failed(db) == 1
+    assert await retry_failed_skus(db) == 1
     await pusher.push_once()
     assert store.stock["a"] == 5
 
@@ -229,7 +229,7 @@ async def test_rows_left_in_flight_by_a_crash_are_recovered_after_the_store_time
 
 async def test_drop_removes_rows(db) -> None:
     await queue(db, a=1, b=2)
-    assert await drop_skus(db, ["a", "zzz"]) == 1
+    assert await drop(db, ["a", "zzz"]) == 1
     assert list(await pending(db)) == ["b"]
 
 

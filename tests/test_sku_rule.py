@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from connex_tui.engine.db import Database
-from connex_tui.engine.queue import retry_skus
+from connex_tui.engine.admin_commands import retry_skus
 from connex_tui.engine.skus import set_mapping
 from connex_tui.engine.skus_rule import matches, sku_key
 

@@ -16,7 +16,7 @@ import pytest
 
 from connex_tui.engine.config import Config
 from connex_tui.engine.db import Database
-from connex_tui.engine.queue import retry_skus
+from connex_tui.engine.admin_commands import retry_skus
 from connex_tui.engine.runtime import Engine
 from connex_tui.sim.quickbooks import QuickBooksSim
 from connex_tui.sim.stores import EmulatedStore

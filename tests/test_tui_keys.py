@@ -7,11 +7,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.command import CommandPalette
 from textual.widgets import Input, OptionList
 
-from connex_tui.app import SCREEN_CLASSES, ConnexApp
+from connex_tui.app import SCREEN_CLASSES, ConnexApp, ConnexCommands
+from connex_tui.engine.config import ConfigError
 from connex_tui.engine.db import Database
+from connex_tui.keymap import check_keymap
 from connex_tui.screens.dialogs import ConfirmDialog, DetailDialog, KeysDialog
 from connex_tui.widgets.diff_table import DiffTable
 from connex_tui.widgets.fmt import plain
@@ -36,7 +39,9 @@ async def settled(pilot: Any, mode: str | None = None) -> Any:
     app: ConnexApp = pilot.app
     await wait_for(
         pilot,
-        lambda: (mode is None or app.current_mode == mode) and app.screen.loads > 0 and app.screen.idle,
+        lambda: (mode is None or app.current_mode == mode)
+        and app.harness.counted(app.screen, "loads") > 0
+        and app.screen.idle,
         what=f"{mode or app.current_mode} loaded",
     )
     return app.screen
@@ -59,10 +64,11 @@ def cells(app: ConnexApp, key: str) -> list[str]:
 
 async def fresh_load(pilot: Any) -> None:
     """Wait for a read that started after now (the database changed under the screen)."""
-    screen = pilot.app.screen
-    before = screen.loads
+    app: ConnexApp = pilot.app
+    screen = app.screen
+    before = app.harness.counted(screen, "loads")
     screen.request_refresh()
-    await wait_for(pilot, lambda: screen.loads > before and screen.idle, what="a fresh load")
+    await wait_for(pilot, lambda: app.harness.counted(screen, "loads") > before and screen.idle, what="a fresh load")
 
 
 # ---------------------------------------------------------------------- screens, help, quit
@@ -242,10 +248,10 @@ async def test_sku_log_pages_with_the_cursor(seeded_path: Path, frozen_clock: An
     app = make_app(seeded_path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await go(pilot, "3", "sku_log")
-        assert table(app).row_count == 200 and screen.older_pages == 0
+        assert table(app).row_count == 200 and app.harness.counted(screen, "older_pages") == 0
         await pilot.press("G")  # to the last row: the next page is read
         await wait_for(pilot, lambda: table(app).row_count == LOG_LINES + 1, what="second page")
-        assert screen.older_pages == 1 and screen.exhausted
+        assert app.harness.counted(screen, "older_pages") == 1 and screen.exhausted
         ids = [int(key) for key in table(app).keys]
         assert ids == sorted(ids, reverse=True) and len(set(ids)) == len(ids)
 
@@ -256,7 +262,7 @@ async def test_new_log_lines_arrive_at_the_top(seeded_path: Path, frozen_clock: 
         await go(pilot, "3", "sku_log")
         await pilot.press("down", "down")
         selected = table(app).cursor_key
-        rebuilds = table(app).full_rebuilds
+        rebuilds = app.harness.counted(table(app), "full_rebuilds")
         async with db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO sku_log(at, sku, old_qty, new_qty, ok, reason) VALUES (?, 'NEW-1', '1', '2', 1, '')",
@@ -264,7 +270,7 @@ async def test_new_log_lines_arrive_at_the_top(seeded_path: Path, frozen_clock: 
             )
         await wait_for(pilot, lambda: cells(app, table(app).keys[0])[2] == "NEW-1", what="new line on top")
         assert table(app).cursor_key == selected  # the cursor stays on the line it was on
-        assert table(app).full_rebuilds == rebuilds
+        assert app.harness.counted(table(app), "full_rebuilds") == rebuilds
 
 
 # ---------------------------------------------------------------------- orders, tasks
@@ -334,7 +340,7 @@ async def test_p_pauses_and_resumes(seeded_path: Path, frozen_clock: Any, db: Da
         await pilot.press("p")
         await wait_for(pilot, lambda: app.paused is False)
         assert await db.get_meta("inventory.paused") == "0"
-        # Resuming nudges the inventory task (commands.set_paused): it runs now.
+        # Resuming nudges the inventory task (admin_commands.set_paused): it runs now.
         next_run = await db.fetchval("SELECT next_run FROM tasks WHERE name = 'inventory'")
         assert datetime.fromisoformat(next_run).timestamp() >= resumed.timestamp() - 1
 
@@ -417,3 +423,53 @@ async def test_secrets_never_appear(seeded_path: Path, frozen_clock: Any) -> Non
         await wait_for(pilot, lambda: isinstance(app.screen, DetailDialog))
         assert LEAKED_KEY not in screen_text(app)
         assert "consumer_key=***" in screen_text(app)
+
+
+# ---------------------------------------------------------------------- [interface] keymap
+
+
+async def test_a_remapped_key_runs_the_action_and_the_old_one_does_not(
+    seeded_path: Path, frozen_clock: Any, db: Database
+) -> None:
+    app = make_app(seeded_path, keymap=check_keymap([("pending.retry", "t"), ("screen.pending", "f2")]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot, "dashboard")
+        await go(pilot, "f2", "pending")  # the screen key comes from the keymap too
+        sku = table(app).cursor_key
+        assert sku == FAILED_SKUS[0]
+        await pilot.press("r")  # no longer retry
+        await fresh_load(pilot)
+        assert (await db.fetchone("SELECT state FROM pending WHERE sku = ?", (sku,)))["state"] == "failed"
+        await pilot.press("t")
+        await fresh_load(pilot)
+        row = await db.fetchone("SELECT state, attempts FROM pending WHERE sku = ?", (sku,))
+        assert (row["state"], row["attempts"]) == ("pending", 0)
+
+
+async def test_the_keys_screen_and_the_palette_show_the_remapped_key(seeded_path: Path, frozen_clock: Any) -> None:
+    app = make_app(seeded_path, keymap=check_keymap([("pending.retry", "t")]))
+    async with app.run_test(size=SIZE) as pilot:
+        await go(pilot, "2", "pending")
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, KeysDialog))
+        dialog = app.screen
+        assert isinstance(dialog, KeysDialog)
+        shown = {description: keys for _heading, rows in dialog.groups for keys, description, _ in rows}
+        assert shown["Retry"] == "t" and shown["Retry all failed"] == "R"  # the others keep theirs
+        assert "t  Retry" in screen_text(app)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, KeysDialog))
+        entries = {title: help_text for title, help_text, _ in ConnexCommands(app.screen).entries()}
+        assert "(key t on Pending)" in entries["Pending: Retry"]
+
+
+def test_a_bad_keymap_entry_is_a_config_error_naming_it() -> None:
+    with pytest.raises(ConfigError) as unknown:
+        check_keymap([("pending.retyr", "t")], label="shop.toml")
+    assert str(unknown.value) == (
+        "shop.toml: [interface] keymap.pending.retyr: unknown binding id (did you mean 'pending.retry'?)"
+    )
+    with pytest.raises(ConfigError) as name:
+        check_keymap([("pending.retry", "ctrl+enterr")], label="shop.toml")
+    assert str(name.value).startswith("shop.toml: [interface] keymap.pending.retry: malformed key 'ctrl+enterr'")
+    assert "'enter'" in str(name.value)

@@ -4,6 +4,7 @@ logging kept off the screen."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import statistics
 import time
@@ -17,6 +18,7 @@ from textual.widgets import Log
 
 from connex_tui.app import ConnexApp, logging_off_screen
 from connex_tui.backend import Backend, Redactor
+from connex_tui.harness import Harness
 from connex_tui.engine.db import Database
 from connex_tui.engine.events import OrderPosted, TaskFinished
 from connex_tui.engine.runtime import Engine
@@ -37,7 +39,10 @@ from tests.tui_fixtures import (  # noqa: F401 - fixtures
 
 async def settled(pilot: Any, mode: str) -> Any:
     app = pilot.app
-    await wait_for(pilot, lambda: app.current_mode == mode and app.screen.loads > 0 and app.screen.idle, what=mode)
+    await wait_for(
+        pilot, lambda: app.current_mode == mode and app.harness.counted(app.screen, "loads") > 0 and app.screen.idle,
+        what=mode,
+    )
     return app.screen
 
 
@@ -49,8 +54,7 @@ def log_text(app: ConnexApp) -> str:
 
 
 async def test_engine_event_reaches_the_events_screen(engine: Engine) -> None:
-    app = ConnexApp(Backend.attached(engine), refresh_seconds=0.2)
-    app.strict = True  # type: ignore[misc]
+    app = ConnexApp(Backend.attached(engine), refresh_seconds=0.2, harness=Harness(strict=True, counting=True))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("6")
         screen = await settled(pilot, "events")
@@ -73,8 +77,7 @@ async def test_engine_event_reaches_the_events_screen(engine: Engine) -> None:
 async def test_a_real_web_connector_session_shows_up(engine: Engine, web_connector: Any) -> None:
     """The engine, its endpoint and the Web Connector simulator in the App's loop: the session's
     events reach the Events screen live and the dashboard shows the session from the database."""
-    app = ConnexApp(Backend.attached(engine), refresh_seconds=0.2)
-    app.strict = True  # type: ignore[misc]
+    app = ConnexApp(Backend.attached(engine), refresh_seconds=0.2, harness=Harness(strict=True, counting=True))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("6")
         await settled(pilot, "events")
@@ -89,18 +92,18 @@ async def test_a_real_web_connector_session_shows_up(engine: Engine, web_connect
 
 
 async def test_engine_event_nudges_the_visible_screen(engine: Engine) -> None:
-    app = ConnexApp(Backend.attached(engine), refresh_seconds=30)  # the timer alone would be far too slow
-    app.strict = True  # type: ignore[misc]
+    # refresh_seconds=30: the timer alone would be far too slow
+    app = ConnexApp(Backend.attached(engine), refresh_seconds=30, harness=Harness(strict=True, counting=True))
     async with app.run_test(size=SIZE) as pilot:
         screen = await settled(pilot, "dashboard")
-        before = screen.loads
+        before = app.harness.counted(screen, "loads")
         engine.bus.emit(TaskFinished(name="orders", summary="1 new order", ok=True))
-        await wait_for(pilot, lambda: screen.loads > before, timeout=2.0, what="a refresh caused by the event")
+        await wait_for(pilot, lambda: app.harness.counted(screen, "loads") > before, timeout=2.0,
+                       what="a refresh caused by the event")
 
 
 async def test_secrets_in_events_are_masked(engine: Engine) -> None:
-    app = ConnexApp(Backend.attached(engine), refresh_seconds=0.2)
-    app.strict = True  # type: ignore[misc]
+    app = ConnexApp(Backend.attached(engine), refresh_seconds=0.2, harness=Harness(strict=True, counting=True))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("6")
         await settled(pilot, "events")
@@ -164,13 +167,14 @@ async def test_refresh_updates_by_difference(seeded_path: Path, frozen_clock: An
         screen = await settled(pilot, "pending")
         table = screen.query_one(DiffTable)
         row_keys = {key: key_object for key_object in table.rows for key in [key_object.value]}
-        loads = screen.loads
-        await wait_for(pilot, lambda: screen.loads >= loads + 4, what="several ticks")
-        assert table.full_rebuilds == 0 and table.cell_updates == 0  # unchanged data: nothing touched
+        loads = app.harness.counted(screen, "loads")
+        await wait_for(pilot, lambda: app.harness.counted(screen, "loads") >= loads + 4, what="several ticks")
+        # unchanged data: nothing touched
+        assert app.harness.counted(table, "full_rebuilds") == 0 and app.harness.counted(table, "cell_updates") == 0
         async with db.transaction() as conn:
             await conn.execute("UPDATE pending SET attempts = 3 WHERE sku = 'SKU-0205'")
         await wait_for(pilot, lambda: table.raw("SKU-0205")[3] == "3", what="the changed cell")
-        assert table.cell_updates == 1 and table.full_rebuilds == 0
+        assert app.harness.counted(table, "cell_updates") == 1 and app.harness.counted(table, "full_rebuilds") == 0
         assert {key_object.value: key_object for key_object in table.rows} == row_keys  # same rows, same keys
         # A new row is added, a gone row removed, still without rebuilding.
         async with db.transaction() as conn:
@@ -180,7 +184,7 @@ async def test_refresh_updates_by_difference(seeded_path: Path, frozen_clock: An
                 " VALUES ('AAA-NEW', '9', 'pending', 0, '2026-03-10T14:31:00.000+00:00', '2026-03-10T14:29:00.000+00:00')"
             )
         await wait_for(pilot, lambda: "AAA-NEW" in table.keys and "SKU-0206" not in table.keys, what="add and remove")
-        assert table.full_rebuilds == 0
+        assert app.harness.counted(table, "full_rebuilds") == 0
 
 
 async def test_only_the_visible_screen_refreshes(seeded_path: Path, frozen_clock: Any) -> None:
@@ -190,9 +194,9 @@ async def test_only_the_visible_screen_refreshes(seeded_path: Path, frozen_clock
         pending = await settled(pilot, "pending")
         await pilot.press("1")
         dashboard = await settled(pilot, "dashboard")
-        frozen, before = pending.loads, dashboard.loads
-        await wait_for(pilot, lambda: dashboard.loads >= before + 4, what="dashboard ticks")
-        assert pending.loads == frozen
+        frozen, before = app.harness.counted(pending, "loads"), app.harness.counted(dashboard, "loads")
+        await wait_for(pilot, lambda: app.harness.counted(dashboard, "loads") >= before + 4, what="dashboard ticks")
+        assert app.harness.counted(pending, "loads") == frozen
 
 
 # ---------------------------------------------------------------------- big data
@@ -217,8 +221,8 @@ async def test_big_data_loads_one_page_and_switches_fast(big_path: Path, frozen_
                 cpu, wall = time.process_time(), time.perf_counter()
                 await app.run_action(f"show('{mode}')")
                 screen = app.screen
-                target = screen.loads + 1 if screen is not screen_before else 1
-                while screen.loads < target or not screen.idle:
+                target = app.harness.counted(screen, "loads") + 1 if screen is not screen_before else 1
+                while app.harness.counted(screen, "loads") < target or not screen.idle:
                     await asyncio.sleep(0.001)
                 costs.setdefault(mode, []).append(time.process_time() - cpu)
                 walls.setdefault(mode, []).append(time.perf_counter() - wall)
@@ -228,7 +232,7 @@ async def test_big_data_loads_one_page_and_switches_fast(big_path: Path, frozen_
         assert screen.query_one(DiffTable).row_count == 200 and screen.total == 10_000 + 24
         await app.run_action("show('sku_log')")
         screen = await settled(pilot, "sku_log")
-        assert screen.query_one(DiffTable).row_count == 200 and screen.older_pages == 0
+        assert screen.query_one(DiffTable).row_count == 200 and app.harness.counted(screen, "older_pages") == 0
     report = {mode: (round(max(c) * 1000), round(statistics.median(walls[mode]) * 1000)) for mode, c in costs.items()}
     print("all cpu ms:", {mode: [round(x * 1000) for x in c] for mode, c in costs.items()})
     print("switch cost (cpu ms, median wall ms):", report)
@@ -314,3 +318,28 @@ async def test_start_up_warm_up_keeps_a_screen_key_pressed_meanwhile(seeded_path
         await wait_for(pilot, lambda: app.warmed_up, what="warm-up")
         await settled(pilot, "sku_log")
         assert app.events_screen is not None  # every screen was composed, the last one included
+
+
+async def test_an_unreadable_pause_flag_is_logged_once(seeded_path: Path, db: Database, tmp_path: Path) -> None:
+    """The App's status read used to swallow its error: now the interface's log says why, once per
+    error rather than every tick, and the interface keeps running."""
+    from connex_tui.engine.logs import configure_logging
+
+    configure_logging(level="info", json=True)
+    app = make_app(seeded_path, refresh_seconds=0.1)
+    target = tmp_path / "tui.log"
+    try:
+        with logging_off_screen(app, target):
+            async with app.run_test(size=SIZE) as pilot:
+                await settled(pilot, "dashboard")
+                async with db.transaction() as conn:
+                    await conn.execute("DROP TABLE meta")  # where the pause flag lives
+                await wait_for(pilot, lambda: "pause flag unreadable" in target.read_text(), what="the log line")
+                await asyncio.sleep(0.5)  # five more ticks, five more failed reads
+                await pilot.pause()
+                assert app.is_running
+        lines = [json.loads(text) for text in target.read_text().splitlines() if "pause flag" in text]
+        assert len(lines) == 1 and lines[0]["level"] == "warning"
+        assert "no such table: meta" in lines[0]["error"]
+    finally:
+        structlog.reset_defaults()

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 
-from connex_tui.engine import commands, views
+from connex_tui.engine import admin_commands, views
 from connex_tui.engine.db import Database, utcnow
 from connex_tui.engine.event_log import EventRecorder, trim_events
 from connex_tui.engine.events import EventBus, OrderFailed, PendingQueued, SessionEnded
 from connex_tui.engine.items import queue_stock
+from connex_tui.engine.logs import configure_logging
 from connex_tui.engine.orders import OrderLine, StoreOrder, add_order
 
 
@@ -97,29 +100,52 @@ async def test_commands_retry_drop_pause_and_run_now(db: Database) -> None:
         await conn.execute("UPDATE pending SET state = 'failed', attempts = 8, last_error = 'x'")
         await conn.execute("INSERT INTO tasks(name, interval_seconds, next_run) VALUES ('inventory', 30, '2999-01-01')")
         await db.set_meta(conn, "catalog.refreshed_at", utcnow())
-    assert await commands.retry(db, ["a"]) == 1
+    assert await admin_commands.retry(db, ["a"]) == 1
     assert await db.get_meta("catalog.refreshed_at") is None  # the store's index is read again
     row = await db.fetchone("SELECT state, attempts, last_error FROM pending WHERE sku = 'a'")
     assert tuple(row) == ("pending", 0, None)
     assert await db.fetchval("SELECT next_run FROM tasks WHERE name = 'inventory'") < "2999"
-    assert await commands.retry_all_failed(db) == 1
-    assert await commands.drop(db, ["a", "b", "zzz"]) == 2
-    await commands.set_paused(db, True)
-    assert await commands.is_paused(db) and (await views.dashboard(db)).paused
-    await commands.set_paused(db, False)
-    assert not await commands.is_paused(db)
+    assert await admin_commands.retry_all_failed(db) == 1
+    assert await admin_commands.drop(db, ["a", "b", "zzz"]) == 2
+    await admin_commands.set_paused(db, True)
+    assert await admin_commands.is_paused(db) and (await views.dashboard(db)).paused
+    await admin_commands.set_paused(db, False)
+    assert not await admin_commands.is_paused(db)
     with pytest.raises(KeyError, match="unknown task 'nope'.*inventory"):
-        await commands.run_task_now(db, "nope")
+        await admin_commands.run_task_now(db, "nope")
 
 
 async def test_requeue_only_failed_orders(db: Database) -> None:
     order_id = await add_order(db, StoreOrder("o1", "1", (OrderLine("x", Decimal(1)),)))
-    assert not await commands.requeue_order(db, order_id)
+    assert not await admin_commands.requeue_order(db, order_id)
     async with db.transaction() as conn:
         await conn.execute("UPDATE orders SET qb_state = 'failed', error = 'e'")
-    assert await commands.requeue_order(db, order_id)
+    assert await admin_commands.requeue_order(db, order_id)
     rows, _ = await views.orders_page(db)
     assert rows[0].qb_state == "new" and rows[0].error is None
+
+
+def test_a_failing_listener_is_logged_and_the_others_still_hear_the_event() -> None:
+    bus = EventBus()
+    heard: list[object] = []
+
+    def broken(event: object) -> None:
+        raise ValueError("listener bug with s3cret-token inside")
+
+    bus.subscribe(broken)
+    bus.subscribe(heard.append)
+    stream = io.StringIO()
+    configure_logging(level="info", secrets=["s3cret-token"], stream=stream)
+    try:
+        bus.emit(OrderFailed(1, "1001", "no such item"))
+    finally:
+        configure_logging(level="warning", json=False)
+    assert heard == [OrderFailed(1, "1001", "no such item")]  # the next listener was not skipped
+    [line] = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert line["event"] == "event listener failed" and line["level"] == "error"
+    assert line["listener"].endswith("test_a_failing_listener_is_logged_and_the_others_still_hear_the_event.<locals>.broken")
+    assert line["kind"] == "OrderFailed" and "ValueError: listener bug" in line["exception"]
+    assert "s3cret-token" not in stream.getvalue()  # the traceback goes through the secret redaction
 
 
 async def test_event_recorder_writes_described_events_and_tail_follows(db: Database) -> None:

@@ -24,6 +24,7 @@ import pytest
 
 from connex_tui.app import ConnexApp
 from connex_tui.backend import Backend
+from connex_tui.harness import Harness
 from connex_tui.engine import views
 from connex_tui.engine.db import Database
 from connex_tui.engine.throughput import Throughput
@@ -239,15 +240,14 @@ async def db(seeded_path: Path) -> AsyncIterator[Database]:
 
 
 def make_app(path: Path, *, refresh_seconds: float = 0.5, warm_up: bool = False, **kwargs: Any) -> ConnexApp:
-    """A monitor-mode App on `path` with the fixed clock, no cursor blink and no animation.
+    """A monitor-mode App on `path` with the fixed clock, no cursor blink, no animation, display
+    errors raised and loads counted (`app.harness`).
 
     The start-up warm-up (composing all six screens) is off unless asked for: it costs every test
     half a second and only matters for the timing of a first visit.
     """
-    app = ConnexApp(Backend.lazy(path, now=fixed_clock), refresh_seconds=refresh_seconds, **kwargs)
-    app.warm_up = warm_up  # type: ignore[misc]
-    app.cursor_blink = False  # type: ignore[misc]
-    app.strict = True  # type: ignore[misc]
+    harness = Harness(cursor_blink=False, strict=True, warm_up=warm_up, counting=True)
+    app = ConnexApp(Backend.lazy(path, now=fixed_clock), refresh_seconds=refresh_seconds, harness=harness, **kwargs)
     app.animation_level = "none"
     return app
 

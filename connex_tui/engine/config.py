@@ -32,6 +32,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DatabaseConfig",
+    "InterfaceConfig",
     "InventoryConfig",
     "LoggingConfig",
     "OrdersConfig",
@@ -97,6 +98,7 @@ class Kind(enum.Enum):
     STRINGS = "strings"
     PATH = "path"
     SECRET = "secret"
+    KEYMAP = "keymap"
     NETWORKS = "networks"
 
 
@@ -404,6 +406,18 @@ class MetricsConfig:
     host: str = setting(Kind.STR, "127.0.0.1", "address /metrics listens on; 127.0.0.1: this machine only")
 
 
+@dataclass(frozen=True)
+class InterfaceConfig:
+    # (binding id, key string) pairs; the interface checks the ids and key names (keymap.py).
+    keymap: tuple[tuple[str, str], ...] = setting(
+        Kind.KEYMAP,
+        (),
+        'your keys by binding id (README "Keys"); a key string: "t", "ctrl+t" or "t,f5"',
+        starter={"pending.retry": "t"},
+        commented=True,
+    )
+
+
 SECTIONS: dict[str, type] = {
     "database": DatabaseConfig,
     "qbwc": QBWCConfig,
@@ -412,6 +426,7 @@ SECTIONS: dict[str, type] = {
     "inventory": InventoryConfig,
     "logging": LoggingConfig,
     "metrics": MetricsConfig,
+    "interface": InterfaceConfig,
 }
 
 
@@ -430,6 +445,7 @@ class Config:
     inventory: InventoryConfig
     logging: LoggingConfig
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    interface: InterfaceConfig = field(default_factory=InterfaceConfig)
 
     def secrets(self) -> list[str]:
         """Every non-empty secret value, for log redaction."""
@@ -470,6 +486,7 @@ _EXPECTED: dict[Kind, Callable[[Spec], str]] = {
     Kind.STRINGS: lambda spec: "a non-empty array of non-empty strings",
     Kind.PATH: lambda spec: "a file path (a non-empty string)",
     Kind.SECRET: lambda spec: "a non-empty string",
+    Kind.KEYMAP: lambda spec: 'a table of binding id = key string, such as { "pending.retry" = "t" }',
     Kind.NETWORKS: lambda spec: 'an array of IP addresses or networks, such as ["127.0.0.1", "10.0.0.0/8"]',
 }
 
@@ -569,6 +586,33 @@ def _to_secret(spec: Spec, value: Any, ctx: _Ctx) -> Secret:
     return Secret(value)
 
 
+KEY_MODIFIERS = ("ctrl", "shift", "alt", "meta", "super", "hyper")
+
+
+def _to_keymap(spec: Spec, value: Any, ctx: _Ctx) -> tuple[tuple[str, str], ...]:
+    """[interface] keymap: the table's shape and each key string's syntax (comma-separated keys,
+    each `modifier+...+name`). Whether the binding id exists and Textual knows the name is checked
+    by the interface, which owns the bindings (`connex_tui/keymap.py`)."""
+    if not isinstance(value, dict):
+        raise _Bad
+    pairs: list[tuple[str, str]] = []
+    for binding_id, keys in value.items():
+        where = f"keymap.{binding_id}"
+        if not isinstance(keys, str) or not keys:
+            raise ctx.error("interface", where, f'expected a key string such as "ctrl+r", got {describe(keys)}')
+        if any(c.isspace() for c in keys):
+            raise ctx.error("interface", where, f'malformed key string {keys!r}: no spaces ("ctrl+r,f5")')
+        for key in keys.split(","):
+            *modifiers, name = key.split("+")
+            unknown = [m for m in modifiers if m not in KEY_MODIFIERS]
+            if not name or unknown:
+                problem = f"unknown modifier {unknown[0]!r}" if unknown else "a key name is missing"
+                raise ctx.error("interface", where, f"malformed key {key!r} in {keys!r}: {problem}"
+                                f" (modifiers: {', '.join(KEY_MODIFIERS)}; several keys: \"r,f5\")")
+        pairs.append((binding_id, keys))
+    return tuple(pairs)
+
+
 _CONVERT: dict[Kind, Callable[[Spec, Any, _Ctx], Any]] = {
     Kind.INT: _to_int,
     Kind.STR: _to_str,
@@ -576,6 +620,7 @@ _CONVERT: dict[Kind, Callable[[Spec, Any, _Ctx], Any]] = {
     Kind.STRINGS: _to_strings,
     Kind.PATH: _to_path,
     Kind.SECRET: _to_secret,
+    Kind.KEYMAP: _to_keymap,
     Kind.NETWORKS: _to_networks,
 }
 
@@ -777,6 +822,8 @@ def _toml_value(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, (tuple, list)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table (the keymap)
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
     return str(value)
 
 

@@ -9,6 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import structlog
+
+log = structlog.get_logger("connex.events")
+
 
 @dataclass(frozen=True)
 class Event:
@@ -103,7 +107,9 @@ Listener = Callable[[Event], None]
 
 
 class EventBus:
-    """Fan-out to listeners; a failing listener is dropped from this event, never the engine."""
+    """Fan-out to listeners. A listener that raises misses only this event: the error is logged
+    (`event listener failed`, with the event's kind, the listener and the traceback) and the other
+    listeners and the engine carry on."""
 
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
@@ -116,5 +122,12 @@ class EventBus:
         for listener in list(self._listeners):
             try:
                 listener(event)
-            except Exception:  # a broken listener must not stop the sync
-                pass
+            except Exception:  # a broken listener must not stop the sync, but is not hidden either
+                log.exception("event listener failed", kind=type(event).__name__, listener=_name(listener))
+
+
+def _name(listener: Listener) -> str:
+    """`module.qualname` of a function or bound method (what a person can look up), else its type."""
+    target = getattr(listener, "__func__", listener)
+    qualname = getattr(target, "__qualname__", None) or type(listener).__qualname__
+    return f"{getattr(target, '__module__', '?')}.{qualname}"

@@ -26,7 +26,7 @@ from aiohttp import web
 
 from ..storefronts.base import RoundTrips, Storefront
 from .auth_throttle import AuthThrottle
-from .commands import PAUSE_KEY
+from .admin_commands import PAUSE_KEY
 from .db import Database
 from .events import Event, OrderFailed, OrderPosted, SessionEnded, StockPushed
 from .pusher import OUTAGE_KEY

@@ -10,7 +10,7 @@ import structlog
 from ..storefronts.base import Storefront
 from ..storefronts.limiter import gate_of
 from .catalog import CatalogIndex
-from .commands import is_paused
+from .admin_commands import is_paused
 from .config import Config
 from .db import Database, utcnow
 from .dispatch import BatchDispatcher

@@ -6,10 +6,12 @@ Every query here is bounded (a page, a tail, a count on an index), so a screen c
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
-from .commands import is_paused
+from .admin_commands import is_paused
 from .db import Database
 from .throughput import THROUGHPUT_KEY, Throughput
 
@@ -225,6 +227,15 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+_PENDING_COLUMNS = "sku, quantity, state, attempts, next_attempt, last_error"
+_LOG_COLUMNS = "id, at, sku, old_qty, new_qty, ok, reason"
+
+
+def _log_rows(rows: Iterable[Sequence[Any]]) -> list[LogRow]:
+    """`sku_log` rows selected as `_LOG_COLUMNS`, as `LogRow`s (`ok` stored as 0/1)."""
+    return [LogRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in rows]
+
+
 async def pending_page(
     db: Database, *, sku_filter: str = "", failed_only: bool = False, offset: int = 0, limit: int = PAGE
 ) -> tuple[list[PendingRow], int]:
@@ -238,11 +249,32 @@ async def pending_page(
     clause = " AND ".join(where)
     total = await db.fetchval(f"SELECT count(*) FROM pending WHERE {clause}", params)
     rows = await db.fetchall(
-        f"SELECT sku, quantity, state, attempts, next_attempt, last_error FROM pending WHERE {clause}"
+        f"SELECT {_PENDING_COLUMNS} FROM pending WHERE {clause}"
         " ORDER BY state != 'failed', next_attempt, sku LIMIT ? OFFSET ?",
         [*params, limit, offset],
     )
     return [PendingRow(*row) for row in rows], total
+
+
+async def pending_failed_count(db: Database) -> int:
+    return int(await db.fetchval("SELECT count(*) FROM pending WHERE state = 'failed'") or 0)
+
+
+async def pending_row(db: Database, sku: str) -> PendingRow | None:
+    """The queue row of exactly this SKU, if it is queued (the pending detail)."""
+    row = await db.fetchone(f"SELECT {_PENDING_COLUMNS} FROM pending WHERE sku = ?", (sku,))
+    return None if row is None else PendingRow(*row)
+
+
+async def pending_states(db: Database, skus: Sequence[str]) -> dict[str, str]:
+    """The queue state of each of these SKUs that is queued (read 500 at a time: SQLite's limit on
+    bound parameters is not reached however many SKUs a command names)."""
+    states: dict[str, str] = {}
+    for start in range(0, len(skus), 500):
+        chunk = skus[start:start + 500]
+        rows = await db.fetchall(f"SELECT sku, state FROM pending WHERE sku IN ({', '.join('?' * len(chunk))})", chunk)
+        states.update({row[0]: row[1] for row in rows})
+    return states
 
 
 async def sku_log_page(
@@ -268,11 +300,19 @@ async def sku_log_page(
         where.append("id < ?")
         params.append(before_id)
     rows = await db.fetchall(
-        f"SELECT id, at, sku, old_qty, new_qty, ok, reason FROM sku_log WHERE {' AND '.join(where)}"
+        f"SELECT {_LOG_COLUMNS} FROM sku_log WHERE {' AND '.join(where)}"
         " ORDER BY id DESC LIMIT ?",
         [*params, limit],
     )
-    return [LogRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in rows]
+    return _log_rows(rows)
+
+
+async def sku_history(db: Database, sku: str, limit: int = 5) -> list[LogRow]:
+    """The latest log lines of exactly this SKU, newest first (the pending detail)."""
+    rows = await db.fetchall(
+        f"SELECT {_LOG_COLUMNS} FROM sku_log WHERE sku = ? ORDER BY id DESC LIMIT ?", (sku, limit)
+    )
+    return _log_rows(rows)
 
 
 async def orders_page(
@@ -291,6 +331,11 @@ async def orders_page(
 async def tasks(db: Database) -> list[TaskRow]:
     rows = await db.fetchall("SELECT name, interval_seconds, last_run, next_run, last_result FROM tasks ORDER BY name")
     return [TaskRow(*row) for row in rows]
+
+
+async def task_next_run(db: Database, name: str) -> str | None:
+    value = await db.fetchval("SELECT next_run FROM tasks WHERE name = ?", (name,))
+    return None if value is None else str(value)
 
 
 async def events_tail(db: Database, *, after_id: int = 0, limit: int = PAGE) -> list[EventRow]:

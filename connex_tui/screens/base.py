@@ -1,4 +1,5 @@
-"""What every one of the six screens shares: the status line, the footer, and the refresh cycle.
+"""What every one of the six screens shares: the status line, the footer, and the refresh cycle;
+and what the three table screens (Pending, SKU log, Orders) share: `TableScreen`.
 
 The refresh cycle: the App's timer (and engine events, in-process) call `request_refresh()` on the
 visible screen only. A worker reads one snapshot with the backend's bounded async queries and
@@ -8,15 +9,19 @@ read is in flight per screen: requests that arrive meanwhile are folded into one
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Hashable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Input
+from textual.widgets import DataTable, Input, Label
 
+from ..engine.views import PAGE
+
+from ..widgets.diff_table import Column, DiffTable
 from ..widgets.footer import ConnexFooter
 from ..widgets.status_bar import StatusBar
 from .messages import Loaded
@@ -24,6 +29,9 @@ from .messages import Loaded
 if TYPE_CHECKING:  # pragma: no cover
     from ..app import ConnexApp
     from ..backend import Backend
+
+
+RowT = TypeVar("RowT")
 
 
 class LoadFailed:
@@ -47,7 +55,6 @@ class DataScreen(Screen[None], inherit_bindings=False):
         self._loading = False
         self._dirty = False
         self._last_error: str | None = None
-        self.loads = 0  # snapshots applied (tests wait on this)
         self._binding_state: tuple[bool | None, ...] | None = None
 
     @property
@@ -120,11 +127,11 @@ class DataScreen(Screen[None], inherit_bindings=False):
             try:
                 self.apply(message.data)
             except Exception as exc:  # a display bug must not take the engine's process down
-                if self.connex.strict:
+                if self.connex.harness.strict:
                     raise
                 self.log.error("apply failed", screen=self.MODE, error=repr(exc))
                 self.notify(self.backend.redact(repr(exc))[:200], title="Display error", severity="error")
-            self.loads += 1
+            self.connex.harness.count(self, "loads")  # snapshots applied (tests wait on this)
         else:
             self._dirty = True  # the filter changed while reading: read again
         if self._dirty and self.is_current:
@@ -143,7 +150,7 @@ class DataScreen(Screen[None], inherit_bindings=False):
     def show_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.display = True
-        box.cursor_blink = self.connex.cursor_blink
+        box.cursor_blink = self.connex.harness.cursor_blink
         box.focus()
 
     def hide_filter(self, *, clear: bool) -> None:
@@ -157,3 +164,60 @@ class DataScreen(Screen[None], inherit_bindings=False):
         for table in self.query("DiffTable"):
             table.focus()
             break
+
+
+class TableScreen(DataScreen, Generic[RowT]):
+    """A screen around one `DiffTable` whose rows (`self.rows`) are keyed as in the table.
+
+    Shared here: the layout (a summary line, the table of `COLUMNS`, and with `FILTER` a SKU filter
+    box, hidden until asked for), the selected row, reading more as the cursor comes within
+    `NEAR_END` rows of the end, and enter (or a click) opening the selected row's detail
+    (`action_detail`). By default
+    more means `PAGE` more rows at the next refresh (`limit`), while fewer than `total` are shown;
+    a screen that pages otherwise (the SKU log reads older keyset pages) overrides `load_more`.
+    """
+
+    NEAR_END: ClassVar[int] = 20  # rows from the end at which the next page is read
+    COLUMNS: ClassVar[Sequence[Column]] = ()
+    TABLE_ID: ClassVar[str] = ""
+    FILTER: ClassVar[bool] = False  # a SKU filter box under the table
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, RowT] = {}
+        self.limit = PAGE
+        self.total = 0
+
+    def compose_body(self) -> Iterable[Widget]:
+        yield Label("", id="summary", classes="summary")
+        yield DiffTable(self.COLUMNS, id=self.TABLE_ID)
+        if self.FILTER:
+            yield Input(placeholder="filter by SKU (enter: done, escape: clear)", id="filter", compact=True)
+
+    def on_mount(self) -> None:
+        if self.FILTER:
+            self.query_one("#filter", Input).display = False
+        self.query_one(DiffTable).focus()
+
+    @property
+    def selected(self) -> RowT | None:
+        key = self.query_one(DiffTable).cursor_key
+        return self.rows.get(key) if key is not None else None
+
+    def near_end(self, row: int) -> bool:
+        return row >= self.query_one(DiffTable).row_count - self.NEAR_END
+
+    def load_more(self) -> None:
+        if self.limit < self.total:
+            self.limit += PAGE
+            self.request_refresh()
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.update_bindings()
+        if self.near_end(event.cursor_row):
+            self.load_more()
+
+    @on(DataTable.RowSelected)
+    async def _clicked(self, _event: DataTable.RowSelected) -> None:
+        await self.run_action("detail")

@@ -3,22 +3,18 @@ failed with the reason); `r` puts a failed order back to `new`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-from textual import on
 from textual.binding import Binding
 from textual.content import Content
-from textual.widget import Widget
-from textual.widgets import DataTable, Label
+from textual.widgets import Label
 
-from ..backend import PAGE
 from ..engine.views import OrderRow
 from ..textsafe import short
 from ..widgets import fmt
 from ..widgets.diff_table import Column, DiffTable
 from ..widgets.fmt import Styled
-from .base import DataScreen
+from .base import TableScreen
 from .dialogs import DetailDialog
 
 KIND = {"sales_receipt": "receipt", "invoice": "invoice", "sales_order": "order", "credit_memo": "credit"}
@@ -29,7 +25,6 @@ QB_STATE = {
     "failed": Styled("failed", "error"),
     "skipped": Styled("skipped", "muted"),
 }
-NEAR_END = 20
 
 
 @dataclass(frozen=True)
@@ -39,38 +34,27 @@ class OrdersSnapshot:
     failed: int
 
 
-class OrdersScreen(DataScreen):
+class OrdersScreen(TableScreen[OrderRow]):
     MODE = "orders"
     TITLE = "Orders"
-    BINDINGS = DataScreen.BINDINGS + [
+    BINDINGS = TableScreen.BINDINGS + [
         Binding("r", "requeue", "Re-queue", tooltip="Send the failed order to QuickBooks again", id="orders.requeue"),
         Binding("enter", "detail", "Detail", tooltip="Everything about the selected order", id="orders.detail"),
     ]
+    COLUMNS = [
+        Column("number", "Order", 10),
+        Column("kind", "Kind", 7),
+        Column("status", "Store", 10),
+        Column("qb", "QuickBooks", 10),
+        Column("txn", "TxnID / Ref", 15),
+        Column("updated", "Updated", 10),
+        Column("error", "Reason"),
+    ]
+    TABLE_ID = "orders-table"
 
     def __init__(self) -> None:
         super().__init__()
-        self.limit = PAGE
-        self.total = 0
         self.failed = 0
-        self.rows: dict[str, OrderRow] = {}
-
-    def compose_body(self) -> Iterable[Widget]:
-        yield Label("", id="summary", classes="summary")
-        yield DiffTable(
-            [
-                Column("number", "Order", 10),
-                Column("kind", "Kind", 7),
-                Column("status", "Store", 10),
-                Column("qb", "QuickBooks", 10),
-                Column("txn", "TxnID / Ref", 15),
-                Column("updated", "Updated", 10),
-                Column("error", "Reason"),
-            ],
-            id="orders-table",
-        )
-
-    def on_mount(self) -> None:
-        self.query_one(DiffTable).focus()
 
     def params(self) -> int:
         return self.limit
@@ -106,23 +90,6 @@ class OrdersScreen(DataScreen):
             parts.append(f"showing {len(data.rows):,}, more load as you scroll")
         self.query_one("#summary", Label).update(Content(" · ".join(parts)))
         self.update_bindings()
-
-    @property
-    def selected(self) -> OrderRow | None:
-        key = self.query_one(DiffTable).cursor_key
-        return self.rows.get(key) if key is not None else None
-
-    @on(DataTable.RowHighlighted)
-    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self.update_bindings()
-        table = self.query_one(DiffTable)
-        if event.cursor_row >= table.row_count - NEAR_END and self.limit < self.total:
-            self.limit += PAGE
-            self.request_refresh()
-
-    @on(DataTable.RowSelected)
-    def _clicked(self, _event: DataTable.RowSelected) -> None:
-        self.action_detail()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "requeue":

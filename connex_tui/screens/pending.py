@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from textual import on
 from textual.binding import Binding
 from textual.content import Content
-from textual.widget import Widget
-from textual.widgets import DataTable, Input, Label
+from textual.widgets import Input, Label
 
 from ..backend import PAGE
 from ..engine.views import PendingRow
@@ -17,11 +15,10 @@ from ..textsafe import short
 from ..widgets import fmt
 from ..widgets.diff_table import Column, DiffTable
 from ..widgets.fmt import Styled
-from .base import DataScreen
+from .base import TableScreen
 from .dialogs import ConfirmDialog, DetailDialog
 
 STATE = {"failed": Styled("failed", "error"), "in_flight": Styled("sending", "warning"), "pending": Styled("pending", "")}
-NEAR_END = 20  # rows from the end at which the next page is read
 
 
 @dataclass(frozen=True)
@@ -31,10 +28,10 @@ class PendingSnapshot:
     failed: int
 
 
-class PendingScreen(DataScreen):
+class PendingScreen(TableScreen[PendingRow]):
     MODE = "pending"
     TITLE = "Pending"
-    BINDINGS = DataScreen.BINDINGS + [
+    BINDINGS = TableScreen.BINDINGS + [
         Binding("r", "retry", "Retry", tooltip="Retry the selected SKU now", id="pending.retry"),
         Binding("R", "retry_all", "Retry all failed", tooltip="Retry every failed SKU (asks first)", id="pending.retry_all"),
         Binding("d", "drop", "Drop", tooltip="Drop the selected SKU from the queue (asks first)", id="pending.drop"),
@@ -42,33 +39,21 @@ class PendingScreen(DataScreen):
         Binding("enter", "detail", "Detail", tooltip="Everything about the selected SKU", id="pending.detail"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="pending.clear_filter"),
     ]
+    COLUMNS = [
+        Column("sku", "SKU", 18),
+        Column("qty", "Qty", 6),
+        Column("state", "State", 7),
+        Column("attempts", "Tries", 5),
+        Column("next", "Next try", 10),
+        Column("error", "Last error"),
+    ]
+    TABLE_ID = "pending-table"
+    FILTER = True
 
     def __init__(self) -> None:
         super().__init__()
         self.sku_filter = ""
-        self.limit = PAGE
-        self.total = 0
         self.failed = 0
-        self.rows: dict[str, PendingRow] = {}
-
-    def compose_body(self) -> Iterable[Widget]:
-        yield Label("", id="summary", classes="summary")
-        yield DiffTable(
-            [
-                Column("sku", "SKU", 18),
-                Column("qty", "Qty", 6),
-                Column("state", "State", 7),
-                Column("attempts", "Tries", 5),
-                Column("next", "Next try", 10),
-                Column("error", "Last error"),
-            ],
-            id="pending-table",
-        )
-        yield Input(placeholder="filter by SKU (enter: done, escape: clear)", id="filter", compact=True)
-
-    def on_mount(self) -> None:
-        self.query_one("#filter", Input).display = False
-        self.query_one(DiffTable).focus()
 
     # ------------------------------------------------------------------ data
 
@@ -109,25 +94,6 @@ class PendingScreen(DataScreen):
             parts.append(f"showing {shown:,}, more load as you scroll")
         self.query_one("#summary", Label).update(Content(" · ".join(parts)))
         self.update_bindings()
-
-    # ------------------------------------------------------------------ selection
-
-    @property
-    def selected(self) -> PendingRow | None:
-        key = self.query_one(DiffTable).cursor_key
-        return self.rows.get(key) if key is not None else None
-
-    @on(DataTable.RowHighlighted)
-    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self.update_bindings()
-        table = self.query_one(DiffTable)
-        if event.cursor_row >= table.row_count - NEAR_END and self.limit < self.total:
-            self.limit += PAGE
-            self.request_refresh()
-
-    @on(DataTable.RowSelected)
-    async def _clicked(self, _event: DataTable.RowSelected) -> None:
-        await self.action_detail()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("retry", "drop"):

@@ -8,15 +8,13 @@ page to open.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from textual import on
 from textual.binding import Binding
 from textual.content import Content
 from textual.message import Message
-from textual.widget import Widget
-from textual.widgets import DataTable, Input, Label
+from textual.widgets import Input, Label
 
 from ..backend import PAGE
 from ..engine.views import LogRow
@@ -24,10 +22,8 @@ from ..textsafe import short
 from ..widgets import fmt
 from ..widgets.diff_table import Column, DiffTable, Row
 from ..widgets.fmt import Styled
-from .base import DataScreen
+from .base import TableScreen
 from .dialogs import DetailDialog
-
-NEAR_END = 20
 
 
 class OlderPage(Message):
@@ -39,47 +35,36 @@ class OlderPage(Message):
         self.data = data
 
 
-class SkuLogScreen(DataScreen):
+class SkuLogScreen(TableScreen[LogRow]):
     MODE = "sku_log"
     TITLE = "SKU log"
-    BINDINGS = DataScreen.BINDINGS + [
+    BINDINGS = TableScreen.BINDINGS + [
         Binding("f", "failed_only", "Failed only", tooltip="Show only failures, or everything", id="log.failed_only"),
         Binding("slash", "filter", "Filter", tooltip="Show only SKUs containing some text", id="log.filter"),
         Binding("enter", "detail", "Detail", tooltip="The whole line, reason untruncated", id="log.detail"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="log.clear_filter"),
     ]
+    COLUMNS = [
+        Column("id", "#", 7),
+        Column("at", "Time", 11),
+        Column("sku", "SKU", 18),
+        Column("old", "Before", 6),
+        Column("new", "After", 6),
+        Column("ok", "Result", 6),
+        Column("reason", "Reason"),
+    ]
+    TABLE_ID = "log-table"
+    FILTER = True
 
     def __init__(self) -> None:
         super().__init__()
         self.failed_only = False
         self.sku_filter = ""
-        self.rows: dict[str, LogRow] = {}
         self.top_id: int | None = None
         self.bottom_id: int | None = None
         self.exhausted = False
-        self.older_pages = 0  # older pages read (tests: paging reads one page at a time)
         self._shown_for: tuple[bool, str] | None = None
         self._paging = False
-
-    def compose_body(self) -> Iterable[Widget]:
-        yield Label("", id="summary", classes="summary")
-        yield DiffTable(
-            [
-                Column("id", "#", 7),
-                Column("at", "Time", 11),
-                Column("sku", "SKU", 18),
-                Column("old", "Before", 6),
-                Column("new", "After", 6),
-                Column("ok", "Result", 6),
-                Column("reason", "Reason"),
-            ],
-            id="log-table",
-        )
-        yield Input(placeholder="filter by SKU (enter: done, escape: clear)", id="filter", compact=True)
-
-    def on_mount(self) -> None:
-        self.query_one("#filter", Input).display = False
-        self.query_one(DiffTable).focus()
 
     # ------------------------------------------------------------------ data
 
@@ -138,14 +123,8 @@ class SkuLogScreen(DataScreen):
 
     # ------------------------------------------------------------------ paging
 
-    @on(DataTable.RowHighlighted)
-    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self.update_bindings()
-        table = self.query_one(DiffTable)
-        if event.cursor_row >= table.row_count - NEAR_END:
-            self.load_older()
-
-    def load_older(self) -> None:
+    def load_more(self) -> None:
+        """The next older page (keyset: before the oldest line shown), one read at a time."""
         if self._paging or self.exhausted or self.bottom_id is None:
             return
         self._paging = True
@@ -155,7 +134,7 @@ class SkuLogScreen(DataScreen):
     async def _older(self, params: tuple[bool, str], before: int) -> None:
         failed_only, sku_filter = params
         try:
-            self.older_pages += 1
+            self.connex.harness.count(self, "older_pages")  # tests: paging reads one page at a time
             page = await self.backend.sku_log_page(
                 failed_only=failed_only, sku_filter=sku_filter, before_id=before, limit=PAGE
             )
@@ -181,9 +160,8 @@ class SkuLogScreen(DataScreen):
             self.bottom_id = page[-1].id
         self.exhausted = len(page) < PAGE
         self._summary()
-        table = self.query_one(DiffTable)
-        if table.cursor_row >= table.row_count - NEAR_END:
-            self.load_older()  # the person is holding page-down
+        if self.near_end(self.query_one(DiffTable).cursor_row):
+            self.load_more()  # the person is holding page-down
 
     # ------------------------------------------------------------------ actions
 
@@ -206,8 +184,7 @@ class SkuLogScreen(DataScreen):
         self.hide_filter(clear=True)
 
     def action_detail(self) -> None:
-        key = self.query_one(DiffTable).cursor_key
-        line = self.rows.get(key) if key else None
+        line = self.selected
         if line is None:
             return
         now = self.now
@@ -224,10 +201,6 @@ class SkuLogScreen(DataScreen):
                 ],
             )
         )
-
-    @on(DataTable.RowSelected)
-    def _clicked(self, _event: DataTable.RowSelected) -> None:
-        self.action_detail()
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:

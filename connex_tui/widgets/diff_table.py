@@ -22,6 +22,7 @@ from rich.style import Style
 from textual.binding import Binding
 from textual.widgets import DataTable
 
+from ..harness import harness_of
 from .fmt import Cell, role_styles, to_text
 
 
@@ -57,8 +58,6 @@ class DiffTable(DataTable, inherit_bindings=False):
         self._cells: dict[str, tuple[Cell, ...]] = {}
         self._first: dict[str, object] = {}  # row key -> the Text object of its first cell (for sorting)
         self._styles: dict[str, Style] | None = None
-        self.full_rebuilds = 0  # how many times sync() cleared the table (tests and diagnostics)
-        self.cell_updates = 0
 
     def on_mount(self) -> None:
         for column in self.spec:
@@ -117,7 +116,7 @@ class DiffTable(DataTable, inherit_bindings=False):
         wanted = {key: tuple(cells) for key, cells in rows}
         stale = [key for key in self._cells if key not in wanted]
         if self._cells and len(stale) * 2 > len(self._cells) and len(stale) > 8:
-            self.full_rebuilds += 1
+            harness_of(self.app).count(self, "full_rebuilds")  # tests: a refresh rebuilt nothing
             self.reset(rows)
             return True
         keep = self.cursor_key
@@ -140,7 +139,7 @@ class DiffTable(DataTable, inherit_bindings=False):
                             self.update_cell(key, self.spec[index].key, text)
                             if index == 0:
                                 self._first[key] = text
-                            self.cell_updates += 1
+                            harness_of(self.app).count(self, "cell_updates")
                     self._cells[key] = cells
                     changed = True
             order = [key for key, _ in rows]
