@@ -59,8 +59,14 @@ async def run(wrong: int, concurrency: int) -> dict[str, object]:
     counts: dict[str, int] = {}
     for answer, _ in answers:
         counts[answer] = counts.get(answer, 0) + 1
-    return {"wrong": wrong, "wrong_answers": counts, "guessing_seconds": round(guessing_s, 2),
-            "guesses_per_second": round(wrong / guessing_s, 1), "right_answer": right, "right_ms": round(right_ms, 1)}
+    return {
+        "wrong": wrong,
+        "wrong_answers": counts,
+        "guessing_seconds": round(guessing_s, 2),
+        "guesses_per_second": round(wrong / guessing_s, 1),
+        "right_answer": right,
+        "right_ms": round(right_ms, 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

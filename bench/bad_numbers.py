@@ -33,8 +33,30 @@ from connex_tui.storefronts.retry import RetryPolicy
 from connex_tui.storefronts.woocommerce import WooCommerceClient
 
 KEY, SECRET = "ck_bench", "cs_bench"
-FIXED: list[Any] = [math.nan, math.inf, -math.inf, 1e300, -1e300, 2.5, 10**30, -(10**30), "NaN", "Infinity",
-                    "12abc", "", True, [], {}, {"value": 1}, None, "1e30", "sNaN", 2**63, -1, 0.1]
+FIXED: list[Any] = [
+    math.nan,
+    math.inf,
+    -math.inf,
+    1e300,
+    -1e300,
+    2.5,
+    10**30,
+    -(10**30),
+    "NaN",
+    "Infinity",
+    "12abc",
+    "",
+    True,
+    [],
+    {},
+    {"value": 1},
+    None,
+    "1e30",
+    "sNaN",
+    2**63,
+    -1,
+    0.1,
+]
 
 
 def values(extra: int, seed: int = 11) -> list[Any]:
@@ -52,11 +74,19 @@ def values(extra: int, seed: int = 11) -> list[Any]:
 async def one(value: Any, folder: Path) -> dict[str, int]:
     emu = WooCommerceEmulator(consumer_key=KEY, consumer_secret=SECRET)
     await emu.start()
-    client = WooCommerceClient(emu.base_url, KEY, SECRET, policy=RetryPolicy(attempts=2, base_delay=0.01,
-                                                                             max_delay=0.02, timeout=5.0))
+    client = WooCommerceClient(
+        emu.base_url, KEY, SECRET, policy=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02, timeout=5.0)
+    )
     db = await Database.open(folder / "connex.db")
-    tally = {"in_flight": 0, "pushed": 0, "failed": 0, "orders_imported": 0, "orders_failed": 0,
-             "orders_task_errors": 0, "catalog_errors": 0}
+    tally = {
+        "in_flight": 0,
+        "pushed": 0,
+        "failed": 0,
+        "orders_imported": 0,
+        "orders_failed": 0,
+        "orders_task_errors": 0,
+        "catalog_errors": 0,
+    }
     try:
         for n in range(10):
             emu.add_product(f"S{n}", 1)

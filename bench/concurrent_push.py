@@ -148,20 +148,22 @@ async def woo_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
         concurrent = await woo_case(latency, args.per_item, items, args.max)
         serial = await woo_case(latency, args.per_item, args.serial_items, 1)
         bound = args.max * WOO_BATCH / (latency + WOO_BATCH * args.per_item)
-        rows.append({
-            "latency_s": latency,
-            "per_item_s": args.per_item,
-            "items": items,
-            "updates_per_s": concurrent["updates_per_s"],
-            "seconds": concurrent["seconds"],
-            "serial_items": args.serial_items,
-            "serial_updates_per_s": serial["updates_per_s"],
-            "speedup": round(concurrent["updates_per_s"] / serial["updates_per_s"], 2),
-            "bound_updates_per_s": round(bound, 1),
-            "of_bound": round(concurrent["updates_per_s"] / bound, 3),
-            "concurrent": concurrent,
-            "serial": serial,
-        })
+        rows.append(
+            {
+                "latency_s": latency,
+                "per_item_s": args.per_item,
+                "items": items,
+                "updates_per_s": concurrent["updates_per_s"],
+                "seconds": concurrent["seconds"],
+                "serial_items": args.serial_items,
+                "serial_updates_per_s": serial["updates_per_s"],
+                "speedup": round(concurrent["updates_per_s"] / serial["updates_per_s"], 2),
+                "bound_updates_per_s": round(bound, 1),
+                "of_bound": round(concurrent["updates_per_s"] / bound, 3),
+                "concurrent": concurrent,
+                "serial": serial,
+            }
+        )
     return rows
 
 
@@ -265,9 +267,20 @@ def woo_table(rows: Sequence[dict[str, Any]]) -> str:
     for r in rows:
         c = r["concurrent"]
         checks = "ok" if not (c["wrong_on_store"] or c["left_in_queue"] or c["same_item_overlaps"]) else "WRONG"
-        lines.append((f"{r['latency_s']} s", f"{r['items']:,}", f"{r['updates_per_s']:,.1f}",
-                      f"{r['serial_updates_per_s']:,.1f}", f"{r['speedup']:.2f}x", f"{r['bound_updates_per_s']:,.1f}",
-                      f"{r['of_bound']:.0%}", str(c["gate_peak"]), f"{c['rtt_p50_s']:.3f} s", checks))
+        lines.append(
+            (
+                f"{r['latency_s']} s",
+                f"{r['items']:,}",
+                f"{r['updates_per_s']:,.1f}",
+                f"{r['serial_updates_per_s']:,.1f}",
+                f"{r['speedup']:.2f}x",
+                f"{r['bound_updates_per_s']:,.1f}",
+                f"{r['of_bound']:.0%}",
+                str(c["gate_peak"]),
+                f"{c['rtt_p50_s']:.3f} s",
+                checks,
+            )
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(line, widths)) for line in lines)
 
@@ -278,8 +291,10 @@ def problems_of(woo: Sequence[dict[str, Any]], shop: dict[str, Any] | None) -> l
         for kind in ("concurrent", "serial"):
             c = r[kind]
             if c["wrong_on_store"] or c["left_in_queue"] or c["same_item_overlaps"]:
-                errors.append(f"WooCommerce {kind} at {r['latency_s']} s: {c['wrong_on_store']} wrong on the store, "
-                              f"{c['left_in_queue']} left, {c['same_item_overlaps']} overlapping updates of one item")
+                errors.append(
+                    f"WooCommerce {kind} at {r['latency_s']} s: {c['wrong_on_store']} wrong on the store, "
+                    f"{c['left_in_queue']} left, {c['same_item_overlaps']} overlapping updates of one item"
+                )
     if shop is not None and (shop["wrong_on_store"] or shop["left_in_queue"]):
         errors.append(f"Shopify: {shop['wrong_on_store']} wrong on the store, {shop['left_in_queue']} left")
     return errors
@@ -305,8 +320,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 async def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     woo = [] if args.skip_woocommerce else await woo_rows(args)
-    shop = None if args.skip_shopify else await shopify_case(
-        args.shopify_latency, args.shopify_variants, args.shopify_rounds, args.max, args.shopify_batch)
+    shop = (
+        None
+        if args.skip_shopify
+        else await shopify_case(
+            args.shopify_latency, args.shopify_variants, args.shopify_rounds, args.max, args.shopify_batch
+        )
+    )
     return woo, shop
 
 
@@ -319,18 +339,23 @@ def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = prin
         return finish(json.dumps({"woocommerce": woo, "shopify": shop}, indent=2), errors, out)
     parts = []
     if woo:
-        parts.append(f"WooCommerce, per-item cost {args.per_item * 1000:g} ms, max_concurrency {args.max} "
-                     f"(bound = {args.max} x {WOO_BATCH} / round trip):\n" + woo_table(woo))
+        parts.append(
+            f"WooCommerce, per-item cost {args.per_item * 1000:g} ms, max_concurrency {args.max} "
+            f"(bound = {args.max} x {WOO_BATCH} / round trip):\n" + woo_table(woo)
+        )
     if shop:
-        sustained = ("the bucket never ran dry (push more rounds to measure the sustained rate)"
-                     if shop["sustained_points_per_s"] is None else
-                     f"sustained {shop['sustained_points_per_s']} points/s over {shop['sustained_window_s']} s after "
-                     f"the bucket ran dry ({shop['of_restore_rate']:.1%} of the restore rate {shop['restore_rate']:g})")
+        sustained = (
+            "the bucket never ran dry (push more rounds to measure the sustained rate)"
+            if shop["sustained_points_per_s"] is None
+            else f"sustained {shop['sustained_points_per_s']} points/s over {shop['sustained_window_s']} s after "
+            f"the bucket ran dry ({shop['of_restore_rate']:.1%} of the restore rate {shop['restore_rate']:g})"
+        )
         parts.append(
             f"Shopify, {shop['latency_s']} s a request, {shop['updates']:,} updates in {shop['calls']} calls of "
             f"{shop['per_call']} in {shop['seconds']} s, "
             f"{shop['points']} points: {sustained}; throttled answers: {shop['throttled_emulator']} (emulator), "
-            f"{shop['throttled_client']} (client); peak concurrency {shop['gate_peak']}")
+            f"{shop['throttled_client']} (client); peak concurrency {shop['gate_peak']}"
+        )
     return finish("\n\n".join(parts), errors, out)
 
 

@@ -69,7 +69,9 @@ def start_engine(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "connex_tui.cli", "run", "--headless", "--config", str(config)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "QBWC_PW": PASSWORD},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "QBWC_PW": PASSWORD},
         preexec_fn=_low_file_limit,
     )
     return proc, f"http://127.0.0.1:{port}/qbwc"
@@ -167,8 +169,10 @@ async def oversized(host: str, port: int, body_mb: int, until: float, figures: F
             continue
         figures.oversized_sent += 1
         try:
-            writer.write(f"POST /qbwc HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: {length}\r\n\r\n"
-                         .encode() + envelope)
+            writer.write(
+                f"POST /qbwc HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: {length}\r\n\r\n".encode()
+                + envelope
+            )
             sent = len(envelope)
             while sent < length and time.monotonic() < until:
                 piece = chunk[: min(len(chunk), length - sent)]
@@ -215,7 +219,9 @@ async def real_calls(url: str, until: float, figures: Figures) -> None:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
                 async with http.post(url, data=body, headers={"Content-Type": "text/xml"}) as resp:
                     text = await resp.read()
-            answer = "nvu" if b"<string>nvu</string>" in text else ("ticket" if resp.status == 200 else str(resp.status))
+            answer = (
+                "nvu" if b"<string>nvu</string>" in text else ("ticket" if resp.status == 200 else str(resp.status))
+            )
         except (TimeoutError, aiohttp.ClientError) as exc:
             answer = f"{type(exc).__name__}: {str(exc)[:70]}"
         figures.real_latency_ms.append((time.perf_counter() - started) * 1000)
@@ -230,8 +236,9 @@ async def sample_rss(pid: int, until: float, figures: Figures) -> None:
         await asyncio.sleep(0.1)
 
 
-async def attack(port: int, *, slow: int, oversized_clients: int, body_mb: int, slow_bodies: int,
-                 seconds: float) -> Figures:
+async def attack(
+    port: int, *, slow: int, oversized_clients: int, body_mb: int, slow_bodies: int, seconds: float
+) -> Figures:
     """The attackers alone (run in a process of their own, so that their work does not delay the
     real calls' measurement in this one)."""
     figures = Figures()
@@ -254,10 +261,27 @@ async def abuse(*, slow: int, oversized_clients: int, body_mb: int, slow_bodies:
             figures.rss_idle_mb = rss_mb(proc.pid)
             port = int(url.split(":")[2].split("/")[0])
             attackers = subprocess.Popen(
-                [sys.executable, "-m", "bench.endpoint_abuse", "--attack-port", str(port), "--slow", str(slow),
-                 "--oversized", str(oversized_clients), "--body-mb", str(body_mb), "--slow-bodies", str(slow_bodies),
-                 "--seconds", str(seconds), "--json"],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=Path(__file__).resolve().parent.parent,
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.endpoint_abuse",
+                    "--attack-port",
+                    str(port),
+                    "--slow",
+                    str(slow),
+                    "--oversized",
+                    str(oversized_clients),
+                    "--body-mb",
+                    str(body_mb),
+                    "--slow-bodies",
+                    str(slow_bodies),
+                    "--seconds",
+                    str(seconds),
+                    "--json",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                cwd=Path(__file__).resolve().parent.parent,
             )
             await asyncio.sleep(min(2.0, seconds / 4))  # let the attack build up first
             until = time.monotonic() + seconds - min(2.0, seconds / 4)
@@ -294,12 +318,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attack-port", type=int, help=argparse.SUPPRESS)  # the attackers' own process
     args = parser.parse_args(argv)
     if args.attack_port:
-        tallies = asyncio.run(attack(args.attack_port, slow=args.slow, oversized_clients=args.oversized,
-                                     body_mb=args.body_mb, slow_bodies=args.slow_bodies, seconds=args.seconds))
+        tallies = asyncio.run(
+            attack(
+                args.attack_port,
+                slow=args.slow,
+                oversized_clients=args.oversized,
+                body_mb=args.body_mb,
+                slow_bodies=args.slow_bodies,
+                seconds=args.seconds,
+            )
+        )
         print(json.dumps(tallies.summary()))
         return 0
-    figures = asyncio.run(abuse(slow=args.slow, oversized_clients=args.oversized, body_mb=args.body_mb,
-                                slow_bodies=args.slow_bodies, seconds=args.seconds))
+    figures = asyncio.run(
+        abuse(
+            slow=args.slow,
+            oversized_clients=args.oversized,
+            body_mb=args.body_mb,
+            slow_bodies=args.slow_bodies,
+            seconds=args.seconds,
+        )
+    )
     summary = figures.summary()
     if args.json:
         print(json.dumps(summary))

@@ -257,30 +257,32 @@ def write_config(folder: Path, password: str, store_url: str) -> Path:
     def s(value: str) -> str:
         return json.dumps(value)  # a JSON string of plain text is a TOML basic string
 
-    text = "\n".join([
-        "[database]",
-        f"path = {s(str(folder / 'engine.db'))}",
-        "",
-        "[qbwc]",
-        'host = "127.0.0.1"',
-        "port = 0",
-        f"username = {s(USERNAME)}",
-        f"password = {s(password)}",
-        "read_min_interval_seconds = 0",
-        "",
-        "[storefront]",
-        'platform = "woocommerce"',
-        f"url = {s(store_url)}",
-        f"consumer_key = {s(CONSUMER_KEY)}",
-        f"consumer_secret = {s(CONSUMER_SECRET)}",
-        "",
-        "[orders]",
-        "poll_seconds = 3600",
-        "",
-        "[logging]",
-        'level = "info"',
-        "",
-    ])
+    text = "\n".join(
+        [
+            "[database]",
+            f"path = {s(str(folder / 'engine.db'))}",
+            "",
+            "[qbwc]",
+            'host = "127.0.0.1"',
+            "port = 0",
+            f"username = {s(USERNAME)}",
+            f"password = {s(password)}",
+            "read_min_interval_seconds = 0",
+            "",
+            "[storefront]",
+            'platform = "woocommerce"',
+            f"url = {s(store_url)}",
+            f"consumer_key = {s(CONSUMER_KEY)}",
+            f"consumer_secret = {s(CONSUMER_SECRET)}",
+            "",
+            "[orders]",
+            "poll_seconds = 3600",
+            "",
+            "[logging]",
+            'level = "info"',
+            "",
+        ]
+    )
     path = folder / "engine.toml"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -360,12 +362,24 @@ class EngineProcess:
 def start_engine(config: Path, folder: Path, profile: Path | None) -> EngineProcess:
     command = [sys.executable, "-m", "connex_tui.cli", "run", "--headless", "--config", str(config)]
     if profile is not None:
-        command = [sys.executable, "-m", "pyinstrument", "-r", "text", "--no-color", "-o", str(profile),
-                   "-m", "connex_tui.cli", *command[3:]]
+        command = [
+            sys.executable,
+            "-m",
+            "pyinstrument",
+            "-r",
+            "text",
+            "--no-color",
+            "-o",
+            str(profile),
+            "-m",
+            "connex_tui.cli",
+            *command[3:],
+        ]
     log_path = folder / "engine.log"
     with open(log_path, "wb") as log:
-        popen = subprocess.Popen(command, cwd=CHECKOUT, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                 preexec_fn=_die_with_parent)
+        popen = subprocess.Popen(
+            command, cwd=CHECKOUT, stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=_die_with_parent
+        )
     return EngineProcess(popen, log_path, command)
 
 
@@ -435,8 +449,9 @@ class Watcher:
         known = await self.value(f"SELECT count(*) FROM tasks WHERE name IN ({marks})", FIRST_TASKS)
         return known == len(FIRST_TASKS) and left == 0
 
-    async def wait_drained(self, engine: EngineProcess, timeout: float, *, first_runs: bool = False,
-                           queued: int | None = None) -> tuple[float, float | None]:
+    async def wait_drained(
+        self, engine: EngineProcess, timeout: float, *, first_runs: bool = False, queued: int | None = None
+    ) -> tuple[float, float | None]:
         """Seconds until nothing waits to be pushed (and the first runs are done, if asked), and
         seconds until the count first went below `queued` (the first batch landed)."""
         started = time.perf_counter()
@@ -518,8 +533,9 @@ class Hammer:
             # (user, address) that keeps failing (issue 11), and this call times the endpoint,
             # it does not guess passwords.
             self.authentications += 1
-            answer = await self.wc.call("authenticate", strUserName=f"{USERNAME}-{self.authentications}",
-                                        strPassword=self.wc.password)
+            answer = await self.wc.call(
+                "authenticate", strUserName=f"{USERNAME}-{self.authentications}", strPassword=self.wc.password
+            )
             return list(answer)[1:2] == ["nvu"]
         answer = await self.wc.call("getLastError", ticket=UNKNOWN_TICKET)
         return str(answer).startswith("Unknown or expired ticket")
@@ -549,8 +565,9 @@ def window_latencies(calls: Sequence[Call], start: float, end: float) -> dict[st
     return out
 
 
-def server_ms(records: Sequence[dict[str, Any]], start: datetime, end: datetime,
-              methods: Sequence[str] | None = None) -> dict[str, Any]:
+def server_ms(
+    records: Sequence[dict[str, Any]], start: datetime, end: datetime, methods: Sequence[str] | None = None
+) -> dict[str, Any]:
     """The engine's own time per SOAP call (its qbwc_call log lines) between two wall-clock times."""
     by_method: dict[str, list[float]] = defaultdict(list)
     for record in records:
@@ -623,8 +640,11 @@ async def run_load(args: argparse.Namespace, store: StoreProcess, names: list[st
     }
 
     engine = start_engine(config, folder, args.profile)
-    data["engine"] = {"command": [Path(engine.command[0]).name, *engine.command[1:]], "pid": engine.pid,
-                      "profiled": args.profile is not None}
+    data["engine"] = {
+        "command": [Path(engine.command[0]).name, *engine.command[1:]],
+        "pid": engine.pid,
+        "profiled": args.profile is not None,
+    }
     sampler = Sampler(engine.pid)
     sampler.start()
     snapshots: list[dict[str, Any]] = []
@@ -666,8 +686,9 @@ async def run_load(args: argparse.Namespace, store: StoreProcess, names: list[st
             "wall_s": round(closed - started, 3),
             "drained_after_close_s": round(after_close_s, 3),
             "failed": await watcher.failed(),
-            "server_ms": server_ms(engine.log_records(), wall_start, wall_end,
-                                   ("sendRequestXML", "receiveResponseXML")),
+            "server_ms": server_ms(
+                engine.log_records(), wall_start, wall_end, ("sendRequestXML", "receiveResponseXML")
+            ),
         }
         await asyncio.sleep(args.settle_seconds)
         snapshots.append(snapshot(engine.pid, "after_session", await watcher.waiting()))
@@ -794,35 +815,58 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
     target_mb, target_ms = data["targets"]["rss_mb"], data["targets"]["p99_ms"]
     engine, memory, session, push, endpoint = (data[k] for k in ("engine", "memory", "session", "push", "endpoint"))
     rows = [
-        ("engine", f"subprocess pid {engine['pid']}, started in {engine['startup_s']:.2f} s, exit {engine['exit_code']}"
-                   + (" (under pyinstrument)" if engine["profiled"] else "")),
+        (
+            "engine",
+            f"subprocess pid {engine['pid']}, started in {engine['startup_s']:.2f} s, exit {engine['exit_code']}"
+            + (" (under pyinstrument)" if engine["profiled"] else ""),
+        ),
         ("database", f"{data['items']} items known, {data['pending']} pending rows at start"),
         ("store", f"{data['store']}, {data['store_skus']} SKUs"),
     ]
     for label, snap in memory["snapshots"].items():
-        rows.append((f"memory {label}", f"VmRSS {snap['vm_rss_mb']:.1f} MB  VmHWM {snap['vm_hwm_mb']:.1f} MB  "
-                                        f"(anon {snap['rss_anon_mb']:.1f}, file {snap['rss_file_mb']:.1f}; "
-                                        f"{snap['pending_rows']} pending; CPU {snap['cpu_s']:.1f} s so far)"))
+        rows.append(
+            (
+                f"memory {label}",
+                f"VmRSS {snap['vm_rss_mb']:.1f} MB  VmHWM {snap['vm_hwm_mb']:.1f} MB  "
+                f"(anon {snap['rss_anon_mb']:.1f}, file {snap['rss_file_mb']:.1f}; "
+                f"{snap['pending_rows']} pending; CPU {snap['cpu_s']:.1f} s so far)",
+            )
+        )
     peaks = "  ".join(f"{phase} {mb:.1f}" for phase, mb in memory["phase_max_rss_mb"].items())
     rows += [
         ("max VmRSS per phase MB", peaks),
-        ("resident target", f"< {target_mb:g} MB: VmRSS {verdict(memory['meets_target_rss'])}, "
-                            f"VmHWM {memory['peak_hwm_mb']:.1f} MB {verdict(memory['meets_target_hwm'])}"),
-        ("initial drain", f"{data['initial_drain']['rows']} rows pushed, queue empty {data['initial_drain']['seconds']:.2f} s "
-                          f"after the endpoint listened (with the first catalog run)"),
-        ("session", f"{session['status']}: {session['items_read']} items read, {session['queued']} queued, "
-                    f"{session['http_calls']} HTTP calls in {session['wall_s']:.2f} s; queue empty "
-                    f"{session['drained_after_close_s']:.2f} s after close"),
+        (
+            "resident target",
+            f"< {target_mb:g} MB: VmRSS {verdict(memory['meets_target_rss'])}, "
+            f"VmHWM {memory['peak_hwm_mb']:.1f} MB {verdict(memory['meets_target_hwm'])}",
+        ),
+        (
+            "initial drain",
+            f"{data['initial_drain']['rows']} rows pushed, queue empty {data['initial_drain']['seconds']:.2f} s "
+            f"after the endpoint listened (with the first catalog run)",
+        ),
+        (
+            "session",
+            f"{session['status']}: {session['items_read']} items read, {session['queued']} queued, "
+            f"{session['http_calls']} HTTP calls in {session['wall_s']:.2f} s; queue empty "
+            f"{session['drained_after_close_s']:.2f} s after close",
+        ),
     ]
     for method in ("sendRequestXML", "receiveResponseXML"):
         rows.append((f"  server ms {method}", latency_text(session["server_ms"][method])))
     rows += [
-        ("push", f"{push['queued']} SKUs drained in {push['drain_s']:.2f} s after the insert ({push['skus_per_s']} SKUs/s; "
-                 f"insert {push['insert_s']:.3f} s, first batch after {push['first_batch_s']} s), {push['failed']} failed, "
-                 f"{push['store_differing']} differ on the store"),
+        (
+            "push",
+            f"{push['queued']} SKUs drained in {push['drain_s']:.2f} s after the insert ({push['skus_per_s']} SKUs/s; "
+            f"insert {push['insert_s']:.3f} s, first batch after {push['first_batch_s']} s), {push['failed']} failed, "
+            f"{push['store_differing']} differ on the store",
+        ),
         ("endpoint idle ms", latency_text(endpoint["idle"]["all"])),
-        ("endpoint pushing ms", f"{latency_text(endpoint['pushing']['all'])}   target p99 < {target_ms:g} ms: "
-                                f"{verdict(endpoint['meets_target'])}"),
+        (
+            "endpoint pushing ms",
+            f"{latency_text(endpoint['pushing']['all'])}   target p99 < {target_ms:g} ms: "
+            f"{verdict(endpoint['meets_target'])}",
+        ),
     ]
     for method in HAMMER_METHODS:
         rows.append((f"  {method}", latency_text(endpoint["pushing"][method])))
@@ -830,31 +874,61 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
     rows.append(("calls in all", f"{endpoint['calls']}" + (" (stopped at --max-calls)" if endpoint["bounded"] else "")))
     if "reconcile" in data:
         rec = data["reconcile"]
-        rows.append(("reconcile", f"{rec['result']} (ran within {rec['seconds']:.2f} s; queue empty "
-                                  f"{rec['drained_after_s']:.2f} s later, {rec['failed']} failed)"))
+        rows.append(
+            (
+                "reconcile",
+                f"{rec['result']} (ran within {rec['seconds']:.2f} s; queue empty "
+                f"{rec['drained_after_s']:.2f} s later, {rec['failed']} failed)",
+            )
+        )
     return rows
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.engine_load", description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=DEFAULT_ITEMS, help="items known to the engine (default %(default)s)")
-    parser.add_argument("--pending", type=int, default=DEFAULT_PENDING,
-                        help="pending rows at start, items changed in the session and SKUs pushed under load"
-                             " (default %(default)s)")
-    parser.add_argument("--store-skus", type=int, default=None, metavar="S",
-                        help="SKUs on the store, at least --pending (default: --pending)")
-    parser.add_argument("--settle-seconds", type=float, default=2.0, help="wait before reading memory (default %(default)s)")
-    parser.add_argument("--idle-seconds", type=float, default=2.0,
-                        help="calls on the idle engine before the push is queued (default %(default)s)")
+    parser.add_argument(
+        "--items", type=int, default=DEFAULT_ITEMS, help="items known to the engine (default %(default)s)"
+    )
+    parser.add_argument(
+        "--pending",
+        type=int,
+        default=DEFAULT_PENDING,
+        help="pending rows at start, items changed in the session and SKUs pushed under load (default %(default)s)",
+    )
+    parser.add_argument(
+        "--store-skus",
+        type=int,
+        default=None,
+        metavar="S",
+        help="SKUs on the store, at least --pending (default: --pending)",
+    )
+    parser.add_argument(
+        "--settle-seconds", type=float, default=2.0, help="wait before reading memory (default %(default)s)"
+    )
+    parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=2.0,
+        help="calls on the idle engine before the push is queued (default %(default)s)",
+    )
     parser.add_argument("--max-calls", type=int, default=200_000, help="bound of the call loop (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the item generator (default %(default)s)")
+    parser.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help="seed of the item generator (default %(default)s)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--reconcile", action="store_true",
-                        help="then run the daily reconcile task now (every known item against the store) and read memory again")
+    parser.add_argument(
+        "--reconcile",
+        action="store_true",
+        help="then run the daily reconcile task now (every known item against the store) and read memory again",
+    )
     parser.add_argument("--log", type=Path, metavar="FILE", help="copy the engine's JSON log lines to FILE")
-    parser.add_argument("--profile", type=Path, metavar="FILE",
-                        help="run the engine under pyinstrument and write its text report to FILE"
-                             " (memory figures then include the profiler)")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE",
+        help="run the engine under pyinstrument and write its text report to FILE"
+        " (memory figures then include the profiler)",
+    )
     args = parser.parse_args(argv)
     if args.store_skus is None:
         args.store_skus = args.pending

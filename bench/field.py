@@ -48,8 +48,13 @@ class Rig:
     async def __aenter__(self) -> Rig:
         await self.store.start()
         self.store.seed({"redwine": 20})
-        config = bench_config(self.folder, PASSWORD, name=self.name, storefront=self.store.storefront_config(),
-                              orders={"poll_seconds": 3600})
+        config = bench_config(
+            self.folder,
+            PASSWORD,
+            name=self.name,
+            storefront=self.store.storefront_config(),
+            orders={"poll_seconds": 3600},
+        )
         self.engine = Engine(config)
         await self.engine.start()
         return self
@@ -101,8 +106,14 @@ async def dropped_connection(folder: Path, http: aiohttp.ClientSession, interval
                 break
         seconds = time.monotonic() - dropped_at
         receipts = len([t for t in qb.transactions if t.kind == "sales_receipt"])
-        return {"dropped": dropped.dropped, "interval_s": interval, "seconds_to_next_post": round(seconds, 2),
-                "runs_after_drop": len(answers), "answers": answers, "orders_in_quickbooks": receipts}
+        return {
+            "dropped": dropped.dropped,
+            "interval_s": interval,
+            "seconds_to_next_post": round(seconds, 2),
+            "runs_after_drop": len(answers),
+            "answers": answers,
+            "orders_in_quickbooks": receipts,
+        }
 
 
 async def pro_sessions(folder: Path, http: aiohttp.ClientSession, sessions: int) -> dict[str, Any]:
@@ -119,9 +130,13 @@ async def pro_sessions(folder: Path, http: aiohttp.ClientSession, sessions: int)
             await wc.run_once()
         results = [r[0] for r in await rig.engine.db.fetchall("SELECT result FROM qbwc_sessions ORDER BY id")]
         assembly_queries = sum("ItemInventoryAssemblyQueryRq" in r for run in wc.runs for r in run.requests)
-        return {"sessions": len(results), "failed": sum(r not in ("ok", "none") for r in results),
-                "results": sorted(set(results)), "assembly_queries_sent": assembly_queries,
-                "orders_posted": await rig.posted()}
+        return {
+            "sessions": len(results),
+            "failed": sum(r not in ("ok", "none") for r in results),
+            "results": sorted(set(results)),
+            "assembly_queries_sent": assembly_queries,
+            "orders_posted": await rig.posted(),
+        }
 
 
 async def other_company(folder: Path, http: aiohttp.ClientSession) -> dict[str, Any]:
@@ -136,11 +151,16 @@ async def other_company(folder: Path, http: aiohttp.ClientSession) -> dict[str, 
         other.add_item("redwine", 80)
         run = await rig.wc(other).run_once()
         row = await rig.engine.db.fetchone("SELECT result, error, state FROM qbwc_sessions ORDER BY id DESC LIMIT 1")
-        return {"authenticate_named": run.auth[1], "calls": run.calls[3:], "posted": len(other.transactions),
-                "qbxml_requests_answered": len(other.requests),
-                "queued_for_store": json.loads(row["state"])["queued"],
-                "order_state": await rig.engine.db.fetchval("SELECT qb_state FROM orders"),
-                "result": row["result"], "message": row["error"]}
+        return {
+            "authenticate_named": run.auth[1],
+            "calls": run.calls[3:],
+            "posted": len(other.transactions),
+            "qbxml_requests_answered": len(other.requests),
+            "queued_for_store": json.loads(row["state"])["queued"],
+            "order_state": await rig.engine.db.fetchval("SELECT qb_state FROM orders"),
+            "result": row["result"],
+            "message": row["error"],
+        }
 
 
 async def credit_memo(folder: Path, http: aiohttp.ClientSession, bumps: bool) -> dict[str, Any]:
@@ -159,9 +179,12 @@ async def credit_memo(folder: Path, http: aiohttp.ClientSession, bumps: bool) ->
         qb.process(message_set([txn_add_rq("credit_memo", doc, "cm")]))
         await wc.run_once()
         await rig.drain()
-        return {"item_time_modified_bumped": bumps, "store_after_order": after_order,
-                "quickbooks_after_memo": int(qb.item("redwine").quantity_on_hand),
-                "store_after_memo": rig.store.stock("redwine")}
+        return {
+            "item_time_modified_bumped": bumps,
+            "store_after_order": after_order,
+            "quickbooks_after_memo": int(qb.item("redwine").quantity_on_hand),
+            "store_after_memo": rig.store.stock("redwine"),
+        }
 
 
 async def measure(interval: float, sessions: int) -> dict[str, Any]:
@@ -188,20 +211,28 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(data, indent=2))
         return 0
     drop = data["dropped_connection"]
-    print(f"dropped connection -> next order posted: {drop['seconds_to_next_post']} s "
-          f"(schedule {drop['interval_s']:g} s; authenticate answered {drop['answers']}; "
-          f"orders in QuickBooks: {drop['orders_in_quickbooks']})")
+    print(
+        f"dropped connection -> next order posted: {drop['seconds_to_next_post']} s "
+        f"(schedule {drop['interval_s']:g} s; authenticate answered {drop['answers']}; "
+        f"orders in QuickBooks: {drop['orders_in_quickbooks']})"
+    )
     pro = data["pro"]
-    print(f"QuickBooks Pro: {pro['failed']} of {pro['sessions']} sessions failed (results {pro['results']},"
-          f" {pro['assembly_queries_sent']} assembly queries sent, {pro['orders_posted']} orders posted)")
+    print(
+        f"QuickBooks Pro: {pro['failed']} of {pro['sessions']} sessions failed (results {pro['results']},"
+        f" {pro['assembly_queries_sent']} assembly queries sent, {pro['orders_posted']} orders posted)"
+    )
     other = data["other_company_file"]
-    print(f"another company file: authenticate named {other['authenticate_named']!r}; calls {other['calls']};"
-          f" posted {other['posted']}, qbXML requests {other['qbxml_requests_answered']},"
-          f" queued for the store {other['queued_for_store']}, the order stays {other['order_state']};"
-          f" result {other['result']}: {other['message']}")
+    print(
+        f"another company file: authenticate named {other['authenticate_named']!r}; calls {other['calls']};"
+        f" posted {other['posted']}, qbXML requests {other['qbxml_requests_answered']},"
+        f" queued for the store {other['queued_for_store']}, the order stays {other['order_state']};"
+        f" result {other['result']}: {other['message']}"
+    )
     for memo in data["credit_memo"]:
-        print(f"credit memo of 3 (TimeModified bumped: {memo['item_time_modified_bumped']}): store"
-              f" {memo['store_after_order']} -> {memo['store_after_memo']} (QuickBooks {memo['quickbooks_after_memo']})")
+        print(
+            f"credit memo of 3 (TimeModified bumped: {memo['item_time_modified_bumped']}): store"
+            f" {memo['store_after_order']} -> {memo['store_after_memo']} (QuickBooks {memo['quickbooks_after_memo']})"
+        )
     return 0
 
 

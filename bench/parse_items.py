@@ -191,8 +191,14 @@ Run = Callable[[Any], Awaitable[Any]]
 Cleanup = Callable[[Any], Awaitable[None]]
 
 
-async def measure(repeats: int, prepare: Prepare, run: Run, cleanup: Cleanup, samples: Samples,
-                  check: Callable[[Any, Any], Awaitable[None]] | None = None) -> None:
+async def measure(
+    repeats: int,
+    prepare: Prepare,
+    run: Run,
+    cleanup: Cleanup,
+    samples: Samples,
+    check: Callable[[Any, Any], Awaitable[None]] | None = None,
+) -> None:
     """Each repeat: one plain run (time and RSS peak), then one under tracemalloc (its peak)."""
     for repeat in range(repeats):
         ctx = await prepare(2 * repeat)
@@ -311,8 +317,9 @@ def phase_report(samples: Samples) -> dict[str, Any]:
     }
 
 
-def report(response: Response, samples: dict[str, Samples], recorded: Recorded, rets: int, repeats: int,
-           full_rets: bool) -> dict[str, Any]:
+def report(
+    response: Response, samples: dict[str, Samples], recorded: Recorded, rets: int, repeats: int, full_rets: bool
+) -> dict[str, Any]:
     return {
         "items": response.items,
         "active_items": response.active,
@@ -342,7 +349,9 @@ def problems(data: dict[str, Any]) -> list[str]:
     if rec["count"] != data["items"] or rec["item_rows"] != data["items"]:
         found.append(f"{rec['count']} items recorded ({rec['item_rows']} rows), expected {data['items']}")
     if rec["queued"] != data["active_items"] or rec["pending_rows"] != data["active_items"]:
-        found.append(f"{rec['queued']} queued ({rec['pending_rows']} rows), expected the {data['active_items']} active items")
+        found.append(
+            f"{rec['queued']} queued ({rec['pending_rows']} rows), expected the {data['active_items']} active items"
+        )
     return found
 
 
@@ -363,19 +372,31 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [
         ("response", f"{data['items']} ItemInventoryRet in one ItemInventoryQueryRs ({kind})"),
         ("response size", f"{data['response_mb']:.3f} MB ({data['response_bytes']:,} bytes)"),
-        ("recorded", f"{rec['count']} items, {rec['queued']} queued; {rec['item_rows']} item rows, "
-                     f"{rec['pending_rows']} pending rows"),
+        (
+            "recorded",
+            f"{rec['count']} items, {rec['queued']} queued; {rec['item_rows']} item rows, "
+            f"{rec['pending_rows']} pending rows",
+        ),
         ("repeats", str(data["repeats"])),
     ]
     target_s, target_mb = data["targets"]["seconds"], data["targets"]["peak_mb"]
     for name in PHASES:
         phase = data["phases"][name]
         label = LABELS[name]
-        rows.append((f"{label} s", f"{_triple(phase['seconds'], 3)}   target < {target_s:g} s: "
-                                   f"{verdict(phase['meets_time_target'])}"))
+        rows.append(
+            (
+                f"{label} s",
+                f"{_triple(phase['seconds'], 3)}   target < {target_s:g} s: {verdict(phase['meets_time_target'])}",
+            )
+        )
         rows.append((f"{label} tracemalloc MB", _triple(phase["tracemalloc_peak_mb"], 1)))
-        rows.append((f"{label} RSS peak MB", f"{_triple(phase['rss_peak_delta_mb'], 1)}   target < {target_mb:g} MB: "
-                                             f"{verdict(phase['meets_memory_target'])}"))
+        rows.append(
+            (
+                f"{label} RSS peak MB",
+                f"{_triple(phase['rss_peak_delta_mb'], 1)}   target < {target_mb:g} MB: "
+                f"{verdict(phase['meets_memory_target'])}",
+            )
+        )
     return rows
 
 
@@ -383,11 +404,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.parse_items", description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=DEFAULT_ITEMS, help="items in the response (default %(default)s)")
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="runs of each phase (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the item generator (default %(default)s)")
-    parser.add_argument("--full-rets", action="store_true", help="ask for every element of each Ret (no IncludeRetElement)")
+    parser.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help="seed of the item generator (default %(default)s)"
+    )
+    parser.add_argument(
+        "--full-rets", action="store_true", help="ask for every element of each Ret (no IncludeRetElement)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--profile", type=Path, metavar="FILE",
-                        help="write a pyinstrument text report of one parse + record to FILE")
+    parser.add_argument(
+        "--profile", type=Path, metavar="FILE", help="write a pyinstrument text report of one parse + record to FILE"
+    )
     args = parser.parse_args(argv)
     if args.items < 1 or args.repeats < 1:
         parser.error("--items and --repeats must be 1 or more")

@@ -260,11 +260,19 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.qbwc_session", description=__doc__.splitlines()[0])
-    parser.add_argument("--orders", type=int, default=DEFAULT_ORDERS, help="new store orders to post (default %(default)s)")
-    parser.add_argument("--items", type=int, default=DEFAULT_ITEMS, help="modified items to read back (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the order generator (default %(default)s)")
+    parser.add_argument(
+        "--orders", type=int, default=DEFAULT_ORDERS, help="new store orders to post (default %(default)s)"
+    )
+    parser.add_argument(
+        "--items", type=int, default=DEFAULT_ITEMS, help="modified items to read back (default %(default)s)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help="seed of the order generator (default %(default)s)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--profile", type=Path, metavar="FILE", help="write a pyinstrument text report of the session to FILE")
+    parser.add_argument(
+        "--profile", type=Path, metavar="FILE", help="write a pyinstrument text report of the session to FILE"
+    )
     args = parser.parse_args(argv)
     if args.orders < 0 or args.items < 1:
         parser.error("--orders must be 0 or more and --items 1 or more")

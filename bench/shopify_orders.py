@@ -57,7 +57,11 @@ def client_module_at(commit: str) -> ModuleType:
     """storefronts/shopify.py as it was at `commit`, imported next to today's base and retry."""
     root = Path(__file__).resolve().parent.parent
     source = subprocess.run(
-        ["git", "show", f"{commit}:connex_tui/storefronts/shopify.py"], cwd=root, capture_output=True, text=True, check=True
+        ["git", "show", f"{commit}:connex_tui/storefronts/shopify.py"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     spec = importlib.util.spec_from_loader("connex_tui.storefronts._shopify_before", loader=None)
     assert spec is not None
@@ -76,7 +80,15 @@ def build_shop(orders: int, clock: VirtualClock) -> ShopifyEmulator:
     rng = random.Random(10)
     for _ in range(orders):
         roll = rng.random()
-        count = 1 if roll < 0.60 else rng.randint(2, 3) if roll < 0.85 else rng.randint(4, 6) if roll < 0.95 else rng.randint(8, 12)
+        count = (
+            1
+            if roll < 0.60
+            else rng.randint(2, 3)
+            if roll < 0.85
+            else rng.randint(4, 6)
+            if roll < 0.95
+            else rng.randint(8, 12)
+        )
         lines = [(sku, rng.randint(1, 4)) for sku in rng.sample(skus, count)]
         order = shop.place_order(lines)
         fate = rng.random()

@@ -391,10 +391,17 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.stock_push", description=__doc__.splitlines()[0])
-    parser.add_argument("--platform", choices=(*PLATFORMS, "both"), default="both",
-                        help="which store emulator (default %(default)s)")
-    parser.add_argument("--items", type=int, nargs="+", default=list(DEFAULT_ITEMS), metavar="N",
-                        help="items changed in QuickBooks, one run per size (default %(default)s)")
+    parser.add_argument(
+        "--platform", choices=(*PLATFORMS, "both"), default="both", help="which store emulator (default %(default)s)"
+    )
+    parser.add_argument(
+        "--items",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_ITEMS),
+        metavar="N",
+        help="items changed in QuickBooks, one run per size (default %(default)s)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.items):

@@ -117,8 +117,10 @@ LAG_TICK = 0.01
 POLL = 0.001
 PROBE_MAX_IN_FLIGHT = 64
 # --profile shows Textual's, Rich's, aiohttp's and the project's frames, the ones above 0.5 % of the time.
-PROFILE_FRAMES: dict[str, Any] = {"show_regex": r".*(textual|rich|connex_tui|aiohttp|aiosqlite|bench).*",
-                                  "filter_threshold": 0.005}
+PROFILE_FRAMES: dict[str, Any] = {
+    "show_regex": r".*(textual|rich|connex_tui|aiohttp|aiosqlite|bench).*",
+    "filter_threshold": 0.005,
+}
 # This benchmark's latency figures count under "n" and keep two decimals (its JSON has always had them so).
 latency_ms = partial(common_latency_ms, count_key="n", digits=2)
 
@@ -215,13 +217,24 @@ def _client_process(conn: Any, parent_end: Any) -> None:
         if command[0] == "quit":
             return
         _, url, password, max_calls, max_seconds, session_every, probe_interval = command
-        result = asyncio.run(_hammer(conn, url, password, qb, names, rng, max_calls, max_seconds, session_every,
-                                     probe_interval))
+        result = asyncio.run(
+            _hammer(conn, url, password, qb, names, rng, max_calls, max_seconds, session_every, probe_interval)
+        )
         conn.send(result)
 
 
-async def _hammer(conn: Any, url: str, password: str, qb: QuickBooksSim, names: list[str], rng: random.Random,
-                  max_calls: int, max_seconds: float, session_every: int, probe_interval: float) -> dict[str, Any]:
+async def _hammer(
+    conn: Any,
+    url: str,
+    password: str,
+    qb: QuickBooksSim,
+    names: list[str],
+    rng: random.Random,
+    max_calls: int,
+    max_seconds: float,
+    session_every: int,
+    probe_interval: float,
+) -> dict[str, Any]:
     calls: list[tuple[float, str, float, bool]] = []
     probes: list[tuple[float, str, float, bool]] = []
     errors: list[str] = []
@@ -262,7 +275,9 @@ async def _hammer(conn: Any, url: str, password: str, qb: QuickBooksSim, names: 
                 if method == "serverVersion":
                     ok = str(await wc.call("serverVersion")).startswith("connex-tui")
                 else:
-                    ok = str(await wc.call("getLastError", ticket=UNKNOWN_TICKET)).startswith("Unknown or expired ticket")
+                    ok = str(await wc.call("getLastError", ticket=UNKNOWN_TICKET)).startswith(
+                        "Unknown or expired ticket"
+                    )
             except (aiohttp.ClientError, WebConnectorError, OSError) as exc:
                 ok = False
                 if len(errors) < 10:
@@ -274,8 +289,15 @@ async def _hammer(conn: Any, url: str, password: str, qb: QuickBooksSim, names: 
     return {"calls": calls, "probes": probes, "errors": errors, "sessions": sessions, "stopped_by": stopped_by}
 
 
-async def _probe(http: aiohttp.ClientSession, url: str, interval: float, max_calls: int, stop: asyncio.Event,
-                 out: list[tuple[float, str, float, bool]], errors: list[str]) -> None:
+async def _probe(
+    http: aiohttp.ClientSession,
+    url: str,
+    interval: float,
+    max_calls: int,
+    stop: asyncio.Event,
+    out: list[tuple[float, str, float, bool]],
+    errors: list[str],
+) -> None:
     """Open loop: a serverVersion call sent every `interval` s whether or not the last one came
     back, its latency counted from when it was due. A request that arrives while the server's loop
     is stalled waits as long as the stall lasts, however few of them a back-to-back client sends."""
@@ -362,8 +384,15 @@ async def seed_database(path: Path, log_lines: int, pending: int, seed: int = 1)
                 " VALUES (?, '127.0.0.1', ?, ?, ?, ?, ?, ?)",
                 [
                     ("seed-1", ago(minutes=62), ago(minutes=61), ago(minutes=61), 9, "ok", None),
-                    ("seed-2", ago(minutes=32), ago(minutes=31), ago(minutes=31), 15, "error",
-                     "QuickBooks is not running (0x80040408)"),
+                    (
+                        "seed-2",
+                        ago(minutes=32),
+                        ago(minutes=31),
+                        ago(minutes=31),
+                        15,
+                        "error",
+                        "QuickBooks is not running (0x80040408)",
+                    ),
                     ("seed-3", ago(minutes=2, seconds=4), ago(minutes=2), ago(minutes=2), 12, "ok", None),
                 ],
             )
@@ -381,11 +410,18 @@ async def seed_database(path: Path, log_lines: int, pending: int, seed: int = 1)
                 "INSERT INTO orders(store_id, number, status, qb_state, qb_kind, ref_number, txn_id, error,"
                 " imported_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
-                    (f"wc-{n}", str(10_000 + n), "completed",
-                     "failed" if n % 50 == 7 else "posted", "sales_receipt", f"W{10_000 + n}",
-                     None if n % 50 == 7 else f"{0x1A2B + n:X}-1767225600",
-                     "QuickBooks 3140: There is an invalid reference to QuickBooks Item" if n % 50 == 7 else None,
-                     ago(minutes=(ORDERS - n) * 3), ago(minutes=(ORDERS - n) * 3 - 1))
+                    (
+                        f"wc-{n}",
+                        str(10_000 + n),
+                        "completed",
+                        "failed" if n % 50 == 7 else "posted",
+                        "sales_receipt",
+                        f"W{10_000 + n}",
+                        None if n % 50 == 7 else f"{0x1A2B + n:X}-1767225600",
+                        "QuickBooks 3140: There is an invalid reference to QuickBooks Item" if n % 50 == 7 else None,
+                        ago(minutes=(ORDERS - n) * 3),
+                        ago(minutes=(ORDERS - n) * 3 - 1),
+                    )
                     for n in range(ORDERS)
                 ),
             )
@@ -393,25 +429,41 @@ async def seed_database(path: Path, log_lines: int, pending: int, seed: int = 1)
                 "INSERT INTO pending(sku, quantity, state, attempts, next_attempt, last_error, updated_at)"
                 " VALUES (?,?,?,?,?,?,?)",
                 (
-                    (f"BULK-{n:05d}", str(rng.randint(0, 60)), "failed" if n % 50 == 0 else "pending",
-                     8 if n % 50 == 0 else 0, ago(seconds=-n), "SKU not on the store" if n % 50 == 0 else None,
-                     ago(minutes=10))
+                    (
+                        f"BULK-{n:05d}",
+                        str(rng.randint(0, 60)),
+                        "failed" if n % 50 == 0 else "pending",
+                        8 if n % 50 == 0 else 0,
+                        ago(seconds=-n),
+                        "SKU not on the store" if n % 50 == 0 else None,
+                        ago(minutes=10),
+                    )
                     for n in range(pending)
                 ),
             )
             await conn.executemany(
                 "INSERT INTO sku_log(at, sku, old_qty, new_qty, ok, reason) VALUES (?,?,?,?,?,?)",
                 (
-                    (ago(seconds=log_lines - n), f"BULK-{n % 5000:05d}", "3", "2", 0 if n % 97 == 0 else 1,
-                     "SKU not on the store" if n % 97 == 0 else "")
+                    (
+                        ago(seconds=log_lines - n),
+                        f"BULK-{n % 5000:05d}",
+                        "3",
+                        "2",
+                        0 if n % 97 == 0 else 1,
+                        "SKU not on the store" if n % 97 == 0 else "",
+                    )
                     for n in range(log_lines)
                 ),
             )
             await conn.executemany(
                 "INSERT INTO events(at, level, kind, message) VALUES (?,?,?,?)",
                 (
-                    (ago(seconds=(EVENTS - n) * 30), "error" if n % 25 == 0 else "info",
-                     "TaskFinished", f"task inventory: {n % 40} pushed, {n % 3} failed")
+                    (
+                        ago(seconds=(EVENTS - n) * 30),
+                        "error" if n % 25 == 0 else "info",
+                        "TaskFinished",
+                        f"task inventory: {n % 40} pushed, {n % 3} failed",
+                    )
                     for n in range(EVENTS)
                 ),
             )
@@ -510,8 +562,15 @@ class StallRecorder:
         return {
             "count": len(inside),
             "seconds": round(sum(s for s, _ in inside), 3),
-            "by_task": [{"what": what, "count": len(values), "total_ms": round(sum(values) * 1000, 1),
-                         "max_ms": round(max(values) * 1000, 1)} for what, values in top],
+            "by_task": [
+                {
+                    "what": what,
+                    "count": len(values),
+                    "total_ms": round(sum(values) * 1000, 1),
+                    "max_ms": round(max(values) * 1000, 1),
+                }
+                for what, values in top
+            ],
         }
 
 
@@ -538,8 +597,11 @@ class GcMonitor:
 
     def full(self, start: float, end: float) -> list[tuple[float, float]]:
         """(start, end) of the generation-2 collections that overlap [start, end]."""
-        return [(at - seconds, at) for at, seconds, generation, _ in self.collections
-                if generation == 2 and at - seconds <= end and at >= start]
+        return [
+            (at - seconds, at)
+            for at, seconds, generation, _ in self.collections
+            if generation == 2 and at - seconds <= end and at >= start
+        ]
 
     def between(self, start: float, end: float) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -702,8 +764,10 @@ def switch_stats(switches: Sequence[Switch], gcm: GcMonitor) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for _key, mode in CYCLE:
         items = by_mode.get(mode, [])
-        out[mode] = {"loaded_ms": latency_ms([s.loaded_s for s in items], high=0.95),
-                     "shown_ms": latency_ms([s.shown_s for s in items], high=0.95)}
+        out[mode] = {
+            "loaded_ms": latency_ms([s.loaded_s for s in items], high=0.95),
+            "shown_ms": latency_ms([s.shown_s for s in items], high=0.95),
+        }
     slow = [s for s in switches if s.shown_s * 1000 >= TARGET_SWITCH_MS / 2]
     out["all"] = {
         "loaded_ms": latency_ms([s.loaded_s for s in switches], high=0.95),
@@ -717,8 +781,16 @@ def switch_stats(switches: Sequence[Switch], gcm: GcMonitor) -> dict[str, Any]:
     return out
 
 
-def window_report(result: dict[str, Any], start: float, end: float, server: ServerCalls, lag: LagMonitor,
-                  cpu_s: float, stalls: StallRecorder | None, gcm: GcMonitor) -> dict[str, Any]:
+def window_report(
+    result: dict[str, Any],
+    start: float,
+    end: float,
+    server: ServerCalls,
+    lag: LagMonitor,
+    cpu_s: float,
+    stalls: StallRecorder | None,
+    gcm: GcMonitor,
+) -> dict[str, Any]:
     calls = [c for c in result["calls"] if start <= c[0] <= end]
     probes = [c for c in result["probes"] if start <= c[0] <= end]
     light = [c for c in calls if not c[1].startswith("session:")]
@@ -753,8 +825,9 @@ def window_report(result: dict[str, Any], start: float, end: float, server: Serv
 # --------------------------------------------------------------------------- the run
 
 
-async def hammer_window(client: ClientProcess, url: str, password: str, args: argparse.Namespace,
-                        seconds: float) -> tuple[dict[str, Any], float, float, float]:
+async def hammer_window(
+    client: ClientProcess, url: str, password: str, args: argparse.Namespace, seconds: float
+) -> tuple[dict[str, Any], float, float, float]:
     """The engine alone (or the App idling): the client runs for `seconds`; the loop stays free."""
     cpu, started = time.process_time(), time.perf_counter()
     client.start(url, password, args, seconds)
@@ -813,9 +886,16 @@ async def run_bench(args: argparse.Namespace, client: ClientProcess, folder: Pat
             # One unmeasured visit of each screen: instrument it.
             for key, mode in CYCLE:
                 press(app, key)
-                await wait_until(lambda mode=mode: app.current_mode == mode and getattr(app.screen, "MODE", "") == mode
-                                 and app.harness.counted(app.screen, "loads") > 0 and app.screen.idle,
-                                 SWITCH_TIMEOUT, f"{mode} (first visit)")
+                await wait_until(
+                    lambda mode=mode: (
+                        app.current_mode == mode
+                        and getattr(app.screen, "MODE", "") == mode
+                        and app.harness.counted(app.screen, "loads") > 0
+                        and app.screen.idle
+                    ),
+                    SWITCH_TIMEOUT,
+                    f"{mode} (first visit)",
+                )
                 probes[mode] = ScreenProbe(app.screen)
             await asyncio.sleep(args.dwell)
             heap = {"after_warm_up": heap_snapshot()}
@@ -829,8 +909,12 @@ async def run_bench(args: argparse.Namespace, client: ClientProcess, folder: Pat
                     for key, mode in CYCLE:
                         switches.append(await switch(app, probes, paints, key, mode))
                         await asyncio.sleep(0.02)  # let the footer and timers settle, as between two key presses
-            data["switch"] = {"rounds": args.rounds, "switches": len(switches), **switch_stats(switches, gcm),
-                              "gc": gcm.between(phase_started, time.perf_counter())}
+            data["switch"] = {
+                "rounds": args.rounds,
+                "switches": len(switches),
+                **switch_stats(switches, gcm),
+                "gc": gcm.between(phase_started, time.perf_counter()),
+            }
             shown = data["switch"]["all"]["shown_ms"]
             data["switch"]["meets_target"] = shown["p95"] < TARGET_SWITCH_MS
             data["switch"]["meets_target_max"] = shown["max"] < TARGET_SWITCH_MS
@@ -848,8 +932,11 @@ async def run_bench(args: argparse.Namespace, client: ClientProcess, folder: Pat
             cpu, start = time.process_time(), time.perf_counter()
             client.start(url, password, args, 3600)
             try:
-                with profiled(args.profile, label="phase 2: app_busy (switching, scrolling the SKU log, SOAP calls)",
-                              processor_options=PROFILE_FRAMES):
+                with profiled(
+                    args.profile,
+                    label="phase 2: app_busy (switching, scrolling the SKU log, SOAP calls)",
+                    processor_options=PROFILE_FRAMES,
+                ):
                     for _round in range(args.busy_rounds):
                         for key, mode in CYCLE:
                             busy_switches.append(await switch(app, probes, paints, key, mode))
@@ -860,14 +947,19 @@ async def run_bench(args: argparse.Namespace, client: ClientProcess, folder: Pat
                                     rows = len(sku_log.rows)
                                     pressed = time.perf_counter()
                                     press(app, "G")
-                                    await wait_until(lambda rows=rows: len(sku_log.rows) > rows or sku_log.exhausted,
-                                                     SWITCH_TIMEOUT, "an older page of the SKU log")
+                                    await wait_until(
+                                        lambda rows=rows: len(sku_log.rows) > rows or sku_log.exhausted,
+                                        SWITCH_TIMEOUT,
+                                        "an older page of the SKU log",
+                                    )
                                     pages.append(time.perf_counter() - pressed)
                             await asyncio.sleep(args.dwell)
             finally:
                 end = time.perf_counter()
                 result = await asyncio.to_thread(client.finish, True)
-            endpoint["app_busy"] = window_report(result, start, end, server, lag, time.process_time() - cpu, stalls, gcm)
+            endpoint["app_busy"] = window_report(
+                result, start, end, server, lag, time.process_time() - cpu, stalls, gcm
+            )
             data["busy"] = {
                 "rounds": args.busy_rounds,
                 "switch": switch_stats(busy_switches, gcm)["all"],
@@ -938,47 +1030,81 @@ def _lat(stats: dict[str, Any], high: str = "p99") -> str:
 
 def _gc(stats: dict[str, Any]) -> str:
     full = stats["gen2"]
-    return (f"full (gen 2) collections {full['count']}, max {full['max_ms']:.1f} ms, total {full['total_ms']:.0f} ms; "
-            f"gen 1: {stats['gen1']['count']}, max {stats['gen1']['max_ms']:.1f} ms")
+    return (
+        f"full (gen 2) collections {full['count']}, max {full['max_ms']:.1f} ms, total {full['total_ms']:.0f} ms; "
+        f"gen 1: {stats['gen1']['count']}, max {stats['gen1']['max_ms']:.1f} ms"
+    )
 
 
 def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
     m = data["machine"]
     rows = [
-        ("machine", f"{m['cpus']} cores ({m['cpus_usable']} usable), {m['cpu_model'] or 'unknown CPU'}, "
-                    f"{m['memory_gb']} GB; {m['system']}"),
+        (
+            "machine",
+            f"{m['cpus']} cores ({m['cpus_usable']} usable), {m['cpu_model'] or 'unknown CPU'}, "
+            f"{m['memory_gb']} GB; {m['system']}",
+        ),
         ("software", f"Python {m['python']}, Textual {m['textual']}, aiohttp {m['aiohttp']}"),
-        ("database", f"{data['log_lines']:,} SKU log lines, {data['pending']:,} pending rows, {data['orders']:,} orders, "
-                     f"{data['events']:,} events: {data['database_mb']} MB (seeded in {data['setup_s']:.1f} s)"),
-        ("interface", f"ConnexApp attached to the engine, same loop, run_test size {data['size'][0]}x{data['size'][1]}, "
-                      f"refresh every {data['refresh_seconds']:g} s; started and warmed up in "
-                      f"{data.get('startup_s', 0):.2f} s"),
+        (
+            "database",
+            f"{data['log_lines']:,} SKU log lines, {data['pending']:,} pending rows, {data['orders']:,} orders, "
+            f"{data['events']:,} events: {data['database_mb']} MB (seeded in {data['setup_s']:.1f} s)",
+        ),
+        (
+            "interface",
+            f"ConnexApp attached to the engine, same loop, run_test size {data['size'][0]}x{data['size'][1]}, "
+            f"refresh every {data['refresh_seconds']:g} s; started and warmed up in "
+            f"{data.get('startup_s', 0):.2f} s",
+        ),
     ]
     target_ms, target_p99 = data["targets"]["switch_ms"], data["targets"]["p99_ms"]
     switch = data.get("switch")
     if switch:
-        rows.append(("screen switch", f"{switch['rounds']} rounds of keys 2 3 4 5 6 1: ms from the key, loaded / shown"))
+        rows.append(
+            ("screen switch", f"{switch['rounds']} rounds of keys 2 3 4 5 6 1: ms from the key, loaded / shown")
+        )
         for _key, mode in CYCLE:
             stats = switch[mode]
-            rows.append((f"  {mode}", f"loaded {_lat(stats['loaded_ms'], 'p95')}   shown {_lat(stats['shown_ms'], 'p95')}"))
+            rows.append(
+                (f"  {mode}", f"loaded {_lat(stats['loaded_ms'], 'p95')}   shown {_lat(stats['shown_ms'], 'p95')}")
+            )
         stats = switch["all"]
         rows.append(("  all", f"loaded {_lat(stats['loaded_ms'], 'p95')}   shown {_lat(stats['shown_ms'], 'p95')}"))
-        rows.append(("  target", f"shown < {target_ms:g} ms: p95 {verdict(switch['meets_target'])}, "
-                                 f"max {verdict(switch['meets_target_max'])} ({stats['over_target']} of "
-                                 f"{switch['switches']} switches at {target_ms:g} ms or more)"))
-        rows.append(("  slow switches", f"{stats['over_half_target']} took {target_ms / 2:g} ms or more; "
-                                        f"{stats['over_half_target_with_gen2']} of them had a full GC inside; "
-                                        f"{stats['with_gen2']} switches in all had one"))
+        rows.append(
+            (
+                "  target",
+                f"shown < {target_ms:g} ms: p95 {verdict(switch['meets_target'])}, "
+                f"max {verdict(switch['meets_target_max'])} ({stats['over_target']} of "
+                f"{switch['switches']} switches at {target_ms:g} ms or more)",
+            )
+        )
+        rows.append(
+            (
+                "  slow switches",
+                f"{stats['over_half_target']} took {target_ms / 2:g} ms or more; "
+                f"{stats['over_half_target_with_gen2']} of them had a full GC inside; "
+                f"{stats['with_gen2']} switches in all had one",
+            )
+        )
         rows.append(("  garbage collector", _gc(switch["gc"])))
     for label, heap in data.get("heap", {}).items():
-        rows.append((f"heap {label}", f"{heap['tracked_objects']:,} GC-tracked objects "
-                                      f"(+{heap['frozen_objects']:,} frozen), "
-                                      f"a full collection {heap['full_collection_ms']:.0f} ms; "
-                                      f"{heap['detached_widgets_alive']:,} widgets alive off screen "
-                                      f"{heap['detached_by_class'] or ''}; VmRSS {heap['vm_rss_mb']} MB"))
+        rows.append(
+            (
+                f"heap {label}",
+                f"{heap['tracked_objects']:,} GC-tracked objects "
+                f"(+{heap['frozen_objects']:,} frozen), "
+                f"a full collection {heap['full_collection_ms']:.0f} ms; "
+                f"{heap['detached_widgets_alive']:,} widgets alive off screen "
+                f"{heap['detached_by_class'] or ''}; VmRSS {heap['vm_rss_mb']} MB",
+            )
+        )
     for name, window in data.get("endpoint", {}).items():
-        rows.append((f"endpoint {name}", f"{_lat(window['all'])}  over {window['seconds']:.1f} s, "
-                                         f"{window['sessions']} sessions"))
+        rows.append(
+            (
+                f"endpoint {name}",
+                f"{_lat(window['all'])}  over {window['seconds']:.1f} s, {window['sessions']} sessions",
+            )
+        )
         rows.append(("  light calls", _lat(window["light"])))
         if window["probe"]["n"]:
             rows.append(("  probe (open loop)", _lat(window["probe"])))
@@ -990,21 +1116,44 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str]]:
             st = window["stalls"]
             rows.append(("  loop stalls", f"{st['count']} callbacks over the threshold, {st['seconds']:.2f} s in all"))
             for entry in st["by_task"][:5]:
-                rows.append(("", f"{entry['count']:4d} x, max {entry['max_ms']:7.1f} ms, total {entry['total_ms']:8.1f} ms: "
-                                 f"{entry['what']}"))
+                rows.append(
+                    (
+                        "",
+                        f"{entry['count']:4d} x, max {entry['max_ms']:7.1f} ms, total {entry['total_ms']:8.1f} ms: "
+                        f"{entry['what']}",
+                    )
+                )
     if "app_busy" in data.get("endpoint", {}):
         busy = data["endpoint"]["app_busy"]
-        rows.append(("endpoint target", f"p99 < {target_p99:g} ms with the App busy: back-to-back calls "
-                                        f"{verdict(data['endpoint_meets_target'])} (p99 {busy['all']['p99']:.1f} ms)"
-                                        + (f", open-loop probe {verdict(data['probe_meets_target'])} "
-                                           f"(p99 {busy['probe']['p99']:.1f} ms)" if busy["probe"]["n"] else "")))
+        rows.append(
+            (
+                "endpoint target",
+                f"p99 < {target_p99:g} ms with the App busy: back-to-back calls "
+                f"{verdict(data['endpoint_meets_target'])} (p99 {busy['all']['p99']:.1f} ms)"
+                + (
+                    f", open-loop probe {verdict(data['probe_meets_target'])} (p99 {busy['probe']['p99']:.1f} ms)"
+                    if busy["probe"]["n"]
+                    else ""
+                ),
+            )
+        )
     if "busy" in data:
         busy = data["busy"]
-        rows.append(("busy: switches", f"shown {_lat(busy['switch']['shown_ms'], 'p95')}; "
-                                       f"{busy['switch']['over_target']} at {target_ms:g} ms or more"))
-        rows.append(("busy: older pages", f"{_lat(busy['older_page_ms'], 'p95')}; {busy['sku_log_rows_loaded']:,} "
-                                          f"log lines loaded at the end, {busy['switches_since_start']} switches "
-                                          "since start"))
+        rows.append(
+            (
+                "busy: switches",
+                f"shown {_lat(busy['switch']['shown_ms'], 'p95')}; "
+                f"{busy['switch']['over_target']} at {target_ms:g} ms or more",
+            )
+        )
+        rows.append(
+            (
+                "busy: older pages",
+                f"{_lat(busy['older_page_ms'], 'p95')}; {busy['sku_log_rows_loaded']:,} "
+                f"log lines loaded at the end, {busy['switches_since_start']} switches "
+                "since start",
+            )
+        )
     for error in data.get("errors", []):
         rows.append(("error", error))
     return rows
@@ -1015,36 +1164,74 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--log-lines", type=int, default=DEFAULT_LOG_LINES, help="SKU log lines (default %(default)s)")
     parser.add_argument("--pending", type=int, default=DEFAULT_PENDING, help="pending rows (default %(default)s)")
     parser.add_argument("--rounds", type=int, default=20, help="measured rounds of six switches (default %(default)s)")
-    parser.add_argument("--window-seconds", type=float, default=3.0,
-                        help="length of the no_app and app_idle windows (default %(default)s)")
-    parser.add_argument("--busy-rounds", type=int, default=3,
-                        help="rounds of six switches in the app_busy window (default %(default)s)")
-    parser.add_argument("--pages-per-visit", type=int, default=3,
-                        help="older SKU log pages read (key G) on each visit of the SKU log (default %(default)s)")
-    parser.add_argument("--dwell", type=float, default=0.3, help="seconds on each screen in app_busy (default %(default)s)")
-    parser.add_argument("--refresh-seconds", type=float, default=0.5,
-                        help="the App's refresh interval (default %(default)s, the App's own default)")
-    parser.add_argument("--session-every", type=int, default=100,
-                        help="one full Web Connector session every N calls of the client, 0 for none (default %(default)s)")
-    parser.add_argument("--probe-ms", type=float, default=10.0,
-                        help="the open-loop probe: one serverVersion due every MS milliseconds, 0 for none"
-                             " (default %(default)s)")
-    parser.add_argument("--max-calls", type=int, default=50_000,
-                        help="bound of the client's calls in one window (default %(default)s)")
+    parser.add_argument(
+        "--window-seconds",
+        type=float,
+        default=3.0,
+        help="length of the no_app and app_idle windows (default %(default)s)",
+    )
+    parser.add_argument(
+        "--busy-rounds", type=int, default=3, help="rounds of six switches in the app_busy window (default %(default)s)"
+    )
+    parser.add_argument(
+        "--pages-per-visit",
+        type=int,
+        default=3,
+        help="older SKU log pages read (key G) on each visit of the SKU log (default %(default)s)",
+    )
+    parser.add_argument(
+        "--dwell", type=float, default=0.3, help="seconds on each screen in app_busy (default %(default)s)"
+    )
+    parser.add_argument(
+        "--refresh-seconds",
+        type=float,
+        default=0.5,
+        help="the App's refresh interval (default %(default)s, the App's own default)",
+    )
+    parser.add_argument(
+        "--session-every",
+        type=int,
+        default=100,
+        help="one full Web Connector session every N calls of the client, 0 for none (default %(default)s)",
+    )
+    parser.add_argument(
+        "--probe-ms",
+        type=float,
+        default=10.0,
+        help="the open-loop probe: one serverVersion due every MS milliseconds, 0 for none (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-calls", type=int, default=50_000, help="bound of the client's calls in one window (default %(default)s)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--profile", type=Path, metavar="FILE",
-                        help="write a pyinstrument text report of phases 1-2 (the whole main process) to FILE")
-    parser.add_argument("--stalls", type=float, metavar="MS",
-                        help="record every loop callback that runs MS milliseconds or more, with its task")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE",
+        help="write a pyinstrument text report of phases 1-2 (the whole main process) to FILE",
+    )
+    parser.add_argument(
+        "--stalls",
+        type=float,
+        metavar="MS",
+        help="record every loop callback that runs MS milliseconds or more, with its task",
+    )
     args = parser.parse_args(argv)
     if args.log_lines < 1 or args.pending < 1:
         parser.error("--log-lines and --pending must be 1 or more")
     if args.rounds < 1 or args.busy_rounds < 1 or args.pages_per_visit < 0 or args.max_calls < 1:
         parser.error("--rounds, --busy-rounds and --max-calls must be 1 or more, --pages-per-visit not negative")
-    if args.window_seconds <= 0 or args.dwell < 0 or args.refresh_seconds <= 0 or args.session_every < 0 \
-            or args.probe_ms < 0:
-        parser.error("--window-seconds and --refresh-seconds must be positive; --dwell, --session-every and"
-                     " --probe-ms not negative")
+    if (
+        args.window_seconds <= 0
+        or args.dwell < 0
+        or args.refresh_seconds <= 0
+        or args.session_every < 0
+        or args.probe_ms < 0
+    ):
+        parser.error(
+            "--window-seconds and --refresh-seconds must be positive; --dwell, --session-every and"
+            " --probe-ms not negative"
+        )
     if args.profile is not None:
         args.profile = args.profile.resolve()
         args.profile.write_text("", encoding="utf-8")

@@ -77,8 +77,9 @@ async def with_rig(scenario: Callable[[Rig], Any]) -> Any:
     await store.start()
     try:
         with tempfile.TemporaryDirectory(prefix="connex-bench-") as tmp:
-            config = bench_config(Path(tmp), password, storefront=store.storefront_config(),
-                                  orders={"poll_seconds": 3600})
+            config = bench_config(
+                Path(tmp), password, storefront=store.storefront_config(), orders={"poll_seconds": 3600}
+            )
             engine = Engine(config)
             async with aiohttp.ClientSession() as http:
                 await engine.start()
@@ -102,8 +103,12 @@ def restocked_refund(rereads: int) -> Callable[[Rig], Any]:
         emu.refund(order, [("redwine", 2)], restock=True)
         for _ in range(rereads):
             await rig.sync()
-        return {"credit_memos": rig.memos(), "qb_quantity": int(rig.qb.item("redwine").quantity_on_hand),
-                "store_stock": emu.stock("redwine")}
+        return {
+            "credit_memos": rig.memos(),
+            "qb_quantity": int(rig.qb.item("redwine").quantity_on_hand),
+            "store_stock": emu.stock("redwine"),
+        }
+
     return run
 
 
@@ -113,8 +118,11 @@ async def parent_managed(rig: Rig) -> dict[str, Any]:
     rig.qb.add_item("SHIRT", 7)
     await rig.task("catalog")
     await rig.sync()
-    return {"parent_stock": emu.stock_of(parent), "variations": [emu.manage_stock_of(v) for v in ids.values()],
-            "qb_quantity": int(rig.qb.item("SHIRT").quantity_on_hand)}
+    return {
+        "parent_stock": emu.stock_of(parent),
+        "variations": [emu.manage_stock_of(v) for v in ids.values()],
+        "qb_quantity": int(rig.qb.item("SHIRT").quantity_on_hand),
+    }
 
 
 async def cancelled_after_posting(rig: Rig) -> dict[str, Any]:
@@ -125,8 +133,13 @@ async def cancelled_after_posting(rig: Rig) -> dict[str, Any]:
     emu.set_order_status(order, "cancelled")
     for _ in range(3):
         await rig.sync()
-    return {"qb_before_sale": 20, "qb_after_sale": posted, "qb_after_cancel": int(rig.qb.item("redwine").quantity_on_hand),
-            "credit_memos": rig.memos(), "store_stock": emu.stock("redwine")}
+    return {
+        "qb_before_sale": 20,
+        "qb_after_sale": posted,
+        "qb_after_cancel": int(rig.qb.item("redwine").quantity_on_hand),
+        "credit_memos": rig.memos(),
+        "store_stock": emu.stock("redwine"),
+    }
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -155,17 +168,25 @@ def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = prin
     if args.json:
         text = json.dumps({"restocked_refund": refund, "parent_managed": parent, "cancelled": cancel}, indent=2)
     else:
-        text = format_table([
-            (f"credit memos for one restocked refund, after {args.rereads} re-reads", str(refund["credit_memos"])),
-            ("  QuickBooks / store quantity after it (sold 5 of 20, 2 back)",
-             f"{refund['qb_quantity']} / {refund['store_stock']}"),
-            ("parent-kept variable product: parent stock after pushing QuickBooks' 7 (was 10)",
-             str(parent["parent_stock"])),
-            ("  its variations' manage_stock after the push", ", ".join(map(str, parent["variations"]))),
-            ("QuickBooks quantity: before the sale / after it / after the cancel",
-             f"{cancel['qb_before_sale']} / {cancel['qb_after_sale']} / {cancel['qb_after_cancel']}"),
-            ("  credit memos for the cancel, after 3 re-reads", str(cancel["credit_memos"])),
-        ])
+        text = format_table(
+            [
+                (f"credit memos for one restocked refund, after {args.rereads} re-reads", str(refund["credit_memos"])),
+                (
+                    "  QuickBooks / store quantity after it (sold 5 of 20, 2 back)",
+                    f"{refund['qb_quantity']} / {refund['store_stock']}",
+                ),
+                (
+                    "parent-kept variable product: parent stock after pushing QuickBooks' 7 (was 10)",
+                    str(parent["parent_stock"]),
+                ),
+                ("  its variations' manage_stock after the push", ", ".join(map(str, parent["variations"]))),
+                (
+                    "QuickBooks quantity: before the sale / after it / after the cancel",
+                    f"{cancel['qb_before_sale']} / {cancel['qb_after_sale']} / {cancel['qb_after_cancel']}",
+                ),
+                ("  credit memos for the cancel, after 3 re-reads", str(cancel["credit_memos"])),
+            ]
+        )
     return finish(text, errors, out)
 
 

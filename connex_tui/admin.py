@@ -68,27 +68,38 @@ def _common(parser: argparse.ArgumentParser, add_config: Callable[[argparse.Argu
     add_config(parser)
     for action in parser._actions[known:]:
         action.default = argparse.SUPPRESS
-    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                        help="one JSON document on standard output instead of text")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="one JSON document on standard output instead of text",
+    )
 
 
 def _limit(parser: argparse.ArgumentParser, default: int) -> None:
-    parser.add_argument("--limit", type=_non_negative, default=default, metavar="N",
-                        help=f"show at most N rows (default {default}; 0: all)")
+    parser.add_argument(
+        "--limit",
+        type=_non_negative,
+        default=default,
+        metavar="N",
+        help=f"show at most N rows (default {default}; 0: all)",
+    )
 
 
-def add_admin_commands(
-    sub: argparse._SubParsersAction, add_config: Callable[[argparse.ArgumentParser], None]
-) -> None:
+def add_admin_commands(sub: argparse._SubParsersAction, add_config: Callable[[argparse.ArgumentParser], None]) -> None:
     status = sub.add_parser(
-        "status", help="health at a glance (exit 0 healthy, 1 something is failing)",
+        "status",
+        help="health at a glance (exit 0 healthy, 1 something is failing)",
         description="Last Web Connector session, store connection, order and queue counts, tasks. "
-                    "Exit 0 when healthy, 1 when anything is failing.",
+        "Exit 0 when healthy, 1 when anything is failing.",
     )
     _common(status, add_config)
 
-    queue = sub.add_parser("queue", help="the stock push queue: list, retry, drop",
-                           description="The stock push queue. Without an action: list.")
+    queue = sub.add_parser(
+        "queue",
+        help="the stock push queue: list, retry, drop",
+        description="The stock push queue. Without an action: list.",
+    )
     _common(queue, add_config)
     actions = queue.add_subparsers(dest="queue_action", metavar="{list,retry,drop}")
     listing = actions.add_parser("list", help="list queued SKUs, failed first (exit 1 if any failed)")
@@ -116,8 +127,11 @@ def add_admin_commands(
     orders.add_argument("--failed", action="store_true", help="only the orders QuickBooks did not take")
     _limit(orders, 50)
 
-    tasks = sub.add_parser("tasks", help="scheduled tasks; `tasks run NAME` runs one now",
-                           description="Scheduled tasks. Without an action: list.")
+    tasks = sub.add_parser(
+        "tasks",
+        help="scheduled tasks; `tasks run NAME` runs one now",
+        description="Scheduled tasks. Without an action: list.",
+    )
     _common(tasks, add_config)
     task_actions = tasks.add_subparsers(dest="tasks_action", metavar="{list,run}")
     _common(task_actions.add_parser("list", help="list the tasks"), add_config)
@@ -261,18 +275,26 @@ async def cmd_status(db: Database, args: argparse.Namespace, out: TextIO) -> int
     task_rows = await views.tasks(db)
     problems = _problems(dash)
     if getattr(args, "json", False):
-        write_json(out, {"healthy": dash.healthy, "problems": problems, **asdict(dash),
-                         "tasks": [asdict(t) for t in task_rows]})
+        write_json(
+            out,
+            {"healthy": dash.healthy, "problems": problems, **asdict(dash), "tasks": [asdict(t) for t in task_rows]},
+        )
         return 0 if dash.healthy else 1
 
     lines: list[tuple[str, str]] = [
         ("health", "ok" if dash.healthy else "FAILING: " + ", ".join(problems)),
         ("web connector", _session_text(dash.last_session)),
         ("store", dash.store.state + (f" ({dash.store.detail})" if dash.store.detail else "")),
-        ("orders", f"{dash.orders_imported_today} imported today, {dash.orders_posted_today} posted today,"
-                   f" {dash.orders_failed} failed"),
-        ("stock queue", f"{dash.pending} pending, {dash.in_flight} in flight, {dash.failed_skus} failed;"
-                        f" {sum(dash.pushes_per_minute)} pushed in the last 30 min"),
+        (
+            "orders",
+            f"{dash.orders_imported_today} imported today, {dash.orders_posted_today} posted today,"
+            f" {dash.orders_failed} failed",
+        ),
+        (
+            "stock queue",
+            f"{dash.pending} pending, {dash.in_flight} in flight, {dash.failed_skus} failed;"
+            f" {sum(dash.pushes_per_minute)} pushed in the last 30 min",
+        ),
         ("drain", f"{dash.drain_done} of {dash.drain_total} pushed" if dash.drain_total else "idle"),
         ("paused", "yes (stock pushes are paused)" if dash.paused else "no"),
     ]
@@ -280,40 +302,52 @@ async def cmd_status(db: Database, args: argparse.Namespace, out: TextIO) -> int
         width = max(len(t.name) for t in task_rows)
         state_width = max(len(_task_state(t.last_result)) for t in task_rows)
         for n, task in enumerate(task_rows):
-            lines.append(("tasks" if n == 0 else "",
-                          f"{task.name:<{width}}  {_task_state(task.last_result):<{state_width}}"
-                          f"  last {utc_text(task.last_run)}  next {utc_text(task.next_run)}"))
+            lines.append(
+                (
+                    "tasks" if n == 0 else "",
+                    f"{task.name:<{width}}  {_task_state(task.last_result):<{state_width}}"
+                    f"  last {utc_text(task.last_run)}  next {utc_text(task.next_run)}",
+                )
+            )
     else:
         lines.append(("tasks", "none yet (the engine creates them when it starts)"))
     for n, failure in enumerate(dash.latest_failures):
-        lines.append(("recent failures" if n == 0 else "",
-                      f"{utc_text(failure.at)}  {failure.what}: {failure.reason}"))
+        lines.append(("recent failures" if n == 0 else "", f"{utc_text(failure.at)}  {failure.what}: {failure.reason}"))
     for label, value in lines:
         out.write(_fit(f"{label:<16}{_clean(value)}", WIDTH).rstrip() + "\n")
     return 0 if dash.healthy else 1
 
 
-QUEUE_COLUMNS: list[Column] = [("SKU", 24, False), ("QTY", 8, True), ("STATE", 9, False),
-                               ("ATTEMPTS", 8, True), ("NEXT ATTEMPT", 20, False), ("LAST ERROR", 0, False)]
+QUEUE_COLUMNS: list[Column] = [
+    ("SKU", 24, False),
+    ("QTY", 8, True),
+    ("STATE", 9, False),
+    ("ATTEMPTS", 8, True),
+    ("NEXT ATTEMPT", 20, False),
+    ("LAST ERROR", 0, False),
+]
 
 
 async def cmd_queue_list(db: Database, args: argparse.Namespace, out: TextIO) -> int:
     failed_only = getattr(args, "failed", False)
     sku_filter = getattr(args, "sku", "")
     limit = getattr(args, "limit", 100)
-    rows, total = await views.pending_page(db, sku_filter=sku_filter, failed_only=failed_only,
-                                           limit=_unlimited(limit))
+    rows, total = await views.pending_page(db, sku_filter=sku_filter, failed_only=failed_only, limit=_unlimited(limit))
     _, failed = await views.pending_page(db, sku_filter=sku_filter, failed_only=True, limit=0)
     code = 1 if failed else 0
     if getattr(args, "json", False):
         write_json(out, [asdict(r) for r in rows])
         return code
     if not rows:
-        out.write("no queued SKUs match\n" if sku_filter else "no failed SKUs\n" if failed_only else "the queue is empty\n")
+        out.write(
+            "no queued SKUs match\n" if sku_filter else "no failed SKUs\n" if failed_only else "the queue is empty\n"
+        )
         return code
-    write_table(out, QUEUE_COLUMNS, [
-        (r.sku, r.quantity, r.state, r.attempts, utc_text(r.next_attempt), r.last_error or "") for r in rows
-    ])
+    write_table(
+        out,
+        QUEUE_COLUMNS,
+        [(r.sku, r.quantity, r.state, r.attempts, utc_text(r.next_attempt), r.last_error or "") for r in rows],
+    )
     if total > len(rows):
         out.write(f"({len(rows)} of {total} shown; --limit 0 shows all)\n")
     return code
@@ -354,14 +388,25 @@ async def cmd_queue_change(db: Database, args: argparse.Namespace, out: TextIO) 
     return 1 if missing or in_flight else 0
 
 
-LOG_COLUMNS: list[Column] = [("AT", 20, False), ("SKU", 24, False), ("OLD", 8, True), ("NEW", 8, True),
-                             ("RESULT", 6, False), ("REASON", 0, False)]
+LOG_COLUMNS: list[Column] = [
+    ("AT", 20, False),
+    ("SKU", 24, False),
+    ("OLD", 8, True),
+    ("NEW", 8, True),
+    ("RESULT", 6, False),
+    ("REASON", 0, False),
+]
 
 
 async def cmd_log(db: Database, args: argparse.Namespace, out: TextIO) -> int:
     since = getattr(args, "since_at", None) or (parse_since(args.since) if getattr(args, "since", None) else None)
-    rows = await views.sku_log_page(db, failed_only=getattr(args, "failed", False), sku_filter=getattr(args, "sku", ""),
-                                    since=since, limit=_unlimited(getattr(args, "limit", 50)))
+    rows = await views.sku_log_page(
+        db,
+        failed_only=getattr(args, "failed", False),
+        sku_filter=getattr(args, "sku", ""),
+        since=since,
+        limit=_unlimited(getattr(args, "limit", 50)),
+    )
     code = 1 if any(not r.ok for r in rows) else 0
     if getattr(args, "json", False):
         write_json(out, [asdict(r) for r in rows])
@@ -369,15 +414,31 @@ async def cmd_log(db: Database, args: argparse.Namespace, out: TextIO) -> int:
     if not rows:
         out.write("no log lines match\n")
         return code
-    write_table(out, LOG_COLUMNS, [
-        (utc_text(r.at), r.sku, r.old_qty if r.old_qty is not None else "-", r.new_qty if r.new_qty is not None else "-",
-         "ok" if r.ok else "FAILED", r.reason) for r in rows
-    ])
+    write_table(
+        out,
+        LOG_COLUMNS,
+        [
+            (
+                utc_text(r.at),
+                r.sku,
+                r.old_qty if r.old_qty is not None else "-",
+                r.new_qty if r.new_qty is not None else "-",
+                "ok" if r.ok else "FAILED",
+                r.reason,
+            )
+            for r in rows
+        ],
+    )
     return code
 
 
-ORDER_COLUMNS: list[Column] = [("NUMBER", 12, False), ("STATUS", 14, False), ("QB STATE", 8, False),
-                               ("TXN ID", 22, False), ("ERROR", 0, False)]
+ORDER_COLUMNS: list[Column] = [
+    ("NUMBER", 12, False),
+    ("STATUS", 14, False),
+    ("QB STATE", 8, False),
+    ("TXN ID", 22, False),
+    ("ERROR", 0, False),
+]
 
 
 async def cmd_orders(db: Database, args: argparse.Namespace, out: TextIO) -> int:
@@ -391,17 +452,32 @@ async def cmd_orders(db: Database, args: argparse.Namespace, out: TextIO) -> int
     if not rows:
         out.write("no failed orders\n" if failed_only else "no orders yet\n")
         return code
-    write_table(out, ORDER_COLUMNS, [
-        (r.number + (" (credit)" if r.qb_kind == "credit_memo" else ""), r.status, r.qb_state, r.txn_id or "-",
-         r.error or "") for r in rows
-    ])
+    write_table(
+        out,
+        ORDER_COLUMNS,
+        [
+            (
+                r.number + (" (credit)" if r.qb_kind == "credit_memo" else ""),
+                r.status,
+                r.qb_state,
+                r.txn_id or "-",
+                r.error or "",
+            )
+            for r in rows
+        ],
+    )
     if total > len(rows):
         out.write(f"({len(rows)} of {total} shown; --limit 0 shows all)\n")
     return code
 
 
-TASK_COLUMNS: list[Column] = [("NAME", 12, False), ("EVERY", 8, True), ("LAST RUN", 20, False),
-                              ("NEXT RUN", 20, False), ("LAST RESULT", 0, False)]
+TASK_COLUMNS: list[Column] = [
+    ("NAME", 12, False),
+    ("EVERY", 8, True),
+    ("LAST RUN", 20, False),
+    ("NEXT RUN", 20, False),
+    ("LAST RESULT", 0, False),
+]
 
 
 async def cmd_tasks(db: Database, args: argparse.Namespace, out: TextIO) -> int:
@@ -423,10 +499,14 @@ async def cmd_tasks(db: Database, args: argparse.Namespace, out: TextIO) -> int:
     if not rows:
         out.write("no tasks yet (the engine creates them when it starts)\n")
         return 0
-    write_table(out, TASK_COLUMNS, [
-        (r.name, _every(r.interval_seconds), utc_text(r.last_run), utc_text(r.next_run), r.last_result or "-")
-        for r in rows
-    ])
+    write_table(
+        out,
+        TASK_COLUMNS,
+        [
+            (r.name, _every(r.interval_seconds), utc_text(r.last_run), utc_text(r.next_run), r.last_result or "-")
+            for r in rows
+        ],
+    )
     return 0
 
 
@@ -440,7 +520,9 @@ def _check(args: argparse.Namespace) -> None:
         if all_failed and skus:
             raise UsageError("queue retry: give SKUs or --all-failed, not both")
         if not all_failed and not skus:
-            raise UsageError(f"queue {action}: give one or more SKUs" + (", or --all-failed" if action == "retry" else ""))
+            raise UsageError(
+                f"queue {action}: give one or more SKUs" + (", or --all-failed" if action == "retry" else "")
+            )
 
 
 async def run_admin(args: argparse.Namespace, config: Config, out: TextIO) -> int:
@@ -457,8 +539,9 @@ async def run_admin(args: argparse.Namespace, config: Config, out: TextIO) -> in
         return 2
     path = config.database.path
     if not path.exists():
-        _error("no database yet: the file [database] path names does not exist (start the engine first,"
-               " or check --config)")
+        _error(
+            "no database yet: the file [database] path names does not exist (start the engine first, or check --config)"
+        )
         return 2
     try:
         db = await Database.open(path)

@@ -190,7 +190,11 @@ class ConnexApp(App[None], inherit_bindings=False):
         if self.configured_keymap:
             self.set_keymap(self.configured_keymap)  # Textual applies it to every binding by id
         await self.backend.connect()
-        if not self.is_headless and self.console.color_system in ("standard", "windows") and self.theme == "textual-dark":
+        if (
+            not self.is_headless
+            and self.console.color_system in ("standard", "windows")
+            and self.theme == "textual-dark"
+        ):
             self.theme = "ansi-dark"  # 16 colours: use the terminal's own palette
         self._unsubscribe = self.backend.subscribe(self._engine_event)
         self.set_interval(self.refresh_seconds, self._tick, name="refresh")

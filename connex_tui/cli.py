@@ -28,7 +28,9 @@ from .engine.config import (
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="PATH", help="configuration file (default: $CONNEX_CONFIG, else ./connex.toml)")
+    parser.add_argument(
+        "--config", metavar="PATH", help="configuration file (default: $CONNEX_CONFIG, else ./connex.toml)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,8 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the whole sync, live, against a simulated store, QuickBooks and Web Connector")
     demo.add_argument("--headless", action="store_true", help="print what happens instead of drawing the interface")
     demo.add_argument("--no-mouse", action="store_true", help="do not capture the mouse (keyboard only)")
-    demo.add_argument("--platform", choices=("woocommerce", "shopify"), default="woocommerce", help="which store to emulate")
-    demo.add_argument("--seconds", type=float, default=60.0, metavar="N", help="give up waiting for agreement after N seconds")
+    demo.add_argument(
+        "--platform", choices=("woocommerce", "shopify"), default="woocommerce", help="which store to emulate"
+    )
+    demo.add_argument(
+        "--seconds", type=float, default=60.0, metavar="N", help="give up waiting for agreement after N seconds"
+    )
 
     monitor = sub.add_parser("monitor", help="the interface on the database of an engine running elsewhere (headless)")
     _add_config(monitor)
@@ -60,10 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
     mapping.add_argument("qb_item", nargs="?", help="the QuickBooks item (the [inventory] match field's value)")
     mapping.add_argument("--remove", action="store_true", help="remove the mapping of STORE_SKU")
 
-    company = sub.add_parser("company", help="the QuickBooks company file connex-tui works with; `company accept` switches")
+    company = sub.add_parser(
+        "company", help="the QuickBooks company file connex-tui works with; `company accept` switches"
+    )
     _add_config(company)
-    company.add_argument("action", nargs="?", choices=("show", "accept"), default="show",
-                         help="show (default), or accept: work with the file the last refused session came from")
+    company.add_argument(
+        "action",
+        nargs="?",
+        choices=("show", "accept"),
+        default="show",
+        help="show (default), or accept: work with the file the last refused session came from",
+    )
 
     add_admin_commands(sub, _add_config)
 
@@ -164,8 +177,10 @@ async def run_monitor(config: Config, *, mouse: bool) -> int:
 
     keymap = keymap_of(config)
     if not config.database.path.exists():
-        print(f"connex-tui: no database at {config.database.path}: is the engine running with this --config?",
-              file=sys.stderr)
+        print(
+            f"connex-tui: no database at {config.database.path}: is the engine running with this --config?",
+            file=sys.stderr,
+        )
         return 2
     backend = await Backend.open(config.database.path, secrets=config.secrets())
     try:
@@ -227,8 +242,10 @@ async def company_command(config: Config, action: str) -> int:
     from .engine.db import Database
 
     if not config.database.path.exists():
-        print(f"connex-tui: no database at {config.database.path}: has the engine run with this --config?",
-              file=sys.stderr)
+        print(
+            f"connex-tui: no database at {config.database.path}: has the engine run with this --config?",
+            file=sys.stderr,
+        )
         return 2
     db = await Database.open(config.database.path)
     try:

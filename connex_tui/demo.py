@@ -59,8 +59,12 @@ def seed_catalog(qb: QuickBooksSim, store: EmulatedStore, rng: random.Random) ->
 
 
 def credit_memo_request(item: str, quantity: int) -> str:
-    doc = TxnDoc(ref_number="CM-1", memo="Returned by a walk-in customer", customer="Web Store",
-                 lines=(TxnLine(item, Decimal(quantity)),))
+    doc = TxnDoc(
+        ref_number="CM-1",
+        memo="Returned by a walk-in customer",
+        customer="Web Store",
+        lines=(TxnLine(item, Decimal(quantity)),),
+    )
     return message_set([txn_add_rq("credit_memo", doc, "cm-1")])
 
 
@@ -154,8 +158,10 @@ async def run_demo(*, platform: str = "woocommerce", seconds: float = 60.0, out:
     with tempfile.TemporaryDirectory(prefix="connex-demo-") as tmp:
         async with DemoWorld(platform, Path(tmp)) as world:
             say(f"store emulator ({platform}) at {world.store.url}; Web Connector endpoint at {world.engine.url}")
-            say(f"QuickBooks: {len(world.qb.items)} items, redwine {world.qb.item('redwine').quantity_on_hand}; "
-                f"store: redwine {world.store.stock('redwine')}, {QB_ONLY_SKU} only in QuickBooks")
+            say(
+                f"QuickBooks: {len(world.qb.items)} items, redwine {world.qb.item('redwine').quantity_on_hand}; "
+                f"store: redwine {world.store.stock('redwine')}, {QB_ONLY_SKU} only in QuickBooks"
+            )
             await _play_the_day(world.engine, world.qb, world.store, say, world.rng)
             agreement = await _settle(world.engine, world.qb, world.store, deadline)
             await _report(world.engine, world.qb, world.store, world.wc, agreement, say)
@@ -168,9 +174,10 @@ async def run_demo_tui(*, platform: str = "woocommerce", mouse: bool = True) -> 
     from .backend import Backend
     from .engine.logs import configure_logging
 
-    with tempfile.TemporaryDirectory(prefix="connex-demo-") as tmp, (Path(tmp) / "demo.log").open(
-        "a", encoding="utf-8"
-    ) as log_stream:
+    with (
+        tempfile.TemporaryDirectory(prefix="connex-demo-") as tmp,
+        (Path(tmp) / "demo.log").open("a", encoding="utf-8") as log_stream,
+    ):
         # From the first line on (the simulators speak while they are built), the log goes to the
         # file: nothing is written over the terminal the interface is about to take.
         configure_logging(level="info", stream=log_stream)
@@ -223,19 +230,27 @@ async def _wait_for(predicate, seconds: float) -> None:
         await asyncio.sleep(0.1)
 
 
-async def _report(engine: Engine, qb: QuickBooksSim, store: EmulatedStore, wc: WebConnectorSim, agreement: Agreement, say) -> None:
+async def _report(
+    engine: Engine, qb: QuickBooksSim, store: EmulatedStore, wc: WebConnectorSim, agreement: Agreement, say
+) -> None:
     assert engine.db is not None
     db = engine.db
     posted = await db.fetchval("SELECT count(*) FROM orders WHERE qb_state = 'posted' AND qb_kind != 'credit_memo'")
     memos = await db.fetchval("SELECT count(*) FROM orders WHERE qb_state = 'posted' AND qb_kind = 'credit_memo'")
     ok_lines = await db.fetchval("SELECT count(*) FROM sku_log WHERE ok = 1")
     failed = await db.fetchall("SELECT sku, reason FROM sku_log WHERE ok = 0 ORDER BY id")
-    say(f"Web Connector sessions: {len(wc.runs)}; orders posted once each: {posted}; credit memos from refunds: {memos}")
-    say(f"stock updates pushed to the store: {ok_lines}; requests to the store: {engine.store.stats.requests if engine.store else 0}")
+    say(
+        f"Web Connector sessions: {len(wc.runs)}; orders posted once each: {posted}; credit memos from refunds: {memos}"
+    )
+    say(
+        f"stock updates pushed to the store: {ok_lines}; requests to the store: {engine.store.stats.requests if engine.store else 0}"
+    )
     for row in failed[:3]:
         say(f"failed: {row['sku']}: {row['reason']}")
     say(f"redwine: QuickBooks {qb.item('redwine').quantity_on_hand}, store {store.stock('redwine')}")
     if agreement.differing:
-        say(f"NOT in agreement: {len(agreement.differing)} of {agreement.matched} SKUs differ, e.g. {agreement.differing[:3]}")
+        say(
+            f"NOT in agreement: {len(agreement.differing)} of {agreement.matched} SKUs differ, e.g. {agreement.differing[:3]}"
+        )
     else:
         say(f"store and QuickBooks agree on all {agreement.matched} matched SKUs")

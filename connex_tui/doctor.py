@@ -116,15 +116,20 @@ class Doctor:
         if verdict != "ok":
             return Check("database", "fail", f"{path}: integrity check failed: {verdict}")
         if version > len(MIGRATIONS):
-            return Check("database", "fail", f"{path}: schema {version} is newer than this program's "
-                         f"({len(MIGRATIONS)}): upgrade connex-tui")
-        return Check("database", "ok", f"{path}: schema {version}, integrity ok, {pending} SKUs waiting ({failed} failed)")
+            return Check(
+                "database",
+                "fail",
+                f"{path}: schema {version} is newer than this program's ({len(MIGRATIONS)}): upgrade connex-tui",
+            )
+        return Check(
+            "database", "ok", f"{path}: schema {version}, integrity ok, {pending} SKUs waiting ({failed} failed)"
+        )
 
     # ------------------------------------------------------------------ store and clock
     async def store(self) -> Check:
         c = self.config.storefront
         if c.platform == "none":
-            return Check("store", "skip", "no store configured ([storefront] platform = \"none\")")
+            return Check("store", "skip", 'no store configured ([storefront] platform = "none")')
         trace = aiohttp.TraceConfig()
         trace.on_request_end.append(self._remember_date)
         async with aiohttp.ClientSession(trace_configs=[trace]) as session:
@@ -171,12 +176,21 @@ class Doctor:
 
     async def endpoint(self) -> Check:
         url = self._endpoint_url()
-        headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '"http://developer.intuit.com/serverVersion"'}
+        headers = {
+            "Content-Type": "text/xml; charset=utf-8",
+            "SOAPAction": '"http://developer.intuit.com/serverVersion"',
+        }
         try:
-            async with aiohttp.ClientSession() as session, session.post(
-                url, data=SERVER_VERSION.encode(), headers=headers, ssl=self._ssl(),
-                timeout=aiohttp.ClientTimeout(total=TIMEOUT),
-            ) as resp:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(
+                    url,
+                    data=SERVER_VERSION.encode(),
+                    headers=headers,
+                    ssl=self._ssl(),
+                    timeout=aiohttp.ClientTimeout(total=TIMEOUT),
+                ) as resp,
+            ):
                 body = await resp.text()
         except aiohttp.ClientSSLError as exc:
             return Check("endpoint", "fail", f"{url}: the certificate is not trusted ({_reason(exc)})")
@@ -195,8 +209,9 @@ class Doctor:
             return Check("tls", "skip", f"{url} is plain http (the Web Connector allows it for localhost only)")
         try:
             _, writer = await asyncio.wait_for(
-                asyncio.open_connection(parts.hostname, parts.port or 443, ssl=self._ssl(),
-                                        server_hostname=parts.hostname),
+                asyncio.open_connection(
+                    parts.hostname, parts.port or 443, ssl=self._ssl(), server_hostname=parts.hostname
+                ),
                 TIMEOUT,
             )
         except ssl.SSLError as exc:
@@ -220,7 +235,9 @@ class Doctor:
 
 
 def _reason(exc: BaseException) -> str:
-    return str(getattr(exc, "reason", None) or getattr(exc, "verify_message", None) or exc).strip() or type(exc).__name__
+    return (
+        str(getattr(exc, "reason", None) or getattr(exc, "verify_message", None) or exc).strip() or type(exc).__name__
+    )
 
 
 def _config_check(path: Path, environ: dict[str, str]) -> tuple[Check, Config | None]:

@@ -128,8 +128,13 @@ def engine_config(
     storefront: dict[str, Any] = {"platform": "none"}
     if store_url:
         # A short store timeout: recovered stock rows wait it out before being pushed again.
-        storefront = {"platform": "woocommerce", "url": store_url, "consumer_key": "ck_test", "consumer_secret": "cs_test",
-                      "timeout_seconds": 5}
+        storefront = {
+            "platform": "woocommerce",
+            "url": store_url,
+            "consumer_key": "ck_test",
+            "consumer_secret": "cs_test",
+            "timeout_seconds": 5,
+        }
     return write_config(
         folder / "connex.toml",
         {
@@ -190,7 +195,11 @@ class EngineProcess:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "connex_tui.cli", "run", "--headless", "--config", str(self.config_path)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=REPO, env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                cwd=REPO,
+                env=env,
             )
         self.spawned_at = time.monotonic()
 
@@ -484,8 +493,9 @@ class CrashRig:
         self.ledger.store_only["STORE-ONLY-1"] = 3
         self.store.add_product("STORE-ONLY-1", 3)
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        config = engine_config(self.folder, self.db_path, self.port, store_url=url,
-                               orders_per_request=self.orders_per_request)
+        config = engine_config(
+            self.folder, self.db_path, self.port, store_url=url, orders_per_request=self.orders_per_request
+        )
         self.engine = EngineProcess(config, self.db_path, self.log_path, self.port)
         # force_close: no keep-alive connection survives into a killed engine's successor.
         self.http = aiohttp.ClientSession(
@@ -603,7 +613,9 @@ class CrashRig:
     def _open_work(self) -> dict[str, int]:
         return {
             "orders_new_or_sent": self.db.value("SELECT count(*) FROM orders WHERE qb_state IN ('new', 'sent')"),
-            "pending_or_in_flight": self.db.value("SELECT count(*) FROM pending WHERE state IN ('pending', 'in_flight')"),
+            "pending_or_in_flight": self.db.value(
+                "SELECT count(*) FROM pending WHERE state IN ('pending', 'in_flight')"
+            ),
         }
 
     async def wait_imported(self, deadline: float) -> None:
@@ -617,8 +629,9 @@ class CrashRig:
 
     async def wait_drained(self, deadline: float) -> None:
         while self.db.value("SELECT count(*) FROM pending WHERE state IN ('pending', 'in_flight')"):
-            rows = self.db.rows("SELECT sku, state, attempts, next_attempt, last_error FROM pending"
-                                " WHERE state != 'failed' LIMIT 5")
+            rows = self.db.rows(
+                "SELECT sku, state, attempts, next_attempt, last_error FROM pending WHERE state != 'failed' LIMIT 5"
+            )
             self._assert_in_time(deadline, f"the pending queue did not drain: {[tuple(r) for r in rows]}")
             await asyncio.sleep(0.05)
 
@@ -639,8 +652,10 @@ class CrashRig:
             run = await self.session()
             sessions += 1
             if run.status == "busy":
-                raise AssertionError("settle: the Web Connector was answered 'busy': a session is still open"
-                                     f" {[tuple(r) for r in self.db.rows('SELECT id, started, last_seen FROM qbwc_sessions WHERE ended IS NULL')]}")
+                raise AssertionError(
+                    "settle: the Web Connector was answered 'busy': a session is still open"
+                    f" {[tuple(r) for r in self.db.rows('SELECT id, started, last_seen FROM qbwc_sessions WHERE ended IS NULL')]}"
+                )
             assert run.status in ("ok", "none"), f"settle: session ended {run.status}: {run.last_error}"
             await self.wait_drained(deadline)
             last = self.db.rows("SELECT state, result FROM qbwc_sessions ORDER BY id DESC LIMIT 1")[0]
@@ -699,7 +714,9 @@ class CrashRig:
         for sku in self.ledger.qb_only:
             row = self.db.rows("SELECT state, last_error FROM pending WHERE sku = ?", (sku,))
             if not row or row[0]["state"] != "failed" or not row[0]["last_error"]:
-                out.append(f"QuickBooks-only {sku}: pending row {tuple(row[0]) if row else None}, expected failed with a reason")
+                out.append(
+                    f"QuickBooks-only {sku}: pending row {tuple(row[0]) if row else None}, expected failed with a reason"
+                )
         bad_failed = self.db.rows("SELECT sku FROM pending WHERE state = 'failed' AND coalesce(last_error, '') = ''")
         out += [f"pending row {r['sku']} failed without a reason" for r in bad_failed]
         # 4. the file itself
@@ -753,50 +770,107 @@ def build_old_database(path: Path, version: int, rng: random.Random, *, scale: i
             "INSERT INTO orders(id, store_id, number, status, customer, raw, qb_state, ref_number, txn_id, error,"
             " attempts, sent_session, imported_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [
-                (i, str(5000 + i), str(5000 + i), "processing", f"Customer {i % 97}", json.dumps({"id": 5000 + i}),
-                 (s := states[rng.randrange(len(states))]), str(5000 + i),
-                 f"{i:X}-1714557600" if s == "posted" else None, "refused" if s == "failed" else None,
-                 1, rng.randint(1, 300) if s == "sent" else None, stamp, stamp)
+                (
+                    i,
+                    str(5000 + i),
+                    str(5000 + i),
+                    "processing",
+                    f"Customer {i % 97}",
+                    json.dumps({"id": 5000 + i}),
+                    (s := states[rng.randrange(len(states))]),
+                    str(5000 + i),
+                    f"{i:X}-1714557600" if s == "posted" else None,
+                    "refused" if s == "failed" else None,
+                    1,
+                    rng.randint(1, 300) if s == "sent" else None,
+                    stamp,
+                    stamp,
+                )
                 for i in range(1, n_orders + 1)
             ],
         )
         con.executemany(
             "INSERT INTO order_lines(order_id, line_no, sku, name, quantity, price) VALUES (?,?,?,?,?,?)",
-            [(i, n, f"ITEM-{rng.randrange(n_items):05d}", "thing", str(rng.randint(1, 5)), "12.50")
-             for i in range(1, n_orders + 1) for n in (1, 2)],
+            [
+                (i, n, f"ITEM-{rng.randrange(n_items):05d}", "thing", str(rng.randint(1, 5)), "12.50")
+                for i in range(1, n_orders + 1)
+                for n in (1, 2)
+            ],
         )
         con.executemany(
             "INSERT INTO items(list_id, kind, name, full_name, quantity_on_hand, time_modified, edit_sequence, seen_at)"
             " VALUES (?,?,?,?,?,?,?,?)",
-            [(f"{0x80000000 + i:X}-1714557600", "inventory", f"ITEM-{i:05d}", f"ITEM-{i:05d}", str(rng.randint(0, 500)),
-              "2024-05-01T03:00:00-07:00", str(1714557600 + i), stamp) for i in range(n_items)],
+            [
+                (
+                    f"{0x80000000 + i:X}-1714557600",
+                    "inventory",
+                    f"ITEM-{i:05d}",
+                    f"ITEM-{i:05d}",
+                    str(rng.randint(0, 500)),
+                    "2024-05-01T03:00:00-07:00",
+                    str(1714557600 + i),
+                    stamp,
+                )
+                for i in range(n_items)
+            ],
         )
         con.executemany(
             "INSERT INTO pending(sku, quantity, state, attempts, next_attempt, last_error, updated_at) VALUES (?,?,?,?,?,?,?)",
-            [(f"ITEM-{i:05d}", str(rng.randint(0, 500)), "failed" if i % 5 == 0 else "pending", i % 3, stamp,
-              "SKU not found on the store" if i % 5 == 0 else None, stamp) for i in range(0, n_items, 2)],
+            [
+                (
+                    f"ITEM-{i:05d}",
+                    str(rng.randint(0, 500)),
+                    "failed" if i % 5 == 0 else "pending",
+                    i % 3,
+                    stamp,
+                    "SKU not found on the store" if i % 5 == 0 else None,
+                    stamp,
+                )
+                for i in range(0, n_items, 2)
+            ],
         )
         con.executemany(
             "INSERT INTO sku_log(at, sku, old_qty, new_qty, ok, reason) VALUES (?,?,?,?,?,?)",
-            [(stamp, f"ITEM-{rng.randrange(n_items):05d}", str(rng.randint(0, 99)), str(rng.randint(0, 99)),
-              (ok := int(rng.random() < 0.9)), "" if ok else "SKU not found on the store") for _ in range(n_log)],
+            [
+                (
+                    stamp,
+                    f"ITEM-{rng.randrange(n_items):05d}",
+                    str(rng.randint(0, 99)),
+                    str(rng.randint(0, 99)),
+                    (ok := int(rng.random() < 0.9)),
+                    "" if ok else "SKU not found on the store",
+                )
+                for _ in range(n_log)
+            ],
         )
         con.executemany(
             "INSERT INTO qb_requests(session_id, at, request_id, kind, status_code, severity, message) VALUES (?,?,?,?,?,?,?)",
             [(rng.randint(1, 300), stamp, f"add-{i}", "add", 0, "Info", "Status OK") for i in range(3000)],
         )
-        con.executemany("INSERT INTO meta(key, value) VALUES (?, ?)",
-                        [("orders.watermark", stamp), ("items.watermark.inventory", "2024-05-01T03:00:00-07:00"),
-                         ("qwc.owner_id", "{6904A826-7368-11DC-8317-F7AD55D89593}")])
-        con.executemany("INSERT INTO tasks(name, interval_seconds, last_run, next_run, last_result) VALUES (?,?,?,?,?)",
-                        [(name, 60, stamp, stamp, "ok") for name in ("orders", "inventory", "catalog")])
+        con.executemany(
+            "INSERT INTO meta(key, value) VALUES (?, ?)",
+            [
+                ("orders.watermark", stamp),
+                ("items.watermark.inventory", "2024-05-01T03:00:00-07:00"),
+                ("qwc.owner_id", "{6904A826-7368-11DC-8317-F7AD55D89593}"),
+            ],
+        )
+        con.executemany(
+            "INSERT INTO tasks(name, interval_seconds, last_run, next_run, last_result) VALUES (?,?,?,?,?)",
+            [(name, 60, stamp, stamp, "ok") for name in ("orders", "inventory", "catalog")],
+        )
         if version >= 2:
             con.executemany(
                 "INSERT INTO catalog(sku_key, sku, item_id, parent_id, quantity, managed, refreshed_at) VALUES (?,?,?,?,?,?,?)",
-                [(f"item-{i:05d}", f"ITEM-{i:05d}", str(100 + i), None, rng.randint(0, 500), 1, stamp) for i in range(n_items)],
+                [
+                    (f"item-{i:05d}", f"ITEM-{i:05d}", str(100 + i), None, rng.randint(0, 500), 1, stamp)
+                    for i in range(n_items)
+                ],
             )
-            con.executemany("INSERT INTO mappings(store_sku_key, store_sku, qb_item, created_at) VALUES (?,?,?,?)",
-                            [(f"web-{i}", f"WEB-{i}", f"ITEM-{i:05d}", stamp) for i in range(200)])
+            con.executemany(
+                "INSERT INTO mappings(store_sku_key, store_sku, qb_item, created_at) VALUES (?,?,?,?)",
+                [(f"web-{i}", f"WEB-{i}", f"ITEM-{i:05d}", stamp) for i in range(200)],
+            )
             con.execute("UPDATE pending SET pushed_quantity = quantity WHERE rowid % 7 = 0")
         con.execute("COMMIT")
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -811,7 +885,10 @@ def table_digests(path: Path, tables: dict[str, list[str]] | None = None) -> dic
     con = sqlite3.connect(str(path))
     try:
         if tables is None:
-            names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+            names = [
+                r[0]
+                for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+            ]
             tables = {name: [r[1] for r in con.execute(f"PRAGMA table_info({name})")] for name in names}
         out = {}
         for name, columns in tables.items():
@@ -830,7 +907,10 @@ def table_digests(path: Path, tables: dict[str, list[str]] | None = None) -> dic
 def table_columns(path: Path) -> dict[str, list[str]]:
     con = sqlite3.connect(str(path))
     try:
-        names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        names = [
+            r[0]
+            for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        ]
         return {name: [r[1] for r in con.execute(f"PRAGMA table_info({name})")] for name in names}
     finally:
         con.close()

@@ -74,8 +74,17 @@ async def seed_hostile(path: Path, values: Sequence[str], *, tag: str = "H") -> 
                 await conn.execute(
                     "INSERT INTO orders(store_id, number, status, customer, qb_state, qb_kind, ref_number, txn_id,"
                     " error, imported_at, updated_at) VALUES (?, ?, ?, ?, 'failed', 'sales_receipt', ?, ?, ?, ?, ?)",
-                    (f"wc-{key}", key, value, value, value, value, f"store error: {value}", ago(seconds=30),
-                     ago(seconds=n + 1)),
+                    (
+                        f"wc-{key}",
+                        key,
+                        value,
+                        value,
+                        value,
+                        value,
+                        f"store error: {value}",
+                        ago(seconds=30),
+                        ago(seconds=n + 1),
+                    ),
                 )
                 await conn.execute(
                     "INSERT INTO events(at, level, kind, message) VALUES (?, 'error', ?, ?)",
@@ -88,13 +97,22 @@ async def seed_hostile(path: Path, values: Sequence[str], *, tag: str = "H") -> 
                 )
             joined = " | ".join(values)
             # The store's last word (the dashboard's Store panel) and the last Web Connector session.
-            await conn.execute("UPDATE tasks SET last_run = ?, last_result = ? WHERE name = 'inventory'",
-                               (ago(seconds=1), f"error: {joined}"))
+            await conn.execute(
+                "UPDATE tasks SET last_run = ?, last_result = ? WHERE name = 'inventory'",
+                (ago(seconds=1), f"error: {joined}"),
+            )
             await conn.execute(
                 "INSERT INTO qbwc_sessions(ticket_hash, client, started, last_seen, ended, requests, result, error)"
                 " VALUES (?, ?, ?, ?, ?, 3, ?, ?)",
-                (f"hostile-{tag}", joined[:200], ago(seconds=20), ago(seconds=10), ago(seconds=10), joined[:300],
-                 joined),
+                (
+                    f"hostile-{tag}",
+                    joined[:200],
+                    ago(seconds=20),
+                    ago(seconds=10),
+                    ago(seconds=10),
+                    joined[:300],
+                    joined,
+                ),
             )
     finally:
         await db.close()

@@ -44,9 +44,15 @@ def differences(subset: GraphQLSchema, real: GraphQLSchema) -> list[str]:
                     if real_arg is None:
                         found.append(f"argument {name}.{field_name}({arg_name}) does not exist")
                     elif str(real_arg.type) != str(arg.type):
-                        found.append(f"argument {name}.{field_name}({arg_name}): {arg.type} here, {real_arg.type} there")
+                        found.append(
+                            f"argument {name}.{field_name}({arg_name}): {arg.type} here, {real_arg.type} there"
+                        )
                 for arg_name, real_arg in other.args.items():
-                    if arg_name not in field.args and str(real_arg.type).endswith("!") and real_arg.default_value is None:
+                    if (
+                        arg_name not in field.args
+                        and str(real_arg.type).endswith("!")
+                        and real_arg.default_value is None
+                    ):
                         found.append(f"required argument {name}.{field_name}({arg_name}) is missing here")
             if isinstance(mine, GraphQLObjectType):
                 assert isinstance(theirs, GraphQLObjectType)

@@ -68,8 +68,19 @@ async def seed(config: Config, *, failing: bool = True) -> None:
                 (3, "S-1003", "1003", "processing", "new", None, None, at(seconds=-30), at(seconds=-30)),
             ]
             if failing:
-                orders.append((2, "S-1002", "1002", "processing", "failed", None, "line 2 has no SKU",
-                               at(minutes=-50), at(minutes=-19)))
+                orders.append(
+                    (
+                        2,
+                        "S-1002",
+                        "1002",
+                        "processing",
+                        "failed",
+                        None,
+                        "line 2 has no SKU",
+                        at(minutes=-50),
+                        at(minutes=-19),
+                    )
+                )
             for oid, store_id, number, status, state, txn, error, imported, updated in orders:
                 await conn.execute(
                     "INSERT INTO orders(id, store_id, number, status, qb_state, ref_number, txn_id, error,"
@@ -92,8 +103,14 @@ async def seed(config: Config, *, failing: bool = True) -> None:
             )
             log = [
                 ("2025-01-01T12:00:00.000+00:00", "beer", "1", "2", 1, ""),
-                ("2025-01-03T12:00:00.000+00:00", "cider", "4", "5", 0 if failing else 1,
-                 "SKU not found on the store" if failing else ""),
+                (
+                    "2025-01-03T12:00:00.000+00:00",
+                    "cider",
+                    "4",
+                    "5",
+                    0 if failing else 1,
+                    "SKU not found on the store" if failing else "",
+                ),
                 (at(days=-3), "redwine", "10", "12", 1, ""),
                 (at(hours=-2), "redwine", "12", "15", 0 if failing else 1, "store said 500" if failing else ""),
                 (at(minutes=-10), "whitewine", "8", "12", 1, ""),
@@ -111,8 +128,10 @@ async def seed(config: Config, *, failing: bool = True) -> None:
             )
             await conn.executemany(
                 "INSERT INTO events(at, level, kind, message) VALUES (?,?,?,?)",
-                [(at(minutes=-19), "info", "SessionEnded", "session 1 ok"),
-                 (at(minutes=-2), "warning", "StockPushed", "1 failed")],
+                [
+                    (at(minutes=-19), "info", "SessionEnded", "session 1 ok"),
+                    (at(minutes=-2), "warning", "StockPushed", "1 failed"),
+                ],
             )
     finally:
         await db.close()
@@ -149,9 +168,17 @@ def assert_plain(text: str) -> None:
 def test_registers_the_contracted_commands() -> None:
     assert ADMIN_COMMANDS == frozenset({"status", "queue", "log", "orders", "tasks"})
     root = parser()
-    for argv in (["status"], ["queue"], ["queue", "list", "--failed"], ["queue", "retry", "--all-failed"],
-                 ["queue", "drop", "a"], ["log", "--since", "2h"], ["orders", "--failed"], ["tasks"],
-                 ["tasks", "run", "orders"]):
+    for argv in (
+        ["status"],
+        ["queue"],
+        ["queue", "list", "--failed"],
+        ["queue", "retry", "--all-failed"],
+        ["queue", "drop", "a"],
+        ["log", "--since", "2h"],
+        ["orders", "--failed"],
+        ["tasks"],
+        ["tasks", "run", "orders"],
+    ):
         args = root.parse_args([*argv, "--json", "--config", "x.toml"])
         assert args.command == argv[0] and args.json is True and args.config == "x.toml"
     # Options given before a sub-action survive it.
@@ -197,16 +224,26 @@ async def test_status_failing_exits_1_and_says_why(seeded: Config) -> None:
     assert doc["problems"] == ["1 failed SKU", "1 failed order"]
 
 
-@pytest.mark.parametrize("breakage, problem", [
-    ("UPDATE qbwc_sessions SET result = 'error', error = 'QuickBooks is not running'",
-     "last Web Connector session: error"),
-    ("UPDATE tasks SET last_result = 'error: store rejected the credentials (401)', last_run = '2999-01-01'"
-     " WHERE name = 'orders'", "store: credentials"),
-    ("UPDATE tasks SET last_result = 'error: store unavailable', last_run = '2999-01-01' WHERE name = 'orders'",
-     "store: unreachable"),
-    ("UPDATE pending SET state = 'failed' WHERE sku = 'whitewine'", "1 failed SKU"),
-    ("UPDATE orders SET qb_state = 'failed', error = 'boom' WHERE id = 3", "1 failed order"),
-])
+@pytest.mark.parametrize(
+    "breakage, problem",
+    [
+        (
+            "UPDATE qbwc_sessions SET result = 'error', error = 'QuickBooks is not running'",
+            "last Web Connector session: error",
+        ),
+        (
+            "UPDATE tasks SET last_result = 'error: store rejected the credentials (401)', last_run = '2999-01-01'"
+            " WHERE name = 'orders'",
+            "store: credentials",
+        ),
+        (
+            "UPDATE tasks SET last_result = 'error: store unavailable', last_run = '2999-01-01' WHERE name = 'orders'",
+            "store: unreachable",
+        ),
+        ("UPDATE pending SET state = 'failed' WHERE sku = 'whitewine'", "1 failed SKU"),
+        ("UPDATE orders SET qb_state = 'failed', error = 'boom' WHERE id = 3", "1 failed order"),
+    ],
+)
 async def test_status_each_kind_of_failure_exits_1(healthy: Config, breakage: str, problem: str) -> None:
     db = await Database.open(healthy.database.path)
     async with db.transaction() as conn:
@@ -232,14 +269,20 @@ async def test_queue_list_text_and_json(seeded: Config) -> None:
     for title in ("QTY", "STATE", "ATTEMPTS", "NEXT ATTEMPT", "LAST ERROR"):
         start = header.index(title)
         assert all(r[start - 1] == " " for r in rows if len(r) > start)
-    assert rows[0][header.index("STATE"):].startswith("failed")
+    assert rows[0][header.index("STATE") :].startswith("failed")
     assert rows[0].endswith("...") and "END" not in rows[0]  # truncated in text
     assert utc_text(at(minutes=-30)) in rows[0] and utc_text(at(minutes=-30)).endswith("Z")
 
     code, doc = await admin_json(seeded, "queue", "list")
     assert code == 1
-    assert doc[0] == {"sku": "redwine", "quantity": "15", "state": "failed", "attempts": 5,
-                      "next_attempt": at(minutes=-30), "last_error": LONG_ERROR}
+    assert doc[0] == {
+        "sku": "redwine",
+        "quantity": "15",
+        "state": "failed",
+        "attempts": 5,
+        "next_attempt": at(minutes=-30),
+        "last_error": LONG_ERROR,
+    }
     assert len(doc) == 3
 
     code, text = await admin(seeded, "queue", "list", "--failed")
@@ -256,7 +299,8 @@ async def test_queue_retry_makes_failed_pending_and_wakes_inventory(seeded: Conf
     code, text = await admin(seeded, "queue", "retry", "redwine")
     assert code == 0 and text.startswith("retried 1 SKU:")
     [(state, attempts, error, due)] = await fetch(
-        seeded, "SELECT state, attempts, last_error, next_attempt FROM pending WHERE sku = 'redwine'")
+        seeded, "SELECT state, attempts, last_error, next_attempt FROM pending WHERE sku = 'redwine'"
+    )
     assert (state, attempts, error) == ("pending", 0, None)
     assert datetime.fromisoformat(due) <= datetime.now(timezone.utc)
     [(next_run,)] = await fetch(seeded, "SELECT next_run FROM tasks WHERE name = 'inventory'")
@@ -389,8 +433,13 @@ async def test_tasks_list_and_run(seeded: Config, capsys: pytest.CaptureFixture[
     assert [r.split()[:2] for r in rows] == [["catalog", "1h"], ["inventory", "30s"], ["orders", "5m"]]
     assert rows[2].endswith("ok: 2 imported")
     code, doc = await admin_json(seeded, "tasks", "list")
-    assert doc[1] == {"name": "inventory", "interval_seconds": 30, "last_run": at(minutes=-3),
-                      "next_run": at(hours=1), "last_result": "ok: pushed 3"}
+    assert doc[1] == {
+        "name": "inventory",
+        "interval_seconds": 30,
+        "last_run": at(minutes=-3),
+        "next_run": at(hours=1),
+        "last_result": "ok: pushed 3",
+    }
 
     code, text = await admin(seeded, "tasks", "run", "catalog")
     assert code == 0 and text.startswith("catalog: due now")
@@ -406,8 +455,9 @@ async def test_tasks_list_and_run(seeded: Config, capsys: pytest.CaptureFixture[
 # --- the edges ----------------------------------------------------------------------------------
 
 
-async def test_missing_database_is_exit_2_and_not_created(config_factory: Callable[..., Config],
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+async def test_missing_database_is_exit_2_and_not_created(
+    config_factory: Callable[..., Config], capsys: pytest.CaptureFixture[str]
+) -> None:
     config = config_factory()
     code, text = await admin(config, "status")
     assert code == 2 and text == "" and "no database yet" in capsys.readouterr().err
@@ -449,7 +499,10 @@ async def test_real_cli_runs_the_admin_commands(tmp_path: Path) -> None:
     def cli(*argv: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "connex_tui.cli", *argv, "--config", str(config_file)],
-            capture_output=True, text=True, timeout=60, env={**os.environ, "QBWC_PW": PASSWORD},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "QBWC_PW": PASSWORD},
         )
 
     status = cli("status")

@@ -21,9 +21,12 @@ from .test_sync_e2e import Sync, start_sync
 def write_toml(path: Path, sync: Sync) -> Path:
     store = sync.store.storefront_config()
     lines = [
-        "[database]", f'path = "{sync.config.database.path}"',
-        "[qbwc]", 'password_env = "QBWC_PW"',
-        "[storefront]", *(f'{key} = "{value}"' for key, value in store.items()),
+        "[database]",
+        f'path = "{sync.config.database.path}"',
+        "[qbwc]",
+        'password_env = "QBWC_PW"',
+        "[storefront]",
+        *(f'{key} = "{value}"' for key, value in store.items()),
     ]
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o600)
@@ -34,7 +37,10 @@ async def cli(config: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     def run() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "connex_tui.cli", *argv, "--config", str(config)],
-            capture_output=True, text=True, timeout=60, env={**os.environ, "QBWC_PW": PASSWORD},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "QBWC_PW": PASSWORD},
         )
 
     return await asyncio.to_thread(run)  # the engine keeps answering in this loop meanwhile
@@ -56,9 +62,15 @@ async def test_admin_commands_in_the_middle_of_a_live_session_disturb_nothing(
         ticket, answer = await wc.call("authenticate", strUserName="qbwc", strPassword=PASSWORD)
         assert answer == ""
         sync.qb.begin_session()
-        request = await wc.call("sendRequestXML", ticket=ticket, strHCPResponse=sync.qb.host_query_response(),
-                                strCompanyFileName=sync.qb.company_file, qbXMLCountry="US",
-                                qbXMLMajorVers=13, qbXMLMinorVers=0)
+        request = await wc.call(
+            "sendRequestXML",
+            ticket=ticket,
+            strHCPResponse=sync.qb.host_query_response(),
+            strCompanyFileName=sync.qb.company_file,
+            qbXMLCountry="US",
+            qbXMLMajorVers=13,
+            qbXMLMinorVers=0,
+        )
         assert "SalesReceiptAddRq" in request
         # A stock push is in flight at this moment (the pusher marked it, the store has not answered).
         async with sync.db.transaction() as conn:
@@ -69,15 +81,28 @@ async def test_admin_commands_in_the_middle_of_a_live_session_disturb_nothing(
         before = store_requests(sync)
 
         commands = [
-            ("qwc",), ("status",), ("queue",), ("queue", "list"), ("log",), ("orders",), ("tasks",),
-            ("map",), ("map", "WEB-RED", "redwine"), ("company",),
+            ("qwc",),
+            ("status",),
+            ("queue",),
+            ("queue", "list"),
+            ("log",),
+            ("orders",),
+            ("tasks",),
+            ("map",),
+            ("map", "WEB-RED", "redwine"),
+            ("company",),
         ]
         for argv in commands:
             result = await cli(config, *argv)
             assert result.returncode in (0, 1), (argv, result.stderr)
             assert "Traceback" not in result.stderr, (argv, result.stderr)
-        init = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "connex_tui.cli", "init",
-                                       str(tmp_path / "new.toml")], capture_output=True, text=True, timeout=60)
+        init = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "connex_tui.cli", "init", str(tmp_path / "new.toml")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert init.returncode == 0, init.stderr
 
         assert store_requests(sync) == before  # no store request
@@ -87,14 +112,22 @@ async def test_admin_commands_in_the_middle_of_a_live_session_disturb_nothing(
         assert await sync.db.fetchval("SELECT qb_state FROM orders") == "sent"
 
         # The session finishes normally.
-        percent = await wc.call("receiveResponseXML", ticket=ticket, response=sync.qb.process(request),
-                                hresult="", message="")
+        percent = await wc.call(
+            "receiveResponseXML", ticket=ticket, response=sync.qb.process(request), hresult="", message=""
+        )
         while 0 <= percent < 100:
-            request = await wc.call("sendRequestXML", ticket=ticket, strHCPResponse="",
-                                    strCompanyFileName=sync.qb.company_file, qbXMLCountry="US",
-                                    qbXMLMajorVers=13, qbXMLMinorVers=0)
-            percent = await wc.call("receiveResponseXML", ticket=ticket, response=sync.qb.process(request),
-                                    hresult="", message="")
+            request = await wc.call(
+                "sendRequestXML",
+                ticket=ticket,
+                strHCPResponse="",
+                strCompanyFileName=sync.qb.company_file,
+                qbXMLCountry="US",
+                qbXMLMajorVers=13,
+                qbXMLMinorVers=0,
+            )
+            percent = await wc.call(
+                "receiveResponseXML", ticket=ticket, response=sync.qb.process(request), hresult="", message=""
+            )
         assert percent == 100
         closing = await wc.call("closeConnection", ticket=ticket)
         assert closing.startswith("OK: 1 orders posted")

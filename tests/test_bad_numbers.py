@@ -37,14 +37,30 @@ from connex_tui.storefronts.woocommerce import WooCommerceClient
 KEY, SECRET = "ck_3f9a2b7c1d", "cs_9e8d7c6b5a4f3e2d1c"
 FAST = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02, timeout=5.0)
 BATCH = "POST /wp-json/wc/v3/products/batch"
-HYPOTHESIS = settings(
-    max_examples=25, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
-)
+HYPOTHESIS = settings(max_examples=25, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 # What a count must never be: non-finite, fractional, a word, absurdly large, the wrong type.
 NOT_A_COUNT = st.one_of(
-    st.sampled_from([math.nan, math.inf, -math.inf, 1e300, -1e300, 2.5, 10**30, -(10**30), "NaN", "Infinity",
-                     "12abc", "", True, [], {}, {"value": 1}]),
+    st.sampled_from(
+        [
+            math.nan,
+            math.inf,
+            -math.inf,
+            1e300,
+            -1e300,
+            2.5,
+            10**30,
+            -(10**30),
+            "NaN",
+            "Infinity",
+            "12abc",
+            "",
+            True,
+            [],
+            {},
+            {"value": 1},
+        ]
+    ),
     st.floats(allow_nan=True, allow_infinity=True).filter(lambda f: not (math.isfinite(f) and f == int(f))),
     st.text(max_size=12).filter(lambda t: not t.strip().lstrip("-").isdigit()),
 )
@@ -212,8 +228,22 @@ REFUNDS = "GET /wp-json/wc/v3/orders/{id}/refunds"
 # finer than QuickBooks keeps. (Words are the client's to reject: its parsers are being hardened
 # separately; whatever they hand over as a number is checked here.)
 NOT_A_LINE_QUANTITY = st.one_of(
-    st.sampled_from([math.nan, math.inf, -math.inf, "NaN", "Infinity", "-Infinity", "sNaN", 1e300, "1e30",
-                     10**7, "0.0000001", 10**40]),
+    st.sampled_from(
+        [
+            math.nan,
+            math.inf,
+            -math.inf,
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "sNaN",
+            1e300,
+            "1e30",
+            10**7,
+            "0.0000001",
+            10**40,
+        ]
+    ),
     st.floats(min_value=1e6 + 1, allow_infinity=True),
     st.integers(min_value=10**6 + 1, max_value=10**40),
 )
@@ -283,6 +313,7 @@ def test_restock_meta_of_absurd_size_fails_that_order_s_restock_only(tmp_path: P
     """WooCommerce keeps restocked units as a running total in the order's line meta
     (`_restock_refunded_items`, see the emulator). One order's total reads "1e30": that order gets
     no credit memo of 10**30 units, the other order's restock becomes its credit memo as usual."""
+
     def huge_restock(data: Any) -> Any:
         for order in data:
             if order.get("number") == "B1":
@@ -304,11 +335,13 @@ def test_restock_meta_of_absurd_size_fails_that_order_s_restock_only(tmp_path: P
             await import_orders(shop)  # read again: nothing new, nothing fails
             rows = await shop.db.fetchall(
                 "SELECT o.number, o.qb_state, o.qb_kind, coalesce(sum(l.quantity), 0) FROM orders o"
-                " LEFT JOIN order_lines l ON l.order_id = o.id GROUP BY o.id ORDER BY o.number")
+                " LEFT JOIN order_lines l ON l.order_id = o.id GROUP BY o.id ORDER BY o.number"
+            )
             got = {r[0]: (r[1], r[2], str(r[3])) for r in rows}
             memos = {n: v for n, v in got.items() if v[1] == "credit_memo"}
             assert got["B2"][0] == "new" and [v for n, v in memos.items() if n.startswith("B2")] == [
-                ("new", "credit_memo", "1")], got
+                ("new", "credit_memo", "1")
+            ], got
             assert not any(v[0] == "new" and n.startswith("B1") for n, v in memos.items()), got
             assert all(float(v[2]) < 1000 for v in got.values()), got
 
@@ -348,9 +381,14 @@ def test_an_unreadable_order_or_refund_fails_alone_and_the_watermark_moves_on(tm
     from .conftest import make_config
 
     def order(n: int, status: Any = "processing", refunds: tuple[Any, ...] = ()) -> StoreOrderData:
-        return StoreOrderData(store_id=str(n), number=f"C{n}", status=status,
-                              modified_at=f"2025-06-01T12:0{n}:00+00:00",
-                              lines=(StoreLine("WINE", Decimal(1), Decimal("9.50")),), refunds=refunds)
+        return StoreOrderData(
+            store_id=str(n),
+            number=f"C{n}",
+            status=status,
+            modified_at=f"2025-06-01T12:0{n}:00+00:00",
+            lines=(StoreLine("WINE", Decimal(1), Decimal("9.50")),),
+            refunds=refunds,
+        )
 
     infinite = StoreRefund("r9", (StoreLine("WINE", Decimal("Infinity"), Decimal("9.50")),))
     fine = StoreRefund("r8", (StoreLine("WINE", Decimal(1), Decimal("9.50")),))
@@ -387,8 +425,11 @@ def stock_of(sku: str, value: Any) -> Callable[[Any], Any]:
     return rewrite
 
 
-@given(value=st.one_of(st.sampled_from([1e300, -1e300, 10**20, -(10**20), 2**63, 3e9]),
-                       st.integers(min_value=2**31, max_value=10**40)))
+@given(
+    value=st.one_of(
+        st.sampled_from([1e300, -1e300, 10**20, -(10**20), 2**63, 3e9]), st.integers(min_value=2**31, max_value=10**40)
+    )
+)
 @HYPOTHESIS
 def test_an_absurd_stock_on_the_store_fails_that_sku_and_the_refresh_completes(value: Any) -> None:
     async def scenario(folder: Path) -> None:
@@ -418,8 +459,12 @@ def test_a_non_finite_stock_from_a_client_fails_that_sku_only(tmp_path: Path) ->
 
     class Catalog(OrdersDouble):
         async def catalog(self) -> list[Any]:
-            return [CatalogEntry("A", "1", quantity=2), CatalogEntry("B", "2", quantity=math.inf),  # type: ignore[arg-type]
-                    CatalogEntry("C", "3", quantity=math.nan), CatalogEntry("D", "4", quantity="7")]  # type: ignore[arg-type]
+            return [
+                CatalogEntry("A", "1", quantity=2),
+                CatalogEntry("B", "2", quantity=math.inf),  # type: ignore[arg-type]
+                CatalogEntry("C", "3", quantity=math.nan),
+                CatalogEntry("D", "4", quantity="7"),
+            ]  # type: ignore[arg-type]
 
     async def scenario(folder: Path) -> None:
         db = await Database.open(folder / "connex.db")
@@ -466,8 +511,9 @@ def test_a_nan_in_a_shopify_mutation_answer_leaves_nothing_in_flight(tmp_path: P
         shop.faults.add(f"POST /admin/api/{shop.api_version}/graphql.json", rewrite=nan_for_bad, times=1000)
         db = await Database.open(folder / "connex.db")
         async with aiohttp.ClientSession() as http:
-            client = ShopifyClient(shop.url, shop.access_token, shop.location_id, session=http, policy=FAST,
-                                   api_version=shop.api_version)
+            client = ShopifyClient(
+                shop.url, shop.access_token, shop.location_id, session=http, policy=FAST, api_version=shop.api_version
+            )
             try:
                 async with db.transaction() as conn:
                     await queue_stock(conn, {f"W{n}": Decimal(10 + n) for n in range(6)}, utcnow())

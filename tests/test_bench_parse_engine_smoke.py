@@ -70,10 +70,14 @@ def test_bench_parse_items_tiny_json() -> None:
 def test_bench_engine_load_tiny_json() -> None:
     data = run_json(
         "bench.engine_load",
-        "--items", str(LOAD_ITEMS),
-        "--pending", str(LOAD_PENDING),
-        "--settle-seconds", "0.1",
-        "--idle-seconds", "0.3",
+        "--items",
+        str(LOAD_ITEMS),
+        "--pending",
+        str(LOAD_PENDING),
+        "--settle-seconds",
+        "0.1",
+        "--idle-seconds",
+        "0.3",
     )
 
     assert (data["items"], data["pending"], data["store_skus"]) == (LOAD_ITEMS, LOAD_PENDING, LOAD_PENDING)

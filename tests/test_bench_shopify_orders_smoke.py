@@ -12,7 +12,9 @@ CHECKOUT = Path(__file__).resolve().parent.parent
 
 
 def test_bench_shopify_orders_tiny_json() -> None:
-    before = subprocess.run(["git", "rev-parse", "--verify", "-q", "82f984a^{commit}"], cwd=CHECKOUT, capture_output=True)
+    before = subprocess.run(
+        ["git", "rev-parse", "--verify", "-q", "82f984a^{commit}"], cwd=CHECKOUT, capture_output=True
+    )
     command = [sys.executable, "-m", "bench.shopify_orders", "--orders", "60", "--json"]
     if before.returncode == 0:  # a shallow clone may not have it
         command += ["--before", "82f984a"]

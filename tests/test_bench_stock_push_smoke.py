@@ -43,7 +43,12 @@ def test_bench_stock_push_tiny_json_both_platforms() -> None:
         assert row["skus_checked"] == ITEMS
         assert row["skus_differing"] == 0
         assert row["failed"] == 0
-        for key in ("session_s", "close_to_last_update_s", "start_to_last_update_s", "queue_empty_after_close_s",
-                    "updates_per_s_from_start"):
+        for key in (
+            "session_s",
+            "close_to_last_update_s",
+            "start_to_last_update_s",
+            "queue_empty_after_close_s",
+            "updates_per_s_from_start",
+        ):
             assert row[key] is not None, key
         assert row["start_to_last_update_s"] > 0

@@ -13,7 +13,11 @@ CHECKOUT = Path(__file__).resolve().parent.parent
 def test_bench_woocommerce_stock_json() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench.woocommerce_stock", "--rereads", "2", "--json"],
-        cwd=CHECKOUT, capture_output=True, text=True, timeout=180, check=False,
+        cwd=CHECKOUT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)

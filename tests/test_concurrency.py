@@ -41,8 +41,15 @@ async def wait_ready(url: str, proc: asyncio.subprocess.Process) -> None:
 
 async def admin(config: Path, *args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "connex_tui.cli", *args, "--config", str(config),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, "QBWC_PW": PASSWORD},
+        sys.executable,
+        "-m",
+        "connex_tui.cli",
+        *args,
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "QBWC_PW": PASSWORD},
     )
     out, err = await proc.communicate()
     return proc.returncode, (out + err).decode()
@@ -69,8 +76,16 @@ async def test_engine_admin_commands_and_a_reader_share_the_database_while_the_s
     for n in range(150):
         await add_order(db, StoreOrder(f"c{n}", f"C{n}", (OrderLine(f"ITEM-{n:03d}", Decimal(1)),)))
     engine = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "connex_tui.cli", "run", "--headless", "--config", str(config),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env={**os.environ, "QBWC_PW": PASSWORD},
+        sys.executable,
+        "-m",
+        "connex_tui.cli",
+        "run",
+        "--headless",
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "QBWC_PW": PASSWORD},
     )
     url = f"http://127.0.0.1:{port}/qbwc"
     latencies: list[float] = []
@@ -103,7 +118,12 @@ async def test_engine_admin_commands_and_a_reader_share_the_database_while_the_s
 
             async def admin_loop() -> None:
                 while not done.is_set():
-                    for args in (("status", "--json"), ("queue", "list"), ("log", "--limit", "5"), ("queue", "retry", "ITEM-001")):
+                    for args in (
+                        ("status", "--json"),
+                        ("queue", "list"),
+                        ("log", "--limit", "5"),
+                        ("queue", "retry", "ITEM-001"),
+                    ):
                         code, text = await admin(config, *args)
                         outputs.append(text)
                         assert code in (0, 1), text

@@ -179,8 +179,12 @@ def test_minimal_file_gets_defaults(tmp_path: Path) -> None:
 def test_parse_config_for_tests_and_demo() -> None:
     data = {
         "qbwc": {"password": "pw", "port": 9000},
-        "storefront": {"platform": "shopify", "url": "https://x.myshopify.com",
-                       "access_token": "shpat_1", "location_id": "42"},
+        "storefront": {
+            "platform": "shopify",
+            "url": "https://x.myshopify.com",
+            "access_token": "shpat_1",
+            "location_id": "42",
+        },
         "orders": {"post_as": "invoice", "statuses": ["paid"]},
     }
     config = parse_config(data, Path("/srv/demo.toml"), {})
@@ -235,9 +239,7 @@ def test_section_that_is_not_a_table(tmp_path: Path) -> None:
 
 def test_wrong_type(tmp_path: Path) -> None:
     message = error_for(tmp_path, minimal('port = "eighty"'))
-    assert message == (
-        "connex.toml: [qbwc] port: expected an integer from 0 to 65535, got 'eighty'"
-    )
+    assert message == ("connex.toml: [qbwc] port: expected an integer from 0 to 65535, got 'eighty'")
 
 
 @pytest.mark.parametrize("value", ["true", "false"])
@@ -270,8 +272,7 @@ def test_out_of_range_and_bad_values(tmp_path: Path, line: str, key: str, expect
 def test_bad_enum_lists_choices(tmp_path: Path) -> None:
     message = error_for(tmp_path, minimal(rest='[orders]\npost_as = "receipt"\n'))
     assert message == (
-        "connex.toml: [orders] post_as: expected one of 'sales_receipt', 'invoice', "
-        "'sales_order', got 'receipt'"
+        "connex.toml: [orders] post_as: expected one of 'sales_receipt', 'invoice', 'sales_order', got 'receipt'"
     )
 
 
@@ -281,7 +282,7 @@ def test_bad_string_array(tmp_path: Path) -> None:
 
 
 def test_missing_password(tmp_path: Path) -> None:
-    message = error_for(tmp_path, '[qbwc]\nport = 8080\n')
+    message = error_for(tmp_path, "[qbwc]\nport = 8080\n")
     assert "[qbwc] password: missing" in message
     assert "password_env" in message and "expected" in message
 
@@ -300,9 +301,7 @@ def test_both_password_and_password_env(tmp_path: Path) -> None:
 
 def test_missing_env_var(tmp_path: Path) -> None:
     message = error_for(tmp_path, '[qbwc]\npassword_env = "CONNEX_QBWC_PASSWORD"\n')
-    assert message == (
-        "connex.toml: [qbwc] password_env: environment variable CONNEX_QBWC_PASSWORD is not set"
-    )
+    assert message == ("connex.toml: [qbwc] password_env: environment variable CONNEX_QBWC_PASSWORD is not set")
 
 
 def test_empty_env_var(tmp_path: Path) -> None:
@@ -359,9 +358,7 @@ def test_not_utf8(tmp_path: Path) -> None:
 def test_missing_file() -> None:
     with pytest.raises(ConfigError) as info:
         load_config(Path("connex.toml"), {})
-    assert str(info.value) == (
-        "connex.toml: file not found; run `connex-tui init` to write a starter file"
-    )
+    assert str(info.value) == ("connex.toml: file not found; run `connex-tui init` to write a starter file")
 
 
 # --------------------------------------------------------------------------- secrets
@@ -464,16 +461,26 @@ def test_keymap_is_read_in_order(tmp_path: Path) -> None:
     ("table", "expected"),
     [
         ('keymap = "t"', "connex.toml: [interface] keymap: expected a table of binding id = key string"),
-        ('keymap = { "pending.retry" = 3 }',
-         'connex.toml: [interface] keymap.pending.retry: expected a key string such as "ctrl+r", got 3'),
-        ('keymap = { "pending.retry" = "ctl+t" }',
-         "connex.toml: [interface] keymap.pending.retry: malformed key 'ctl+t' in 'ctl+t': unknown modifier 'ctl'"),
-        ('keymap = { "pending.retry" = "ctrl+" }',
-         "connex.toml: [interface] keymap.pending.retry: malformed key 'ctrl+' in 'ctrl+': a key name is missing"),
-        ('keymap = { "pending.retry" = "t,,f5" }',
-         "connex.toml: [interface] keymap.pending.retry: malformed key '' in 't,,f5': a key name is missing"),
-        ('keymap = { "pending.retry" = "t, f5" }',
-         "connex.toml: [interface] keymap.pending.retry: malformed key string 't, f5': no spaces"),
+        (
+            'keymap = { "pending.retry" = 3 }',
+            'connex.toml: [interface] keymap.pending.retry: expected a key string such as "ctrl+r", got 3',
+        ),
+        (
+            'keymap = { "pending.retry" = "ctl+t" }',
+            "connex.toml: [interface] keymap.pending.retry: malformed key 'ctl+t' in 'ctl+t': unknown modifier 'ctl'",
+        ),
+        (
+            'keymap = { "pending.retry" = "ctrl+" }',
+            "connex.toml: [interface] keymap.pending.retry: malformed key 'ctrl+' in 'ctrl+': a key name is missing",
+        ),
+        (
+            'keymap = { "pending.retry" = "t,,f5" }',
+            "connex.toml: [interface] keymap.pending.retry: malformed key '' in 't,,f5': a key name is missing",
+        ),
+        (
+            'keymap = { "pending.retry" = "t, f5" }',
+            "connex.toml: [interface] keymap.pending.retry: malformed key string 't, f5': no spaces",
+        ),
     ],
 )
 def test_a_malformed_keymap_entry_is_named(tmp_path: Path, table: str, expected: str) -> None:
@@ -487,7 +494,9 @@ def test_an_unknown_binding_id_stops_the_interface_before_anything_starts(
     from connex_tui.cli import main
 
     database = tmp_path / "connex.db"
-    write(tmp_path, minimal(rest=f'[database]\npath = "{database}"\n[interface]\nkeymap = {{ "pending.retyr" = "t" }}\n'))
+    write(
+        tmp_path, minimal(rest=f'[database]\npath = "{database}"\n[interface]\nkeymap = {{ "pending.retyr" = "t" }}\n')
+    )
     assert main(["run", "--config", "connex.toml"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "connex-tui: connex.toml: [interface] keymap.pending.retyr: unknown binding id (did you mean 'pending.retry'?)"

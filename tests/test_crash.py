@@ -104,7 +104,8 @@ async def kill_after_qb_add(folder: Path, seed: int, points: int) -> Counter[str
                 rig.adjust()
             await rig.wait_imported(time.monotonic() + 20)
             new_receipts = rig.db.value(
-                "SELECT count(*) FROM orders WHERE qb_state = 'new' AND qb_kind = 'sales_receipt'")
+                "SELECT count(*) FROM orders WHERE qb_state = 'new' AND qb_kind = 'sales_receipt'"
+            )
             target = rng.randint(1, max(1, math.ceil(new_receipts / rig.orders_per_request)))
             fired: dict[str, object] = {}
             seen = 0
@@ -127,8 +128,13 @@ async def kill_after_qb_add(folder: Path, seed: int, points: int) -> Counter[str
             stats["kills"] += 1
             # The crash is exactly the in-doubt case: QuickBooks has them, we have them as 'sent'.
             in_doubt = MARKER.findall(str(fired["request"]))
-            states = {row[0]: row[1] for row in rig.db.rows(
-                f"SELECT store_id, qb_state FROM orders WHERE store_id IN ({','.join('?' * len(in_doubt))})", in_doubt)}
+            states = {
+                row[0]: row[1]
+                for row in rig.db.rows(
+                    f"SELECT store_id, qb_state FROM orders WHERE store_id IN ({','.join('?' * len(in_doubt))})",
+                    in_doubt,
+                )
+            }
             assert set(states.values()) == {"sent"}, states
             for store_id in in_doubt:
                 assert any(f"[cx:{store_id}]" in (t.memo or "") for t in rig.real_qb.transactions)
@@ -143,8 +149,9 @@ async def kill_after_qb_add(folder: Path, seed: int, points: int) -> Counter[str
                 # The Web Connector's answer reaches the restarted engine late, on the old ticket.
                 # Recording it or refusing it (-1, then looked up next session) are both safe.
                 assert rig.wc is not None
-                percent = await rig.wc.call("receiveResponseXML", ticket=fired["ticket"], response=fired["response"],
-                                            hresult="", message="")
+                percent = await rig.wc.call(
+                    "receiveResponseXML", ticket=fired["ticket"], response=fired["response"], hresult="", message=""
+                )
                 stats["late_answer_refused" if percent < 0 else "late_answer_recorded"] += 1
                 await rig.wc.call("closeConnection", ticket=fired["ticket"])
             else:
@@ -154,7 +161,9 @@ async def kill_after_qb_add(folder: Path, seed: int, points: int) -> Counter[str
             await rig.check(f"kill point {point} (after QuickBooks processed add #{target})")
     finally:
         await rig.close()
-    stats.update({f"rig_{k}": v for k, v in rig.stats.items() if k in ("orders_placed", "refunds_placed", "qb_adjustments")})
+    stats.update(
+        {f"rig_{k}": v for k, v in rig.stats.items() if k in ("orders_placed", "refunds_placed", "qb_adjustments")}
+    )
     return stats
 
 
@@ -294,10 +303,11 @@ def kill_during_migration(folder: Path, seed: int, points: int) -> Counter[str]:
 # Kill point 4: any time during a busy run
 
 
-async def kill_busy_run(folder: Path, seed: int, points: int, *, segment: tuple[float, float] = (1.5, 3.0)) -> Counter[str]:
+async def kill_busy_run(
+    folder: Path, seed: int, points: int, *, segment: tuple[float, float] = (1.5, 3.0)
+) -> Counter[str]:
     rng = random.Random(f"{seed}:busy_run")
-    rig = CrashRig(folder, random.Random(f"{seed}:busy_run:rig"), skus=30,
-                   orders_per_request=rng.choice([2, 5, 50]))
+    rig = CrashRig(folder, random.Random(f"{seed}:busy_run:rig"), skus=30, orders_per_request=rng.choice([2, 5, 50]))
     stats: Counter[str] = Counter(orders_per_request=rig.orders_per_request)
     await rig.start()
     try:
@@ -349,7 +359,9 @@ async def kill_busy_run(folder: Path, seed: int, points: int, *, segment: tuple[
             await rig.check(f"kill point {point} ({kill_at:.2f} s into a {length:.2f} s busy run)")
     finally:
         await rig.close()
-    stats.update({k: v for k, v in rig.stats.items() if k.startswith(("orders_", "refunds_", "qb_", "wc_", "sessions_"))})
+    stats.update(
+        {k: v for k, v in rig.stats.items() if k.startswith(("orders_", "refunds_", "qb_", "wc_", "sessions_"))}
+    )
     return stats
 
 
@@ -439,8 +451,15 @@ async def test_restart_while_quickbooks_holds_an_add_does_not_let_a_second_web_c
         await first.call("serverVersion")
         ticket, answer = await first.call("authenticate", strUserName="qbwc", strPassword=first.password)
         assert answer == ""
-        held = await first.call("sendRequestXML", ticket=ticket, strHCPResponse="", strCompanyFileName="Sample.QBW",
-                                qbXMLCountry="US", qbXMLMajorVers=13, qbXMLMinorVers=0)
+        held = await first.call(
+            "sendRequestXML",
+            ticket=ticket,
+            strHCPResponse="",
+            strCompanyFileName="Sample.QBW",
+            qbXMLCountry="US",
+            qbXMLMajorVers=13,
+            qbXMLMinorVers=0,
+        )
         assert "SalesReceiptAddRq" in held
         assert rig.kill()
         rig.after_kill()

@@ -138,7 +138,9 @@ def run_cli(config: Path, env: dict[str, str] | None = None) -> subprocess.Compl
     root = Path(__file__).resolve().parent.parent
     return subprocess.run(
         [sys.executable, "-m", "connex_tui.cli", "doctor", "--config", str(config)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "PYTHONPATH": str(root), **ENV, **(env or {})},
     )
 
@@ -148,8 +150,14 @@ async def test_the_command_passes_against_a_running_engine(site: Site) -> None:
     # The system trust store is OpenSSL's: SSL_CERT_FILE points it at the test CA.
     root = Path(__file__).resolve().parent.parent
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "connex_tui.cli", "doctor", "--config", str(site.config_path),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "connex_tui.cli",
+        "doctor",
+        "--config",
+        str(site.config_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(root), **ENV, "SSL_CERT_FILE": str(site.ca_file)},
     )
     stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)

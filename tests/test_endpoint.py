@@ -19,8 +19,10 @@ SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 
 
 def envelope(inner: str, env_ns: str = SOAP11) -> bytes:
-    return (f'<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="{env_ns}"><soap:Body>{inner}'
-            "</soap:Body></soap:Envelope>").encode()
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="{env_ns}"><soap:Body>{inner}'
+        "</soap:Body></soap:Envelope>"
+    ).encode()
 
 
 async def post(http: aiohttp.ClientSession, engine: Engine, body: bytes) -> tuple[int, str, etree._Element]:
@@ -39,8 +41,10 @@ def result_text(root: etree._Element, method: str) -> list[str]:
 
 
 async def test_authenticate_answer_keeps_empty_strings_as_elements(engine: Engine, http) -> None:
-    body = envelope(f'<authenticate xmlns="http://developer.intuit.com/"><strUserName>qbwc</strUserName>'
-                    f"<strPassword>{PASSWORD}</strPassword></authenticate>")
+    body = envelope(
+        f'<authenticate xmlns="http://developer.intuit.com/"><strUserName>qbwc</strUserName>'
+        f"<strPassword>{PASSWORD}</strPassword></authenticate>"
+    )
     status, text, root = await post(http, engine, body)
     assert status == 200
     assert "<string></string>" in text
@@ -62,22 +66,37 @@ async def test_any_prefix_is_accepted(engine: Engine, http) -> None:
         (b"this is not xml", "Client", "not a SOAP envelope"),
         (b"<a><b></a>", "Client", "not a SOAP envelope"),
         (b"<html><body>hi</body></html>", "Client", "root element <html>"),
-        (envelope("<clientVersion xmlns='http://developer.intuit.com/'/>", "http://www.w3.org/2003/05/soap-envelope"),
-         "VersionMismatch", "SOAP 1.2"),
+        (
+            envelope(
+                "<clientVersion xmlns='http://developer.intuit.com/'/>", "http://www.w3.org/2003/05/soap-envelope"
+            ),
+            "VersionMismatch",
+            "SOAP 1.2",
+        ),
         (envelope("<dropTables xmlns='http://developer.intuit.com/'/>"), "Client", "unknown operation 'dropTables'"),
         (envelope(""), "Client", "Body is empty"),
-        (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
-         b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
-         b'<authenticate xmlns="http://developer.intuit.com/"><strUserName>&lol2;</strUserName></authenticate>'
-         b"</soap:Body></soap:Envelope>", "Client", "DOCTYPE"),
-        (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
-         b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
-         b'<clientVersion xmlns="http://developer.intuit.com/"><strVersion>&xxe;</strVersion></clientVersion>'
-         b"</soap:Body></soap:Envelope>", "Client", "DOCTYPE"),
+        (
+            b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
+            b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+            b'<authenticate xmlns="http://developer.intuit.com/"><strUserName>&lol2;</strUserName></authenticate>'
+            b"</soap:Body></soap:Envelope>",
+            "Client",
+            "DOCTYPE",
+        ),
+        (
+            b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+            b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+            b'<clientVersion xmlns="http://developer.intuit.com/"><strVersion>&xxe;</strVersion></clientVersion>'
+            b"</soap:Body></soap:Envelope>",
+            "Client",
+            "DOCTYPE",
+        ),
         (b"\xff\xfe\x00<bad utf-8", "Client", "not a SOAP envelope"),
     ],
 )
-async def test_bad_requests_get_a_soap_fault_and_the_server_keeps_answering(engine: Engine, http, body, code, words) -> None:
+async def test_bad_requests_get_a_soap_fault_and_the_server_keeps_answering(
+    engine: Engine, http, body, code, words
+) -> None:
     status, text, root = await post(http, engine, body)
     assert status == 500
     fault = root.find(f".//{{{SOAP11}}}Fault")
@@ -91,7 +110,9 @@ async def test_bad_requests_get_a_soap_fault_and_the_server_keeps_answering(engi
 
 async def test_body_over_the_limit_is_refused(engine_factory, config_factory, http) -> None:
     engine = await engine_factory(config_factory(qbwc={"max_body_bytes": 4096}))
-    big = envelope(f'<clientVersion xmlns="http://developer.intuit.com/"><strVersion>{"x" * 10000}</strVersion></clientVersion>')
+    big = envelope(
+        f'<clientVersion xmlns="http://developer.intuit.com/"><strVersion>{"x" * 10000}</strVersion></clientVersion>'
+    )
     status, _, root = await post(http, engine, big)
     assert status == 413
     assert "larger than the limit of 4096 bytes" in root.findtext(f".//{{{SOAP11}}}Fault/faultstring")
@@ -101,10 +122,17 @@ async def test_body_over_the_limit_is_refused(engine_factory, config_factory, ht
 
 async def test_unknown_ticket_gets_protocol_answers_not_faults(engine: Engine, http) -> None:
     ns = 'xmlns="http://developer.intuit.com/"'
-    _, _, root = await post(http, engine, envelope(
-        f"<sendRequestXML {ns}><ticket>nope</ticket><qbXMLMajorVers>13</qbXMLMajorVers><qbXMLMinorVers>0</qbXMLMinorVers></sendRequestXML>"))
+    _, _, root = await post(
+        http,
+        engine,
+        envelope(
+            f"<sendRequestXML {ns}><ticket>nope</ticket><qbXMLMajorVers>13</qbXMLMajorVers><qbXMLMinorVers>0</qbXMLMinorVers></sendRequestXML>"
+        ),
+    )
     assert result_text(root, "sendRequestXML") == [""]
-    _, _, root = await post(http, engine, envelope(f"<receiveResponseXML {ns}><ticket>nope</ticket><response/></receiveResponseXML>"))
+    _, _, root = await post(
+        http, engine, envelope(f"<receiveResponseXML {ns}><ticket>nope</ticket><response/></receiveResponseXML>")
+    )
     assert result_text(root, "receiveResponseXML") == ["-1"]
     _, _, root = await post(http, engine, envelope(f"<getLastError {ns}><ticket>nope</ticket></getLastError>"))
     assert "expired ticket" in result_text(root, "getLastError")[0]
@@ -117,8 +145,11 @@ async def test_handler_exception_becomes_a_protocol_error_answer(engine: Engine,
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(engine.sessions, "send_request_xml", boom)
-    status, text, root = await post(http, engine, envelope(
-        '<sendRequestXML xmlns="http://developer.intuit.com/"><ticket>t</ticket></sendRequestXML>'))
+    status, text, root = await post(
+        http,
+        engine,
+        envelope('<sendRequestXML xmlns="http://developer.intuit.com/"><ticket>t</ticket></sendRequestXML>'),
+    )
     assert status == 200 and result_text(root, "sendRequestXML") == [""]
     assert "disk on fire" not in text
 
@@ -132,8 +163,16 @@ async def test_get_serves_a_support_page_and_the_wsdl(engine: Engine, http) -> N
         wsdl = await resp.read()
     root = etree.fromstring(wsdl)
     ops = {op.get("name") for op in root.iter("{http://schemas.xmlsoap.org/wsdl/}operation")}
-    assert ops == {"serverVersion", "clientVersion", "authenticate", "sendRequestXML", "receiveResponseXML",
-                   "connectionError", "getLastError", "closeConnection"}
+    assert ops == {
+        "serverVersion",
+        "clientVersion",
+        "authenticate",
+        "sendRequestXML",
+        "receiveResponseXML",
+        "connectionError",
+        "getLastError",
+        "closeConnection",
+    }
     assert engine.url.encode() in wsdl
 
 
@@ -164,7 +203,9 @@ def _zeep_session(wsdl: str, address: str, qb: QuickBooksSim) -> dict:
 
 
 @pytest.mark.parametrize("source", ["intuit", "served"])
-async def test_a_soap_client_built_from_the_wsdl_runs_a_whole_session(engine: Engine, qb: QuickBooksSim, http, tmp_path, source) -> None:
+async def test_a_soap_client_built_from_the_wsdl_runs_a_whole_session(
+    engine: Engine, qb: QuickBooksSim, http, tmp_path, source
+) -> None:
     from connex_tui.engine.orders import OrderLine, StoreOrder, add_order
     from decimal import Decimal
 

@@ -28,8 +28,10 @@ NS = 'xmlns="http://developer.intuit.com/"'
 
 
 def envelope(inner: str) -> bytes:
-    return ('<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
-            f"{inner}</soap:Body></soap:Envelope>").encode()
+    return (
+        '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+        f"{inner}</soap:Body></soap:Envelope>"
+    ).encode()
 
 
 class Handler:
@@ -64,8 +66,9 @@ class Handler:
         return "OK"
 
 
-LIMITS = EndpointLimits(small_body_bytes=4096, header_seconds=1.0, body_seconds=1.0, max_connections=12,
-                        max_per_address=4, large_bodies=1)
+LIMITS = EndpointLimits(
+    small_body_bytes=4096, header_seconds=1.0, body_seconds=1.0, max_connections=12, max_per_address=4, large_bodies=1
+)
 
 
 @pytest.fixture
@@ -83,8 +86,9 @@ async def post(url: str, body: bytes) -> tuple[int, bytes]:
 
 
 def receive(ticket: str, size: int) -> bytes:
-    return envelope(f"<receiveResponseXML {NS}><ticket>{ticket}</ticket><response>{'x' * size}</response>"
-                    "</receiveResponseXML>")
+    return envelope(
+        f"<receiveResponseXML {NS}><ticket>{ticket}</ticket><response>{'x' * size}</response></receiveResponseXML>"
+    )
 
 
 async def test_only_a_receive_with_an_issued_ticket_may_be_large(endpoint) -> None:
@@ -92,11 +96,16 @@ async def test_only_a_receive_with_an_issued_ticket_may_be_large(endpoint) -> No
     big = 200_000
     status, body = await post(url, receive("T-1", big))
     assert status == 413 and b"without a session" in body  # no ticket issued yet
-    status, body = await post(url, envelope(f"<authenticate {NS}><strUserName>u</strUserName>"
-                                            f"<strPassword>{'p' * big}</strPassword></authenticate>"))
+    status, body = await post(
+        url,
+        envelope(
+            f"<authenticate {NS}><strUserName>u</strUserName><strPassword>{'p' * big}</strPassword></authenticate>"
+        ),
+    )
     assert status == 413
-    status, body = await post(url, envelope(f"<authenticate {NS}><strUserName>u</strUserName>"
-                                            "<strPassword>right</strPassword></authenticate>"))
+    status, body = await post(
+        url, envelope(f"<authenticate {NS}><strUserName>u</strUserName><strPassword>right</strPassword></authenticate>")
+    )
     assert status == 200 and b"T-1" in body
     status, body = await post(url, receive("T-1", big))
     assert status == 200 and handler.received == [big]

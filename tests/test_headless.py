@@ -28,7 +28,11 @@ def free_port() -> int:
 def cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "connex_tui.cli", *args],
-        capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})}, cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
     )
 
 
@@ -60,7 +64,10 @@ def test_headless_starts_answers_and_stops_on_signal(tmp_path: Path, sig: signal
     config = write_config(tmp_path, port)
     proc = subprocess.Popen(
         [sys.executable, "-m", "connex_tui.cli", "run", "--headless", "--config", str(config)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "QBWC_PW": PASSWORD},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "QBWC_PW": PASSWORD},
     )
     try:
         assert wait_for(f"http://127.0.0.1:{port}/qbwc", proc) == 200
@@ -69,7 +76,9 @@ def test_headless_starts_answers_and_stops_on_signal(tmp_path: Path, sig: signal
             f'<authenticate xmlns="http://developer.intuit.com/"><strUserName>qbwc</strUserName><strPassword>{PASSWORD}'
             "</strPassword></authenticate></soap:Body></soap:Envelope>"
         ).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/qbwc", data=body, headers={"Content-Type": "text/xml"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/qbwc", data=body, headers={"Content-Type": "text/xml"}
+        )
         with urllib.request.urlopen(request, timeout=5) as resp:
             assert b"<string>" in resp.read()
         proc.send_signal(sig)
@@ -108,8 +117,11 @@ def test_engine_layers_import_neither_textual_nor_rich() -> None:
     for layer in ("engine", "soap", "storefronts", "sim"):
         for source in (package / layer).rglob("*.py"):
             for node in ast.walk(ast.parse(source.read_text())):
-                names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                    [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                )
                 offenders += [f"{source.name}: {n}" for n in names if n.split(".")[0] in ("textual", "rich")]
     assert offenders == []
 
@@ -170,7 +182,9 @@ def test_qwc_file_has_the_fields_and_stable_guids(tmp_path: Path) -> None:
 def test_demo_runs_and_ends_in_agreement(platform: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "connex_tui.cli", "demo", "--headless", "--platform", platform, "--seconds", "45"],
-        capture_output=True, text=True, timeout=90,
+        capture_output=True,
+        text=True,
+        timeout=90,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
@@ -183,9 +197,13 @@ def test_demo_runs_and_ends_in_agreement(platform: str) -> None:
 
 def test_qwc_preferences_come_from_the_configuration(tmp_path: Path) -> None:
     config = write_config(tmp_path, 8125)
-    config.write_text(config.read_text().replace(
-        "[storefront]", 'app_unique_name = "shop-sync-main"\nunattended_mode = "required"\n'
-        'personal_data = "optional"\n[storefront]'))
+    config.write_text(
+        config.read_text().replace(
+            "[storefront]",
+            'app_unique_name = "shop-sync-main"\nunattended_mode = "required"\n'
+            'personal_data = "optional"\n[storefront]',
+        )
+    )
     result = cli("qwc", "--config", str(config), env={"QBWC_PW": PASSWORD})
     assert result.returncode == 0, result.stderr
     root = etree.fromstring(result.stdout.encode())

@@ -308,8 +308,14 @@ class Probe:
             value = result.text or ""
         return Reply(200, method=method, value=value)
 
-    def send(self, body: bytes | Iterable[bytes], headers: dict[str, str] | None = None, *,
-             chunked: bool = False, kind: str = "hostile") -> Reply:
+    def send(
+        self,
+        body: bytes | Iterable[bytes],
+        headers: dict[str, str] | None = None,
+        *,
+        chunked: bool = False,
+        kind: str = "hostile",
+    ) -> Reply:
         self.sent[kind] += 1
         return self.reply(self.post(body, headers, chunked=chunked))
 
@@ -335,12 +341,16 @@ class Probe:
         """Row count and a hash of the rows of each table (all of them by default)."""
         con = sqlite3.connect(str(self.db_path), timeout=10)
         try:
-            names = list(tables) if tables is not None else [
-                row[0]
-                for row in con.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
-                )
-            ]
+            names = (
+                list(tables)
+                if tables is not None
+                else [
+                    row[0]
+                    for row in con.execute(
+                        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+                    )
+                ]
+            )
             out = {}
             for name in names:
                 rows = con.execute(f'SELECT * FROM "{name}" ORDER BY rowid').fetchall()
@@ -349,8 +359,14 @@ class Probe:
         finally:
             con.close()
 
-    def refused_and_unchanged(self, body: bytes | Iterable[bytes], headers: dict[str, str] | None = None, *,
-                              chunked: bool = False, kind: str = "hostile") -> Reply:
+    def refused_and_unchanged(
+        self,
+        body: bytes | Iterable[bytes],
+        headers: dict[str, str] | None = None,
+        *,
+        chunked: bool = False,
+        kind: str = "hostile",
+    ) -> Reply:
         """Send something that must be refused with a fault; the database must not move."""
         before = self.fingerprint()
         reply = self.send(body, headers, chunked=chunked, kind=kind)
@@ -447,8 +463,13 @@ class SessionDriver:
             if self.ticket is None:
                 self.login()
             request = self.probe.call(
-                "sendRequestXML", ticket=self.ticket, strHCPResponse="", strCompanyFileName="c.QBW",
-                qbXMLCountry="US", qbXMLMajorVers="13", qbXMLMinorVers="0",
+                "sendRequestXML",
+                ticket=self.ticket,
+                strHCPResponse="",
+                strCompanyFileName="c.QBW",
+                qbXMLCountry="US",
+                qbXMLMajorVers="13",
+                qbXMLMinorVers="0",
             )
             self.probe.logs.assert_no_traceback()
             if request:
@@ -549,14 +570,24 @@ def soap_calls(draw: st.DrawFn, methods: list[str] = METHODS) -> Built:
         call = call.replace(f"<{method}>", f'<{method} xmlns="">', 1)
     header = ""
     if draw(st.booleans()):
-        header = (f'<{p}Header><h:Auth xmlns:h="urn:hostile" {p}mustUnderstand="1">'
-                  f"{escape(draw(TEXT))}</h:Auth></{p}Header>")
-    decl = draw(st.sampled_from(["", '<?xml version="1.0"?>', '<?xml version="1.0" encoding="utf-8"?>',
-                                 "<?xml version='1.0' encoding='UTF-8' standalone='yes'?>"]))
+        header = (
+            f'<{p}Header><h:Auth xmlns:h="urn:hostile" {p}mustUnderstand="1">{escape(draw(TEXT))}</h:Auth></{p}Header>'
+        )
+    decl = draw(
+        st.sampled_from(
+            [
+                "",
+                '<?xml version="1.0"?>',
+                '<?xml version="1.0" encoding="utf-8"?>',
+                "<?xml version='1.0' encoding='UTF-8' standalone='yes'?>",
+            ]
+        )
+    )
     bom = "\ufeff" if draw(st.booleans()) else ""
     comment = "<!-- hostile -->" if draw(st.booleans()) else ""
-    text = (f"{bom}{decl}{comment}<{p}Envelope {xmlns}>{sep}{header}<{p}Body>{sep}{call}{sep}</{p}Body>"
-            f"{sep}</{p}Envelope>")
+    text = (
+        f"{bom}{decl}{comment}<{p}Envelope {xmlns}>{sep}{header}<{p}Body>{sep}{call}{sep}</{p}Body>{sep}</{p}Envelope>"
+    )
     headers: dict[str, str] = {}
     soap_action = draw(st.sampled_from(["right", "missing", "other", "empty", "garbage", "unquoted"]))
     if soap_action == "right":
@@ -569,10 +600,18 @@ def soap_calls(draw: st.DrawFn, methods: list[str] = METHODS) -> Built:
         headers["SOAPAction"] = "urn:" + "".join(draw(st.lists(st.sampled_from("abc<>&%\"' "), max_size=20)))
     elif soap_action == "unquoted":
         headers["SOAPAction"] = f"{TNS}{method}"
-    headers["Content-Type"] = draw(st.sampled_from([
-        "text/xml; charset=utf-8", "text/xml", "application/soap+xml; charset=utf-8",
-        "text/xml; charset=iso-8859-1", "application/json", "multipart/form-data; boundary=x",
-    ]))
+    headers["Content-Type"] = draw(
+        st.sampled_from(
+            [
+                "text/xml; charset=utf-8",
+                "text/xml",
+                "application/soap+xml; charset=utf-8",
+                "text/xml; charset=iso-8859-1",
+                "application/json",
+                "multipart/form-data; boundary=x",
+            ]
+        )
+    )
     return Built(method, text.encode("utf-8"), headers)
 
 
@@ -624,11 +663,29 @@ def tree_oracle(root: Tree) -> tuple[str, str]:
     return "call", call[1]
 
 
-INVALID_UTF8 = st.sampled_from([
-    b"\xff", b"\xfe", b"\x80", b"\xbf", b"\xc3", b"\xc3(", b"\xe2\x82", b"\xe2(\xa1", b"\xf0\x9f\x98",
-    b"\xc0\x80", b"\xc0\xaf", b"\xe0\x80\xaf", b"\xf8\x88\x80\x80\x80", b"\xfc\x84\x80\x80\x80\x80",
-    b"\xed\xa0\x80", b"\xed\xbf\xbf", b"\xed\xa0\xbd\xed\xb8\x80", b"\xf4\x90\x80\x80", b"\xf5\x80\x80\x80",
-])
+INVALID_UTF8 = st.sampled_from(
+    [
+        b"\xff",
+        b"\xfe",
+        b"\x80",
+        b"\xbf",
+        b"\xc3",
+        b"\xc3(",
+        b"\xe2\x82",
+        b"\xe2(\xa1",
+        b"\xf0\x9f\x98",
+        b"\xc0\x80",
+        b"\xc0\xaf",
+        b"\xe0\x80\xaf",
+        b"\xf8\x88\x80\x80\x80",
+        b"\xfc\x84\x80\x80\x80\x80",
+        b"\xed\xa0\x80",
+        b"\xed\xbf\xbf",
+        b"\xed\xa0\xbd\xed\xb8\x80",
+        b"\xf4\x90\x80\x80",
+        b"\xf5\x80\x80\x80",
+    ]
+)
 MARK = "\ue000"  # a private-use character the random text never holds, replaced by invalid bytes
 
 
@@ -638,18 +695,87 @@ def _no_mark(ch: str) -> bool:
 
 # --- qbXML responses -----------------------------------------------------------------------------
 
-QTY_BAD = ["NaN", "-NaN", "sNaN", "Infinity", "-Infinity", "inf", "1e999", "1E+3", "1e-999", "abc", "0x10",
-           "1,000", "\u0661\u0662", "12345678901", "1.123456", "+", "-", ".", "1.", ".5", "1e3", "--1",
-           "9" * 5000, "1 000"]
+QTY_BAD = [
+    "NaN",
+    "-NaN",
+    "sNaN",
+    "Infinity",
+    "-Infinity",
+    "inf",
+    "1e999",
+    "1E+3",
+    "1e-999",
+    "abc",
+    "0x10",
+    "1,000",
+    "\u0661\u0662",
+    "12345678901",
+    "1.123456",
+    "+",
+    "-",
+    ".",
+    "1.",
+    ".5",
+    "1e3",
+    "--1",
+    "9" * 5000,
+    "1 000",
+]
 QTY_OK = ["0", "12", "-3", "2.5", "+7", "0.00001"]
-TIME_BAD = ["garbage", "2024-13-01T00:00:00", "2024-02-30T00:00:00", "2024-1-1", "2024-01-1T1:2:3", "24-01-01",
-            "2024-01-01T25:00:00", "2024-01-01T00:00:00+99:99", "2024-01-01 00:00:00", "2024-01-01T00:00:00Z",
-            "\u0662\u0660\u0662\u0664-01-01T00:00:00", "2024-01-01T00:00:00.5", "99999-01-01T00:00:00"]
+TIME_BAD = [
+    "garbage",
+    "2024-13-01T00:00:00",
+    "2024-02-30T00:00:00",
+    "2024-1-1",
+    "2024-01-1T1:2:3",
+    "24-01-01",
+    "2024-01-01T25:00:00",
+    "2024-01-01T00:00:00+99:99",
+    "2024-01-01 00:00:00",
+    "2024-01-01T00:00:00Z",
+    "\u0662\u0660\u0662\u0664-01-01T00:00:00",
+    "2024-01-01T00:00:00.5",
+    "99999-01-01T00:00:00",
+]
 TIME_OK = ["2024-01-01T00:00:00", "2024-06-30T23:59:59-07:00", "2024-06-30T23:59:59+05:30", "2024-03-01"]
-INT_ATTR = ["0", "1", "-5", "500", "3100", "3140", "3175", "3391", "abc", "", " ", "1e3", "0x10", "\u0663", "+0",
-            " 7 ", "99999999999999999999", "9" * 5000, "-2147483649", "2147483648", "1.0", "１"]
-RET_FIELDS = ["ListID", "TimeModified", "EditSequence", "Name", "FullName", "IsActive", "ManufacturerPartNumber",
-              "QuantityOnHand", "TxnID", "RefNumber", "Memo", "TxnDate"]
+INT_ATTR = [
+    "0",
+    "1",
+    "-5",
+    "500",
+    "3100",
+    "3140",
+    "3175",
+    "3391",
+    "abc",
+    "",
+    " ",
+    "1e3",
+    "0x10",
+    "\u0663",
+    "+0",
+    " 7 ",
+    "99999999999999999999",
+    "9" * 5000,
+    "-2147483649",
+    "2147483648",
+    "1.0",
+    "１",
+]
+RET_FIELDS = [
+    "ListID",
+    "TimeModified",
+    "EditSequence",
+    "Name",
+    "FullName",
+    "IsActive",
+    "ManufacturerPartNumber",
+    "QuantityOnHand",
+    "TxnID",
+    "RefNumber",
+    "Memo",
+    "TxnDate",
+]
 
 
 @st.composite
@@ -705,8 +831,18 @@ def ret_xml(draw: st.DrawFn) -> str:
 
 @st.composite
 def rs_xml(draw: st.DrawFn, request_ids: list[str]) -> str:
-    name = draw(st.sampled_from(["ItemInventoryQueryRs", "ItemInventoryAssemblyQueryRs", "SalesReceiptAddRs",
-                                 "SalesReceiptQueryRs", "UnknownThingRs", "HostQueryRs"]))
+    name = draw(
+        st.sampled_from(
+            [
+                "ItemInventoryQueryRs",
+                "ItemInventoryAssemblyQueryRs",
+                "SalesReceiptAddRs",
+                "SalesReceiptQueryRs",
+                "UnknownThingRs",
+                "HostQueryRs",
+            ]
+        )
+    )
     attrs: dict[str, str] = {}
     rid = draw(st.one_of(st.sampled_from(request_ids), st.none(), TEXT))
     if rid is not None:
@@ -743,9 +879,18 @@ def qbxml_responses(draw: st.DrawFn, never_sent: list[str]) -> str:
     requestID (`RID`), one never sent, none; wrong types; unknown elements; duplicates; junk."""
     kind = draw(st.sampled_from(["structured"] * 6 + ["junk", "truncated", "wrong-root"]))
     ids = [RID, RID, *never_sent, "", RID_UPPER, RID + " "]
-    decl = draw(st.sampled_from(["", '<?xml version="1.0" ?>', '<?xml version="1.0" encoding="utf-8"?>',
-                                 '<?xml version="1.0" encoding="ISO-8859-1"?>', '<?xml version="1.0" encoding="UTF-16"?>',
-                                 '<?xml version="1.0" encoding="no-such-thing"?>']))
+    decl = draw(
+        st.sampled_from(
+            [
+                "",
+                '<?xml version="1.0" ?>',
+                '<?xml version="1.0" encoding="utf-8"?>',
+                '<?xml version="1.0" encoding="ISO-8859-1"?>',
+                '<?xml version="1.0" encoding="UTF-16"?>',
+                '<?xml version="1.0" encoding="no-such-thing"?>',
+            ]
+        )
+    )
     pi = '<?qbxml version="13.0"?>' if draw(st.booleans()) else ""
     rss = draw(st.lists(rs_xml(ids), max_size=4))
     if rss and draw(st.booleans()):
@@ -766,8 +911,15 @@ def qbxml_responses(draw: st.DrawFn, never_sent: list[str]) -> str:
     if kind == "truncated":
         return structured[: draw(st.integers(0, max(0, len(structured) - 1)))]
     if kind == "wrong-root":
-        return decl + draw(st.sampled_from(["<QBXMLMsgsRq/>", "<html><body>oops</body></html>",
-                                            f"<QBXML><QBXMLMsgsRq>{''.join(rss)}</QBXMLMsgsRq></QBXML>"]))
+        return decl + draw(
+            st.sampled_from(
+                [
+                    "<QBXMLMsgsRq/>",
+                    "<html><body>oops</body></html>",
+                    f"<QBXML><QBXMLMsgsRq>{''.join(rss)}</QBXMLMsgsRq></QBXML>",
+                ]
+            )
+        )
     return structured
 
 
@@ -959,14 +1111,17 @@ def nested(depth: int, leaf: str = "x") -> str:
 @pytest.mark.parametrize(
     "body",
     [
-        pytest.param(envelope(f'<clientVersion xmlns="{TNS}"><strVersion>{nested(10_000)}</strVersion></clientVersion>'),
-                     id="10000 levels inside an argument"),
+        pytest.param(
+            envelope(f'<clientVersion xmlns="{TNS}"><strVersion>{nested(10_000)}</strVersion></clientVersion>'),
+            id="10000 levels inside an argument",
+        ),
         pytest.param(envelope(nested(10_000)), id="10000 levels as the Body"),
         pytest.param(("<a>" * 10_000).encode(), id="10000 unclosed levels"),
-        pytest.param(envelope(f'<clientVersion xmlns="{TNS}"><strVersion>{"<a>" * 100_000}</strVersion></clientVersion>'),
-                     id="100000 unclosed levels inside an argument"),
-        pytest.param(("<soap:Envelope xmlns:soap='%s'>" % SOAP11 + "<soap:Body>" * 10_000).encode(),
-                     id="10000 Bodies"),
+        pytest.param(
+            envelope(f'<clientVersion xmlns="{TNS}"><strVersion>{"<a>" * 100_000}</strVersion></clientVersion>'),
+            id="100000 unclosed levels inside an argument",
+        ),
+        pytest.param(("<soap:Envelope xmlns:soap='%s'>" % SOAP11 + "<soap:Body>" * 10_000).encode(), id="10000 Bodies"),
     ],
 )
 async def test_deeply_nested_xml_is_refused(probe: Probe, body: bytes) -> None:
@@ -1022,7 +1177,7 @@ def canary(tmp_path: Path) -> Iterator[Canary]:
 
 
 LOL = '<!ENTITY lol "lol">' + "".join(
-    f'<!ENTITY lol{i} "{("&lol%s;" % (i - 1 if i > 1 else ""))* 10}">' for i in range(1, 10)
+    f'<!ENTITY lol{i} "{("&lol%s;" % (i - 1 if i > 1 else "")) * 10}">' for i in range(1, 10)
 )
 BIG = "A" * 50_000
 
@@ -1057,7 +1212,9 @@ def harmless_fetch_payloads(c: Canary, slot: str) -> dict[str, str]:
     xi = 'xmlns:xi="http://www.w3.org/2001/XInclude"'
     return {
         "XInclude file://": slot.replace("{ref}", f'<xi:include {xi} href="{f}" parse="text"/>').replace("{attr}", ""),
-        "XInclude http://": slot.replace("{ref}", f'<xi:include {xi} href="{h}/xi" parse="text"/>').replace("{attr}", ""),
+        "XInclude http://": slot.replace("{ref}", f'<xi:include {xi} href="{h}/xi" parse="text"/>').replace(
+            "{attr}", ""
+        ),
         "xml-stylesheet": f'<?xml-stylesheet type="text/xsl" href="{h}/x.xsl"?>'
         + slot.replace("{ref}", "x").replace("{attr}", ""),
         "schemaLocation": slot.replace("{ref}", "x").replace(
@@ -1066,8 +1223,10 @@ def harmless_fetch_payloads(c: Canary, slot: str) -> dict[str, str]:
     }
 
 
-SOAP_SLOT = (f'<soap:Envelope xmlns:soap="{SOAP11}"{{attr}}><soap:Body><clientVersion xmlns="{TNS}">'
-             "<strVersion>{ref}</strVersion></clientVersion></soap:Body></soap:Envelope>")
+SOAP_SLOT = (
+    f'<soap:Envelope xmlns:soap="{SOAP11}"{{attr}}><soap:Body><clientVersion xmlns="{TNS}">'
+    "<strVersion>{ref}</strVersion></clientVersion></soap:Body></soap:Envelope>"
+)
 
 
 async def test_entity_expansion_and_external_entities_are_refused_unexpanded_and_unfetched(
@@ -1076,8 +1235,13 @@ async def test_entity_expansion_and_external_entities_are_refused_unexpanded_and
     def scenario() -> None:
         for name, doc in entity_payloads(canary, "soap:Envelope", SOAP_SLOT).items():
             for encoding in ("utf-8", "utf-16"):
-                body = doc.encode("utf-8") if encoding == "utf-8" else doc.replace(
-                    '<?xml version="1.0"?>', '<?xml version="1.0" encoding="UTF-16"?>').encode("utf-16")
+                body = (
+                    doc.encode("utf-8")
+                    if encoding == "utf-8"
+                    else doc.replace('<?xml version="1.0"?>', '<?xml version="1.0" encoding="UTF-16"?>').encode(
+                        "utf-16"
+                    )
+                )
                 started = time.perf_counter()
                 reply = probe.refused_and_unchanged(body, kind="entities")
                 assert time.perf_counter() - started < 2, name
@@ -1096,8 +1260,10 @@ async def test_entity_expansion_and_external_entities_are_refused_unexpanded_and
 
 async def test_entity_payloads_inside_a_qbxml_response_are_refused(session_probe: Probe, canary: Canary) -> None:
     driver = SessionDriver(session_probe)
-    slot = ('<QBXML{attr}><QBXMLMsgsRs><ItemInventoryQueryRs requestID="RID" statusCode="0">{ref}'
-            "</ItemInventoryQueryRs></QBXMLMsgsRs></QBXML>")
+    slot = (
+        '<QBXML{attr}><QBXMLMsgsRs><ItemInventoryQueryRs requestID="RID" statusCode="0">{ref}'
+        "</ItemInventoryQueryRs></QBXMLMsgsRs></QBXML>"
+    )
 
     def scenario() -> None:
         for name, doc in entity_payloads(canary, "QBXML", slot).items():
@@ -1119,13 +1285,17 @@ async def test_entity_payloads_inside_a_qbxml_response_are_refused(session_probe
 
 @pytest.mark.parametrize(
     "content_type",
-    ["application/soap+xml; charset=utf-8; action=\"http://developer.intuit.com/authenticate\"", "text/xml; charset=utf-8"],
+    [
+        'application/soap+xml; charset=utf-8; action="http://developer.intuit.com/authenticate"',
+        "text/xml; charset=utf-8",
+    ],
 )
 async def test_soap_12_envelopes_get_a_version_mismatch(probe: Probe, content_type: str) -> None:
     def scenario() -> None:
         for method in METHODS:
-            body = envelope(call_xml(method, {"ticket": "t", "strUserName": "qbwc", "strPassword": PASSWORD}),
-                            env_ns=SOAP12)
+            body = envelope(
+                call_xml(method, {"ticket": "t", "strUserName": "qbwc", "strPassword": PASSWORD}), env_ns=SOAP12
+            )
             reply = probe.refused_and_unchanged(body, {"Content-Type": content_type, "SOAPAction": None})
             assert reply.fault_code == "VersionMismatch" and "SOAP 1.2" in reply.fault_string
         # A SOAP 1.1 envelope sent with SOAP 1.2's media type is still a SOAP 1.1 call.
@@ -1154,8 +1324,9 @@ async def test_compressed_or_falsely_labelled_bodies_get_a_soap_fault(probe: Pro
     assert reply.fault_code == "Client" and "Content-Encoding" in reply.fault_string
 
 
-async def test_a_handler_answer_xml_cannot_carry_is_still_a_well_formed_answer(probe: Probe, engine: Engine,
-                                                                                  monkeypatch) -> None:
+async def test_a_handler_answer_xml_cannot_carry_is_still_a_well_formed_answer(
+    probe: Probe, engine: Engine, monkeypatch
+) -> None:
     async def odd(ticket: str) -> str:
         return "control \x00\x01\x1b, a lone surrogate \ud800, U+FFFE \ufffe, and <markup> & text"
 
@@ -1165,7 +1336,9 @@ async def test_a_handler_answer_xml_cannot_carry_is_still_a_well_formed_answer(p
     await asyncio.to_thread(probe.check_alive)
 
 
-async def test_a_whole_session_with_wrong_or_missing_soapaction_headers(session_engine: Engine, logs: LogCapture) -> None:
+async def test_a_whole_session_with_wrong_or_missing_soapaction_headers(
+    session_engine: Engine, logs: LogCapture
+) -> None:
     """Dispatch is on the Body: a client that labels every call wrongly still gets right answers."""
     assert session_engine.db is not None
     await add_order(session_engine.db, StoreOrder("wa-1", "WA1", (OrderLine("redwine", Decimal(3)),)))
@@ -1180,12 +1353,26 @@ async def test_a_whole_session_with_wrong_or_missing_soapaction_headers(session_
         qb.begin_session()
         percents = []
         while True:
-            request = probe.call("sendRequestXML", soap_action=next(wrong), ticket=ticket, strHCPResponse="",
-                                 strCompanyFileName="c.QBW", qbXMLCountry="US", qbXMLMajorVers="13", qbXMLMinorVers="0")
+            request = probe.call(
+                "sendRequestXML",
+                soap_action=next(wrong),
+                ticket=ticket,
+                strHCPResponse="",
+                strCompanyFileName="c.QBW",
+                qbXMLCountry="US",
+                qbXMLMajorVers="13",
+                qbXMLMinorVers="0",
+            )
             if not request:
                 break
-            percent = probe.call("receiveResponseXML", soap_action=next(wrong), ticket=ticket,
-                                 response=qb.process(request), hresult="", message="")
+            percent = probe.call(
+                "receiveResponseXML",
+                soap_action=next(wrong),
+                ticket=ticket,
+                response=qb.process(request),
+                hresult="",
+                message="",
+            )
             percents.append(percent)
             if percent < 0 or percent >= 100:
                 break
@@ -1214,8 +1401,9 @@ async def test_huge_strings_in_every_field_for_a_stranger(probe: Probe, method: 
     def scenario() -> None:
         # Before login nothing is larger than a few hundred bytes: a stranger's megabytes are
         # refused after the first 64 KiB, unread (issue 11), whatever the method.
-        reply = probe.refused_and_unchanged(call_body(method, **args), {"SOAPAction": action(method)},
-                                            kind="1 MiB fields")
+        reply = probe.refused_and_unchanged(
+            call_body(method, **args), {"SOAPAction": action(method)}, kind="1 MiB fields"
+        )
         assert reply.status == 413 and "without a session's ticket" in (reply.fault_string or ""), reply
         assert huge("strPassword")[:4096] not in probe.logs.text()
 
@@ -1231,13 +1419,29 @@ async def test_huge_strings_in_every_field_of_a_live_session(session_probe: Prob
         before = probe.fingerprint(DATA_TABLES)
         # sendRequestXML: every field but the ticket huge: only receiveResponseXML may be larger
         # than 64 KiB, even with a live ticket; the session goes on.
-        refused = probe.send(call_body("sendRequestXML", ticket=driver.ticket, strHCPResponse=huge("hcp"),
-                                       strCompanyFileName=huge("company"), qbXMLCountry=huge("country"),
-                                       qbXMLMajorVers=huge("major"), qbXMLMinorVers=huge("minor")),
-                             {"SOAPAction": action("sendRequestXML")}, kind="1 MiB fields")
+        refused = probe.send(
+            call_body(
+                "sendRequestXML",
+                ticket=driver.ticket,
+                strHCPResponse=huge("hcp"),
+                strCompanyFileName=huge("company"),
+                qbXMLCountry=huge("country"),
+                qbXMLMajorVers=huge("major"),
+                qbXMLMinorVers=huge("minor"),
+            ),
+            {"SOAPAction": action("sendRequestXML")},
+            kind="1 MiB fields",
+        )
         assert refused.status == 413, refused
-        request = probe.call("sendRequestXML", ticket=driver.ticket, strHCPResponse="", strCompanyFileName="",
-                             qbXMLCountry="US", qbXMLMajorVers=huge("major")[:15_000], qbXMLMinorVers="0")
+        request = probe.call(
+            "sendRequestXML",
+            ticket=driver.ticket,
+            strHCPResponse="",
+            strCompanyFileName="",
+            qbXMLCountry="US",
+            qbXMLMajorVers=huge("major")[:15_000],
+            qbXMLMinorVers="0",
+        )
         assert request.startswith('<?xml version="1.0" encoding="utf-8"?><?qbxml version="13.0"?>'), request[:200]
         # receiveResponseXML: a 1 MiB response that is not qbXML.
         percent = driver.receive(huge("response"))
@@ -1251,32 +1455,58 @@ async def test_huge_strings_in_every_field_of_a_live_session(session_probe: Prob
         # connectionError, getLastError and closeConnection with a live ticket and the largest
         # text a call other than receiveResponseXML may carry.
         driver.login()
-        assert probe.call("connectionError", ticket=driver.ticket, hresult=huge("hresult")[:8_000],
-                          message=huge("message")[:8_000]) == "done"
+        assert (
+            probe.call(
+                "connectionError",
+                ticket=driver.ticket,
+                hresult=huge("hresult")[:8_000],
+                message=huge("message")[:8_000],
+            )
+            == "done"
+        )
         assert explains(probe.call("getLastError", ticket=driver.ticket))
         assert probe.call("closeConnection", ticket=driver.ticket).startswith("Failed:")
         driver.ticket = None
         # authenticate: 1 MiB user name and password are refused unread; shorter ones get nvu.
-        assert probe.send(call_body("authenticate", strUserName=huge("user"), strPassword=huge("password")),
-                          {"SOAPAction": action("authenticate")}, kind="1 MiB fields").status == 413
-        assert probe.call("authenticate", strUserName=huge("user")[:8_000],
-                          strPassword=huge("password")[:8_000]) == ["", "nvu"]
+        assert (
+            probe.send(
+                call_body("authenticate", strUserName=huge("user"), strPassword=huge("password")),
+                {"SOAPAction": action("authenticate")},
+                kind="1 MiB fields",
+            ).status
+            == 413
+        )
+        assert probe.call("authenticate", strUserName=huge("user")[:8_000], strPassword=huge("password")[:8_000]) == [
+            "",
+            "nvu",
+        ]
         assert probe.fingerprint(DATA_TABLES) == before
         probe.check_alive()
 
     await asyncio.to_thread(scenario)
 
 
-def items_rs(rid: str, inner: str = "", attrs: str = 'statusCode="0" statusSeverity="Info" statusMessage="Status OK"',
-             name: str = "ItemInventoryQueryRs") -> str:
+def items_rs(
+    rid: str,
+    inner: str = "",
+    attrs: str = 'statusCode="0" statusSeverity="Info" statusMessage="Status OK"',
+    name: str = "ItemInventoryQueryRs",
+) -> str:
     return f'<?xml version="1.0" ?><QBXML><QBXMLMsgsRs><{name} requestID="{rid}" {attrs}>{inner}</{name}></QBXMLMsgsRs></QBXML>'
 
 
-def item(list_id: str = "80000099-1", modified: str = "2024-05-01T10:00:00-07:00", qty: str = "5",
-         name: str = "hostile-sku", extra: str = "") -> str:
-    return (f"<ItemInventoryRet><ListID>{list_id}</ListID><TimeModified>{modified}</TimeModified>"
-            f"<EditSequence>1</EditSequence><Name>{name}</Name><FullName>{name}</FullName><IsActive>true</IsActive>"
-            f"<QuantityOnHand>{qty}</QuantityOnHand>{extra}</ItemInventoryRet>")
+def item(
+    list_id: str = "80000099-1",
+    modified: str = "2024-05-01T10:00:00-07:00",
+    qty: str = "5",
+    name: str = "hostile-sku",
+    extra: str = "",
+) -> str:
+    return (
+        f"<ItemInventoryRet><ListID>{list_id}</ListID><TimeModified>{modified}</TimeModified>"
+        f"<EditSequence>1</EditSequence><Name>{name}</Name><FullName>{name}</FullName><IsActive>true</IsActive>"
+        f"<QuantityOnHand>{qty}</QuantityOnHand>{extra}</ItemInventoryRet>"
+    )
 
 
 # (id, response builder given (outstanding requestID, the failed order's id), words getLastError must hold
@@ -1286,13 +1516,23 @@ QBXML_CASES: list[tuple[str, Callable[[str, int], str], str | None]] = [
     ("no statusCode", lambda r, o: items_rs(r, attrs='statusSeverity="Info"'), "statusCode"),
     ("statusCode 20 digits", lambda r, o: items_rs(r, attrs='statusCode="99999999999999999999"'), "statusCode"),
     ("statusCode 5000 digits", lambda r, o: items_rs(r, attrs=f'statusCode="{"9" * 5000}"'), "statusCode"),
-    ("iteratorRemainingCount -5", lambda r, o: items_rs(
-        r, attrs='statusCode="0" iteratorRemainingCount="-5" iteratorID="{eb05f701-e727-472f-8ade-6753c4f67a46}"'),
-     "iteratorRemainingCount"),
-    ("iteratorRemainingCount 5000 digits", lambda r, o: items_rs(
-        r, attrs=f'statusCode="0" iteratorRemainingCount="{"9" * 5000}" iteratorID="x"'), "iteratorRemainingCount"),
-    ("iteratorID QuickBooks could not be sent back", lambda r, o: items_rs(
-        r, attrs='statusCode="0" iteratorRemainingCount="5" iteratorID="漢字&#10;\t"'), "iteratorID"),
+    (
+        "iteratorRemainingCount -5",
+        lambda r, o: items_rs(
+            r, attrs='statusCode="0" iteratorRemainingCount="-5" iteratorID="{eb05f701-e727-472f-8ade-6753c4f67a46}"'
+        ),
+        "iteratorRemainingCount",
+    ),
+    (
+        "iteratorRemainingCount 5000 digits",
+        lambda r, o: items_rs(r, attrs=f'statusCode="0" iteratorRemainingCount="{"9" * 5000}" iteratorID="x"'),
+        "iteratorRemainingCount",
+    ),
+    (
+        "iteratorID QuickBooks could not be sent back",
+        lambda r, o: items_rs(r, attrs='statusCode="0" iteratorRemainingCount="5" iteratorID="漢字&#10;\t"'),
+        "iteratorID",
+    ),
     ("QuantityOnHand NaN", lambda r, o: items_rs(r, item(qty="NaN")), "QuantityOnHand"),
     ("QuantityOnHand sNaN", lambda r, o: items_rs(r, item(qty="sNaN")), "QuantityOnHand"),
     ("QuantityOnHand 1e999", lambda r, o: items_rs(r, item(qty="1e999")), "QuantityOnHand"),
@@ -1301,37 +1541,74 @@ QBXML_CASES: list[tuple[str, Callable[[str, int], str], str | None]] = [
     ("QuantityOnHand nested", lambda r, o: items_rs(r, item(qty="<Value>5</Value>")), "QuantityOnHand"),
     ("TimeModified garbage", lambda r, o: items_rs(r, item(modified="garbage")), "TimeModified"),
     ("TimeModified 30 February", lambda r, o: items_rs(r, item(modified="2024-02-30T00:00:00")), "TimeModified"),
-    ("TimeModified garbage, two items", lambda r, o: items_rs(r, item() + item("80000098-1", modified="garbage")),
-     "TimeModified"),
+    (
+        "TimeModified garbage, two items",
+        lambda r, o: items_rs(r, item() + item("80000098-1", modified="garbage")),
+        "TimeModified",
+    ),
     ("ListID nested", lambda r, o: items_rs(r, item(list_id="<X>1</X>")), "ListID"),
     ("ListID twice", lambda r, o: items_rs(r, item(extra="<ListID>80000097-1</ListID>")), "ListID"),
     ("Name nested", lambda r, o: items_rs(r, item(name="<First>a</First><Last>b</Last>")), "Name"),
-    ("EditSequence nested", lambda r, o: items_rs(r, item(extra="").replace(
-        "<EditSequence>1</EditSequence>", "<EditSequence><A/><B/></EditSequence>")), "EditSequence"),
+    (
+        "EditSequence nested",
+        lambda r, o: items_rs(
+            r, item(extra="").replace("<EditSequence>1</EditSequence>", "<EditSequence><A/><B/></EditSequence>")
+        ),
+        "EditSequence",
+    ),
     ("wrong requestID", lambda r, o: items_rs(r + "-wrong", item()), "no answer"),
     ("missing requestID", lambda r, o: items_rs(r, item()).replace(f'requestID="{r}" ', ""), "no answer"),
-    ("a response for a request never sent", lambda r, o: (
-        f'<QBXML><QBXMLMsgsRs><SalesReceiptAddRs requestID="add-{o}" statusCode="0"><SalesReceiptRet>'
-        f"<TxnID>1-1</TxnID><RefNumber>S-1</RefNumber><Memo>[cx:seed-1]</Memo></SalesReceiptRet>"
-        f"</SalesReceiptAddRs></QBXMLMsgsRs></QBXML>"), "no answer"),
-    ("duplicated Rs, the second an error", lambda r, o: items_rs(r, attrs='statusCode="0"').replace(
-        "</QBXMLMsgsRs>", f'<ItemInventoryQueryRs requestID="{r}" statusCode="3100" statusSeverity="Error" '
-        'statusMessage="duplicate"/></QBXMLMsgsRs>'), "no answer"),  # ambiguous: neither copy is trusted
-    ("escaped markup in statusMessage", lambda r, o: items_rs(
-        r, attrs='statusCode="3100" statusSeverity="Error" statusMessage="&lt;script&gt;alert(1)&lt;/script&gt; &amp;amp;"'),
-     "<script>alert(1)</script> &amp;"),
-    ("an encoding declaration the relayed text no longer has", lambda r, o: items_rs(
-        r, attrs='statusCode="3100" statusSeverity="Error" statusMessage="Caf\u00e9 \u00fcber"').replace(
-        '<?xml version="1.0" ?>', '<?xml version="1.0" encoding="ISO-8859-1"?>'), "Caf\u00e9 \u00fcber"),
-    ("an unknown encoding declared", lambda r, o: items_rs(
-        r, attrs='statusCode="3100" statusSeverity="Error" statusMessage="x"').replace(
-        '<?xml version="1.0" ?>', '<?xml version="1.0" encoding="EBCDIC-no-such"?>'), "3100"),
+    (
+        "a response for a request never sent",
+        lambda r, o: (
+            f'<QBXML><QBXMLMsgsRs><SalesReceiptAddRs requestID="add-{o}" statusCode="0"><SalesReceiptRet>'
+            f"<TxnID>1-1</TxnID><RefNumber>S-1</RefNumber><Memo>[cx:seed-1]</Memo></SalesReceiptRet>"
+            f"</SalesReceiptAddRs></QBXMLMsgsRs></QBXML>"
+        ),
+        "no answer",
+    ),
+    (
+        "duplicated Rs, the second an error",
+        lambda r, o: items_rs(r, attrs='statusCode="0"').replace(
+            "</QBXMLMsgsRs>",
+            f'<ItemInventoryQueryRs requestID="{r}" statusCode="3100" statusSeverity="Error" '
+            'statusMessage="duplicate"/></QBXMLMsgsRs>',
+        ),
+        "no answer",
+    ),  # ambiguous: neither copy is trusted
+    (
+        "escaped markup in statusMessage",
+        lambda r, o: items_rs(
+            r,
+            attrs='statusCode="3100" statusSeverity="Error" statusMessage="&lt;script&gt;alert(1)&lt;/script&gt; &amp;amp;"',
+        ),
+        "<script>alert(1)</script> &amp;",
+    ),
+    (
+        "an encoding declaration the relayed text no longer has",
+        lambda r, o: items_rs(
+            r, attrs='statusCode="3100" statusSeverity="Error" statusMessage="Caf\u00e9 \u00fcber"'
+        ).replace('<?xml version="1.0" ?>', '<?xml version="1.0" encoding="ISO-8859-1"?>'),
+        "Caf\u00e9 \u00fcber",
+    ),
+    (
+        "an unknown encoding declared",
+        lambda r, o: items_rs(r, attrs='statusCode="3100" statusSeverity="Error" statusMessage="x"').replace(
+            '<?xml version="1.0" ?>', '<?xml version="1.0" encoding="EBCDIC-no-such"?>'
+        ),
+        "3100",
+    ),
     ("not XML", lambda r, o: "QuickBooks says: <<<>>> & no", "could not be read"),
     ("a SOAP envelope instead of qbXML", lambda r, o: SERVER_VERSION.decode(), "could not be read"),
     ("10000 levels", lambda r, o: items_rs(r, nested(10_000)), "could not be read"),
     # Accepted as they are: nothing about them is wrong, and what they carry is text, not markup.
-    ("unknown elements and attributes", lambda r, o: items_rs(
-        r, "<Unknown a='1'><Deeper/></Unknown><!-- c --><?pi x?>", attrs='statusCode="0" newAttr="x"'), None),
+    (
+        "unknown elements and attributes",
+        lambda r, o: items_rs(
+            r, "<Unknown a='1'><Deeper/></Unknown><!-- c --><?pi x?>", attrs='statusCode="0" newAttr="x"'
+        ),
+        None,
+    ),
     ("nesting below the parser limit", lambda r, o: items_rs(r, f"<Unknown>{nested(200)}</Unknown>"), None),
 ]
 
@@ -1393,8 +1670,11 @@ async def test_mixed_hostile_campaign(session_probe: Probe) -> None:
     report(session_probe, "mixed campaign")
 
 
-STEP = st.sampled_from(["bytes", "xml", "call", "qbxml", "utf8", "truncate"] if DRIVER_ADDRESS
-                       else ["bytes", "call", "qbxml", "utf8", "truncate"])
+STEP = st.sampled_from(
+    ["bytes", "xml", "call", "qbxml", "utf8", "truncate"]
+    if DRIVER_ADDRESS
+    else ["bytes", "call", "qbxml", "utf8", "truncate"]
+)
 CAMPAIGN_METHODS = METHODS if DRIVER_ADDRESS else [m for m in METHODS if m != "authenticate"]
 
 

@@ -63,14 +63,51 @@ BIG = (160, 45)  # wide enough for the error columns to show the hostile text
 # Hypothesis: text made of what hostile values are made of
 
 
-UNSAFE_CHARS = [chr(c) for c in [*range(0x20), *range(0x7F, 0xA0), 0x61C, 0x200E, 0x200F,
-                                  *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029]]
-PIECES = ["[", "]", "[/]", "[b]", "[@click=app.quit]", "$", "\\", "\x1b[", "\x1b]0;", "\x1b]52;c;", "\x07",
-          "\x1b\\", "\x9b", "\x9d", "\u202e", "\u2066", "\r\n", "\t", "👩\u200d💻", "é", "مرحبا", "名前"]
+UNSAFE_CHARS = [
+    chr(c)
+    for c in [
+        *range(0x20),
+        *range(0x7F, 0xA0),
+        0x61C,
+        0x200E,
+        0x200F,
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+        0x2028,
+        0x2029,
+    ]
+]
+PIECES = [
+    "[",
+    "]",
+    "[/]",
+    "[b]",
+    "[@click=app.quit]",
+    "$",
+    "\\",
+    "\x1b[",
+    "\x1b]0;",
+    "\x1b]52;c;",
+    "\x07",
+    "\x1b\\",
+    "\x9b",
+    "\x9d",
+    "\u202e",
+    "\u2066",
+    "\r\n",
+    "\t",
+    "👩\u200d💻",
+    "é",
+    "مرحبا",
+    "名前",
+]
 STORABLE_CHAR = st.one_of(st.characters(codec="utf-8"), st.sampled_from(UNSAFE_CHARS), st.sampled_from(PIECES))
 STORABLE = st.lists(STORABLE_CHAR, max_size=80).map("".join)  # what SQLite can hold (no lone surrogates)
-ANY_TEXT = st.one_of(STORABLE, st.text(), st.lists(st.one_of(STORABLE_CHAR, st.sampled_from(["\ud800", "\udfff"])),
-                                                  max_size=40).map("".join))
+ANY_TEXT = st.one_of(
+    STORABLE,
+    st.text(),
+    st.lists(st.one_of(STORABLE_CHAR, st.sampled_from(["\ud800", "\udfff"])), max_size=40).map("".join),
+)
 SAFE_TEXT = st.text(st.characters(codec="utf-8").filter(lambda ch: not UNSAFE.match(ch)))
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -108,9 +145,13 @@ def test_lines_are_kept_in_the_detail_view(text: str) -> None:
 
 
 @SETTINGS
-@given(st.recursive(st.one_of(st.none(), st.integers(), ANY_TEXT),
-                    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(ANY_TEXT, inner, max_size=4)),
-                    max_leaves=12))
+@given(
+    st.recursive(
+        st.one_of(st.none(), st.integers(), ANY_TEXT),
+        lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(ANY_TEXT, inner, max_size=4)),
+        max_leaves=12,
+    )
+)
 def test_safe_json_round_trips_and_holds_no_raw_control(document: Any) -> None:
     text = safe_json(document)
     if not re.search("[\ud800-\udfff]", json.dumps(document, ensure_ascii=False)):
@@ -154,10 +195,17 @@ def test_a_huge_quantity_is_shown_as_written() -> None:
 
 def test_the_sanitiser_imports_neither_textual_nor_rich() -> None:
     """The admin commands use it on servers without the interface's libraries."""
-    code = ("import sys, connex_tui.textsafe, connex_tui.admin;"
-            " print(sorted(m for m in ('textual', 'rich') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    code = (
+        "import sys, connex_tui.textsafe, connex_tui.admin;"
+        " print(sorted(m for m in ('textual', 'rich') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
     assert out.stdout.strip() == "[]"
 
 
@@ -176,8 +224,14 @@ def terminal_output(app: ConnexApp, update: Any = None) -> str:
     """The full repaint as a terminal receives it, less the newline Textual puts between two lines."""
     update = update or full_repaint(app)
     width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
-                      color_system="truecolor", legacy_windows=False)
+    console = Console(
+        width=width,
+        height=height,
+        file=io.StringIO(),
+        force_terminal=True,
+        color_system="truecolor",
+        legacy_windows=False,
+    )
     raw = update.render_segments(console)
     assert raw.count("\n") == len(update.strips) - 1  # one per line: none came from the data
     return raw.replace("\n", "")
@@ -326,8 +380,11 @@ async def test_pending_keys_on_hostile_rows(hostile_path: Path, frozen_clock: An
         await wait_for(
             pilot, lambda: screen.sku_filter == "[/]" and screen.idle and app.harness.counted(screen, "loads") > 0
         )
-        await wait_for(pilot, lambda: set(screen.rows) <= {k for k in keys_of() + keys_of("P") if "[/]" in k}
-                       and len(screen.rows) > 0, what="filtered")
+        await wait_for(
+            pilot,
+            lambda: set(screen.rows) <= {k for k in keys_of() + keys_of("P") if "[/]" in k} and len(screen.rows) > 0,
+            what="filtered",
+        )
         await pilot.press("enter")
         text = assert_intact(app, "pending filter")
         assert "matching '[/]'" in text
@@ -353,8 +410,15 @@ async def test_sku_log_keys_on_hostile_rows(hostile_path: Path, frozen_clock: An
         await wait_for(pilot, lambda: screen.failed_only and screen.idle)
         assert_intact(app, "log failures only")
         await pilot.press("slash", *"[bold", "right_square_bracket")
-        await wait_for(pilot, lambda: screen.sku_filter == "[bold]" and screen.idle
-                       and screen.rows and all("[bold]" in line.sku.lower() for line in screen.rows.values()))
+        await wait_for(
+            pilot,
+            lambda: (
+                screen.sku_filter == "[bold]"
+                and screen.idle
+                and screen.rows
+                and all("[bold]" in line.sku.lower() for line in screen.rows.values())
+            ),
+        )
         await pilot.press("enter")
         assert "SKU contains '[bold]'" in assert_intact(app, "log filter")
 
@@ -476,8 +540,9 @@ async def _walk(path: Path, values: list[str]) -> None:
             if mode in ("pending", "orders"):
                 wanted = keys_of_values(values)[0]
                 rows = screen.rows
-                row_key = next(k for k, row in rows.items()
-                               if getattr(row, "sku", getattr(row, "number", None)) == wanted)
+                row_key = next(
+                    k for k, row in rows.items() if getattr(row, "sku", getattr(row, "number", None)) == wanted
+                )
                 select(app, row_key)
                 await pilot.press("enter")
                 await wait_for(pilot, lambda: isinstance(app.screen, DetailDialog))
@@ -493,8 +558,9 @@ def keys_of_values(values: list[str]) -> list[str]:
     return [f"{value}H{n}" for n, value in enumerate(values)]
 
 
-@settings(max_examples=4, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(values=st.lists(STORABLE, min_size=2, max_size=3))
 def test_random_hostile_text_through_every_screen(
     values: list[str], _template_dir: Path, frozen_clock: Any, tmp_path: Path
@@ -508,8 +574,13 @@ def test_random_hostile_text_through_every_screen(
 # ---------------------------------------------------------------------------------------------
 # The admin commands: text and --json
 
-ADMIN_RUNS = [["status"], ["queue", "list", "--limit", "0"], ["log", "--limit", "0"], ["orders", "--limit", "0"],
-              ["tasks"]]
+ADMIN_RUNS = [
+    ["status"],
+    ["queue", "list", "--limit", "0"],
+    ["log", "--limit", "0"],
+    ["orders", "--limit", "0"],
+    ["tasks"],
+]
 
 
 def hostile_config(tmp_path: Path, source: Path) -> Config:
@@ -517,8 +588,9 @@ def hostile_config(tmp_path: Path, source: Path) -> Config:
     folder.mkdir(exist_ok=True)
     config = make_config(folder)
     shutil.copyfile(source, config.database.path)
-    (folder / "connex.toml").write_text(f'[database]\npath = "connex.db"\n[qbwc]\npassword = "{PASSWORD}"\n'
-                                        '[storefront]\nplatform = "none"\n')
+    (folder / "connex.toml").write_text(
+        f'[database]\npath = "connex.db"\n[qbwc]\npassword = "{PASSWORD}"\n[storefront]\nplatform = "none"\n'
+    )
     (folder / "connex.toml").chmod(0o600)
     return config
 
@@ -566,8 +638,9 @@ def _strings(document: Any) -> list[str]:
     return []
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(values=st.lists(STORABLE, min_size=1, max_size=4))
 def test_random_hostile_text_through_the_admin_commands(values: list[str], _template_dir: Path, tmp_path: Path) -> None:
     root = tmp_path / f"cli-{time.monotonic_ns()}"
@@ -598,8 +671,12 @@ def test_admin_commands_write_no_control_bytes(tmp_path: Path, hostile_path: Pat
     runs = [[*argv, *extra] for argv in ADMIN_RUNS for extra in ([], ["--json"])]
     runs.append(["queue", "drop", HOSTILE["title"], HOSTILE["rlo"]])  # not in the queue: named on stderr
     for argv in runs:
-        done = subprocess.run([sys.executable, "-m", "connex_tui.cli", *argv, "--config", str(toml)],
-                              capture_output=True, env=env, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "connex_tui.cli", *argv, "--config", str(toml)],
+            capture_output=True,
+            env=env,
+            timeout=60,
+        )
         assert done.returncode in (0, 1), (argv, done.stderr[-500:])
         for stream in (done.stdout, done.stderr):
             text = stream.decode("utf-8")
@@ -615,14 +692,27 @@ def test_admin_commands_write_no_control_bytes(tmp_path: Path, hostile_path: Pat
 
 def test_monitor_on_a_real_terminal_sends_no_data_made_command(tmp_path: Path, hostile_path: Path) -> None:
     config = tmp_path / "connex.toml"  # next to the hostile database, connex.db
-    config.write_text('[database]\npath = "connex.db"\n[qbwc]\npassword = "pty-Pa55word-x"\n'
-                      '[storefront]\nplatform = "none"\n')
+    config.write_text(
+        '[database]\npath = "connex.db"\n[qbwc]\npassword = "pty-Pa55word-x"\n[storefront]\nplatform = "none"\n'
+    )
     config.chmod(0o600)
     master, slave = pty.openpty()
-    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "160", "LINES": "45",
-           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.Popen([sys.executable, "-m", "connex_tui.cli", "monitor", "--config", str(config), "--no-mouse"],
-                            stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, close_fds=True)
+    env = {
+        **os.environ,
+        "TERM": "xterm-256color",
+        "COLUMNS": "160",
+        "LINES": "45",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "connex_tui.cli", "monitor", "--config", str(config), "--no-mouse"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+        close_fds=True,
+    )
     os.close(slave)
     screen: list[bytes] = []
 
@@ -671,8 +761,10 @@ def test_monitor_on_a_real_terminal_sends_no_data_made_command(tmp_path: Path, h
     assert "Pending" in out and "Orders" in out
     assert "\\x1b]0;PWNED\\x07" in out  # the hostile text was drawn, escaped
     assert "\x1b]0;PWNED" not in out and "\x1b]52;" not in out and "\x1b[2J" not in out
-    found = [(repr(m.group()), repr(out[max(m.start() - 30, 0):m.end() + 10]))
-             for m in re.finditer("[\u0080-\u009f\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\x07\x00\x7f]", out)]
+    found = [
+        (repr(m.group()), repr(out[max(m.start() - 30, 0) : m.end() + 10]))
+        for m in re.finditer("[\u0080-\u009f\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\x07\x00\x7f]", out)
+    ]
     assert not found, found[:5]
 
 

@@ -24,14 +24,21 @@ PASSWORD = "pty-Pa55word-x"
 
 def start_in_terminal(tmp_path: Path, port: int) -> tuple[subprocess.Popen, int, list[bytes]]:
     config = tmp_path / "connex.toml"
-    config.write_text(f'[database]\npath = "connex.db"\n[qbwc]\nport = {port}\npassword = "{PASSWORD}"\n'
-                      '[storefront]\nplatform = "none"\n')
+    config.write_text(
+        f'[database]\npath = "connex.db"\n[qbwc]\nport = {port}\npassword = "{PASSWORD}"\n'
+        '[storefront]\nplatform = "none"\n'
+    )
     config.chmod(0o600)
     master, slave = pty.openpty()
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "connex_tui.cli", "run", "--config", str(config), "--no-mouse"],
-        stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, close_fds=True,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+        close_fds=True,
     )
     os.close(slave)
     screen: list[bytes] = []
@@ -63,9 +70,11 @@ def wait_for_endpoint(port: int, proc: subprocess.Popen) -> None:
 
 
 def soap_authenticate(port: int) -> bytes:
-    body = ('<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
-            f'<authenticate xmlns="http://developer.intuit.com/"><strUserName>qbwc</strUserName>'
-            f"<strPassword>{PASSWORD}</strPassword></authenticate></soap:Body></soap:Envelope>").encode()
+    body = (
+        '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+        f'<authenticate xmlns="http://developer.intuit.com/"><strUserName>qbwc</strUserName>'
+        f"<strPassword>{PASSWORD}</strPassword></authenticate></soap:Body></soap:Envelope>"
+    ).encode()
     request = urllib.request.Request(f"http://127.0.0.1:{port}/qbwc", data=body, headers={"Content-Type": "text/xml"})
     with urllib.request.urlopen(request, timeout=5) as resp:
         return resp.read()

@@ -27,8 +27,14 @@ def gate(clock: Clock, **kwargs: int) -> StoreGate:
     return StoreGate(clock=clock, sleep=clock.sleep, **kwargs)
 
 
-async def answer(g: StoreGate, clock: Clock, rtt: float, outcome: Outcome = Outcome.OK, what: str = "POST /batch",
-                 retry_after: float | None = None) -> None:
+async def answer(
+    g: StoreGate,
+    clock: Clock,
+    rtt: float,
+    outcome: Outcome = Outcome.OK,
+    what: str = "POST /batch",
+    retry_after: float | None = None,
+) -> None:
     ticket = await g.acquire(what)
     clock.now += rtt
     g.release(ticket, outcome, retry_after)
@@ -126,7 +132,8 @@ async def test_retry_after_pauses_every_new_request() -> None:
 
 def test_round_trips_are_compared_within_one_kind_of_request() -> None:
     assert request_kind("WooCommerce POST /products/123/variations/batch") == request_kind(
-        "WooCommerce POST /products/77/variations/batch")
+        "WooCommerce POST /products/77/variations/batch"
+    )
     assert request_kind("WooCommerce GET /orders") != request_kind("WooCommerce POST /products/batch")
 
 

@@ -64,7 +64,10 @@ def test_headless_with_a_log_file_writes_json_lines_there_not_on_stderr(tmp_path
     config.write_text(config.read_text() + '[logging]\nfile = "logs/engine.log"\nmax_megabytes = 5\n')
     proc = subprocess.Popen(
         [sys.executable, "-m", "connex_tui.cli", "run", "--headless", "--config", str(config)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "QBWC_PW": PASSWORD},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "QBWC_PW": PASSWORD},
     )
     try:
         wait_for(f"http://127.0.0.1:{port}/qbwc", proc)

@@ -55,8 +55,11 @@ async def world(tmp_path, http: aiohttp.ClientSession) -> AsyncIterator[tuple[En
     qb.add_item("redwine", 20)
     qb.add_item("qb-only", 3)  # not on the store: one push fails for good
     config = make_config(
-        tmp_path, storefront=store.storefront_config(), orders={"poll_seconds": 3600},
-        qbwc={"read_min_interval_seconds": 0}, metrics={"port": 0},
+        tmp_path,
+        storefront=store.storefront_config(),
+        orders={"poll_seconds": 3600},
+        qbwc={"read_min_interval_seconds": 0},
+        metrics={"port": 0},
     )
     engine = Engine(config)
     await engine.start()
@@ -115,9 +118,7 @@ async def test_metrics_count_a_whole_sync(world, http: aiohttp.ClientSession) ->
     assert requests == engine.store.stats.requests >= 3  # orders, catalog, the stock batch
     assert m['connex_store_throttled_total{platform="woocommerce"}'] == 0
     assert m['connex_store_round_trip_seconds_count{platform="woocommerce"}'] == requests
-    buckets = [
-        (key, value) for key, value in m.items() if key.startswith("connex_store_round_trip_seconds_bucket")
-    ]
+    buckets = [(key, value) for key, value in m.items() if key.startswith("connex_store_round_trip_seconds_bucket")]
     counts = [value for _, value in buckets]
     assert counts == sorted(counts), "histogram buckets must be cumulative"
     assert buckets[-1] == ('connex_store_round_trip_seconds_bucket{platform="woocommerce",le="+Inf"}', requests)

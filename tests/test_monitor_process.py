@@ -36,8 +36,16 @@ async def test_monitor_retries_a_failed_sku_through_an_engine_in_another_process
         f'[storefront]\nplatform = "woocommerce"\nurl = "{store.url}"\nconsumer_key = "ck_test"\nconsumer_secret = "cs_test"\n'
     )
     engine = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "connex_tui.cli", "run", "--headless", "--config", str(config),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env={**os.environ, "QBWC_PW": PASSWORD},
+        sys.executable,
+        "-m",
+        "connex_tui.cli",
+        "run",
+        "--headless",
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "QBWC_PW": PASSWORD},
     )
     url = f"http://127.0.0.1:{port}/qbwc"
     try:
@@ -47,17 +55,26 @@ async def test_monitor_retries_a_failed_sku_through_an_engine_in_another_process
         app = make_app(tmp_path / "connex.db")
         async with app.run_test(size=(100, 30)) as pilot:
             await go(pilot, "2", "pending")
-            await wait_for(pilot, lambda: table(app).raw("NEW-WINE") is not None and cells(app, "NEW-WINE")[2] == "failed",
-                           timeout=15, what="the engine to fail NEW-WINE")
+            await wait_for(
+                pilot,
+                lambda: table(app).raw("NEW-WINE") is not None and cells(app, "NEW-WINE")[2] == "failed",
+                timeout=15,
+                what="the engine to fail NEW-WINE",
+            )
             store.seed({"NEW-WINE": 0})  # the merchant adds the product to the store
             table(app).move_cursor(row=table(app).keys.index("NEW-WINE"))
             await pilot.pause()
             await pilot.press("r")
             await wait_for(pilot, lambda: store.stock("NEW-WINE") == 6, timeout=10, what="the engine to push NEW-WINE")
-            await wait_for(pilot, lambda: table(app).raw("NEW-WINE") is None, timeout=5, what="the row to leave the queue")
+            await wait_for(
+                pilot, lambda: table(app).raw("NEW-WINE") is None, timeout=5, what="the row to leave the queue"
+            )
             await go(pilot, "3", "sku_log")
-            await wait_for(pilot, lambda: any(
-                cells(app, key)[2] == "NEW-WINE" and cells(app, key)[5] == "ok" for key in table(app).keys), timeout=5)
+            await wait_for(
+                pilot,
+                lambda: any(cells(app, key)[2] == "NEW-WINE" and cells(app, key)[5] == "ok" for key in table(app).keys),
+                timeout=5,
+            )
     finally:
         engine.terminate()
         await engine.wait()

@@ -34,8 +34,13 @@ class ScriptedStore:
 
 def order(*refunds: StoreRefund, status: str = "paid", cancelled: bool = False, problem: str = "") -> StoreOrderData:
     return StoreOrderData(
-        store_id="9001", number="1001", status=status, modified_at="2025-06-01T12:00:00+00:00",
-        lines=(StoreLine("MUG", Decimal(5), Decimal("8.00")),), cancelled=cancelled, refunds=refunds,
+        store_id="9001",
+        number="1001",
+        status=status,
+        modified_at="2025-06-01T12:00:00+00:00",
+        lines=(StoreLine("MUG", Decimal(5), Decimal("8.00")),),
+        cancelled=cancelled,
+        refunds=refunds,
         problem=problem,
     )
 

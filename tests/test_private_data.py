@@ -99,8 +99,9 @@ def test_an_existing_wide_log_keeps_its_lines_and_is_named(tmp_path: Path) -> No
 async def shop(tmp_path: Path) -> Any:
     emu = WooCommerceEmulator(consumer_key=KEY, consumer_secret=SECRET)
     await emu.start()
-    client = WooCommerceClient(emu.base_url, KEY, SECRET, policy=RetryPolicy(attempts=2, base_delay=0.01,
-                                                                             max_delay=0.02, timeout=5.0))
+    client = WooCommerceClient(
+        emu.base_url, KEY, SECRET, policy=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02, timeout=5.0)
+    )
     db = await Database.open(tmp_path / "connex.db")
     yield emu, client, db
     await db.close()
@@ -136,8 +137,10 @@ async def test_cleanup_drops_old_order_data_after_the_configured_days(shop, tmp_
     long_ago = (datetime.now(timezone.utc) - timedelta(days=8)).isoformat(timespec="milliseconds")
     async with db.transaction() as conn:
         await conn.execute("UPDATE orders SET imported_at = ?", (long_ago,))
-        await conn.execute("UPDATE orders SET imported_at = ? WHERE number = 'NEW'",
-                           (datetime.now(timezone.utc).isoformat(timespec="milliseconds"),))
+        await conn.execute(
+            "UPDATE orders SET imported_at = ? WHERE number = 'NEW'",
+            (datetime.now(timezone.utc).isoformat(timespec="milliseconds"),),
+        )
     result = await SyncTasks(db, client, config).cleanup()
     raws = {r["number"]: json.loads(r["raw"]) for r in await db.fetchall("SELECT number, raw FROM orders")}
     memo = next(n for n in raws if n.startswith("OLD-R"))

@@ -33,7 +33,9 @@ async def qb_state(engine: Engine, store_id: str) -> tuple[str, str | None, str 
     return row["qb_state"], row["txn_id"], row["error"]
 
 
-async def test_seed_case_order_posted_once_and_quantity_falls(engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim) -> None:
+async def test_seed_case_order_posted_once_and_quantity_falls(
+    engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim
+) -> None:
     await add_order(engine.db, order("wc-1", "1001"))
 
     run = await web_connector.run_once()
@@ -145,7 +147,9 @@ async def test_dropped_connection_after_add_posts_no_duplicate(
     assert state == "posted" and txn_id == qb.transactions[0].txn_id
 
 
-async def test_in_doubt_order_not_in_quickbooks_is_added(engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim) -> None:
+async def test_in_doubt_order_not_in_quickbooks_is_added(
+    engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim
+) -> None:
     """An order marked sent whose request never reached QuickBooks is added after the lookup."""
     await add_order(engine.db, order("wc-8", "1008"))
     async with engine.db.transaction() as conn:
@@ -153,10 +157,10 @@ async def test_in_doubt_order_not_in_quickbooks_is_added(engine: Engine, qb: Qui
     # A receipt typed by hand with the same RefNumber but without our marker is not ours.
     qb.process(
         '<?xml version="1.0"?><?qbxml version="13.0"?><QBXML><QBXMLMsgsRq onError="stopOnError">'
-        '<SalesReceiptAddRq><SalesReceiptAdd><CustomerRef><FullName>Web Store</FullName></CustomerRef>'
-        '<RefNumber>1008</RefNumber><Memo>counter sale</Memo><SalesReceiptLineAdd><ItemRef><FullName>redwine'
-        '</FullName></ItemRef><Quantity>1</Quantity></SalesReceiptLineAdd></SalesReceiptAdd></SalesReceiptAddRq>'
-        '</QBXMLMsgsRq></QBXML>'
+        "<SalesReceiptAddRq><SalesReceiptAdd><CustomerRef><FullName>Web Store</FullName></CustomerRef>"
+        "<RefNumber>1008</RefNumber><Memo>counter sale</Memo><SalesReceiptLineAdd><ItemRef><FullName>redwine"
+        "</FullName></ItemRef><Quantity>1</Quantity></SalesReceiptLineAdd></SalesReceiptAdd></SalesReceiptAddRq>"
+        "</QBXMLMsgsRq></QBXML>"
     )
     run = await web_connector.run_once()
     assert "SalesReceiptQueryRq" in run.requests[0]
@@ -166,7 +170,9 @@ async def test_in_doubt_order_not_in_quickbooks_is_added(engine: Engine, qb: Qui
     assert qb.item("redwine").quantity_on_hand == 14
 
 
-async def test_unknown_sku_fails_that_order_only(engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim) -> None:
+async def test_unknown_sku_fails_that_order_only(
+    engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim
+) -> None:
     await add_order(engine.db, order("wc-3", "1003", sku="nosuchsku"))
     await add_order(engine.db, order("wc-4", "1004"))
     run = await web_connector.run_once()
@@ -180,7 +186,9 @@ async def test_unknown_sku_fails_that_order_only(engine: Engine, qb: QuickBooksS
     assert len(qb.transactions) == 1
 
 
-async def test_locked_record_is_retried_next_session(engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim) -> None:
+async def test_locked_record_is_retried_next_session(
+    engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim
+) -> None:
     await add_order(engine.db, order("wc-5", "1005"))
     qb.locked_items.add("redwine")
     await web_connector.run_once()
@@ -214,8 +222,13 @@ async def test_parse_error_hresult_fails_the_orders_and_explains(
 async def test_iterator_invalid_restarts_the_read(engine: Engine, web_connector: WebConnectorSim) -> None:
     ticket, _ = await web_connector.call("authenticate", strUserName="qbwc", strPassword=PASSWORD)
     request = await web_connector.call(
-        "sendRequestXML", ticket=ticket, strHCPResponse="", strCompanyFileName="c.qbw",
-        qbXMLCountry="US", qbXMLMajorVers=13, qbXMLMinorVers=0,
+        "sendRequestXML",
+        ticket=ticket,
+        strHCPResponse="",
+        strCompanyFileName="c.qbw",
+        qbXMLCountry="US",
+        qbXMLMajorVers=13,
+        qbXMLMinorVers=0,
     )
     request_id = etree.fromstring(request.encode()).find(".//ItemInventoryQueryRq").get("requestID")
     response = (
@@ -226,19 +239,31 @@ async def test_iterator_invalid_restarts_the_read(engine: Engine, web_connector:
     percent = await web_connector.call("receiveResponseXML", ticket=ticket, response=response, hresult="", message="")
     assert 0 <= percent < 100
     again = await web_connector.call(
-        "sendRequestXML", ticket=ticket, strHCPResponse="", strCompanyFileName="c.qbw",
-        qbXMLCountry="US", qbXMLMajorVers=13, qbXMLMinorVers=0,
+        "sendRequestXML",
+        ticket=ticket,
+        strHCPResponse="",
+        strCompanyFileName="c.qbw",
+        qbXMLCountry="US",
+        qbXMLMajorVers=13,
+        qbXMLMinorVers=0,
     )
     assert 'iterator="Start"' in again
 
 
-async def test_duplicate_response_delivery_is_recorded_once(engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim) -> None:
+async def test_duplicate_response_delivery_is_recorded_once(
+    engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim
+) -> None:
     await add_order(engine.db, order("wc-9", "1009"))
     ticket, _ = await web_connector.call("authenticate", strUserName="qbwc", strPassword=PASSWORD)
     qb.begin_session()
     request = await web_connector.call(
-        "sendRequestXML", ticket=ticket, strHCPResponse="", strCompanyFileName="c.qbw",
-        qbXMLCountry="US", qbXMLMajorVers=13, qbXMLMinorVers=0,
+        "sendRequestXML",
+        ticket=ticket,
+        strHCPResponse="",
+        strCompanyFileName="c.qbw",
+        qbXMLCountry="US",
+        qbXMLMajorVers=13,
+        qbXMLMinorVers=0,
     )
     response = qb.process(request)
     first = await web_connector.call("receiveResponseXML", ticket=ticket, response=response, hresult="", message="")
@@ -266,7 +291,9 @@ async def test_connection_error_is_explained(engine: Engine, qb: QuickBooksSim, 
     assert (await qb_state(engine, "wc-10"))[0] == "new"
 
 
-async def test_many_orders_go_in_batches(engine_factory, config_factory, qb: QuickBooksSim, http: aiohttp.ClientSession) -> None:
+async def test_many_orders_go_in_batches(
+    engine_factory, config_factory, qb: QuickBooksSim, http: aiohttp.ClientSession
+) -> None:
     engine = await engine_factory(config_factory(qbwc={"orders_per_request": 4}))
     qb.adjust_quantity("redwine", 100)
     for n in range(10):
@@ -279,9 +306,14 @@ async def test_many_orders_go_in_batches(engine_factory, config_factory, qb: Qui
     assert await engine.db.fetchval("SELECT count(*) FROM orders WHERE qb_state = 'posted'") == 10
 
 
-async def test_every_request_sent_validates_against_the_schema(engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim, schema) -> None:
+async def test_every_request_sent_validates_against_the_schema(
+    engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim, schema
+) -> None:
     await add_order(engine.db, order("wc-11", "A-VERY-LONG-ORDER-NUMBER-12345"))
-    await add_order(engine.db, StoreOrder("wc-12", "1012", (OrderLine("redwine", Decimal(1), Decimal("3"), "Rotwein “Spätlese” 🍷"),)))
+    await add_order(
+        engine.db,
+        StoreOrder("wc-12", "1012", (OrderLine("redwine", Decimal(1), Decimal("3"), "Rotwein “Spätlese” 🍷"),)),
+    )
     async with engine.db.transaction() as conn:
         await conn.execute("UPDATE orders SET qb_state = 'sent' WHERE store_id = 'wc-11'")
     run = await web_connector.run_once()
@@ -293,7 +325,9 @@ async def test_every_request_sent_validates_against_the_schema(engine: Engine, q
     assert len(posted) == 1 and len(posted[0].ref_number) <= 11
 
 
-async def test_engine_keeps_answering_while_sessions_run(engine: Engine, qb: QuickBooksSim, http: aiohttp.ClientSession) -> None:
+async def test_engine_keeps_answering_while_sessions_run(
+    engine: Engine, qb: QuickBooksSim, http: aiohttp.ClientSession
+) -> None:
     """Two Web Connectors at once: one gets the session, the other busy, and nothing is posted twice."""
     await add_order(engine.db, order("wc-13", "1013"))
     a = WebConnectorSim(engine.url, "qbwc", PASSWORD, qb, http=http)
@@ -304,7 +338,9 @@ async def test_engine_keeps_answering_while_sessions_run(engine: Engine, qb: Qui
     assert len([t for t in qb.transactions if t.ref_number == "1013"]) == 1
 
 
-async def test_web_connector_runs_on_a_schedule_until_stopped(engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim) -> None:
+async def test_web_connector_runs_on_a_schedule_until_stopped(
+    engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim
+) -> None:
     await add_order(engine.db, order("wc-14", "1014"))
     web_connector.time_scale = 0.001  # the second run is told to come back in 60 s: 60 ms here
     stop = asyncio.Event()
@@ -335,7 +371,9 @@ async def test_mapped_sku_posts_to_its_quickbooks_item_and_queues_under_the_stor
     assert [tuple(r) for r in rows] == [("WEB-RED-750", "18")]
 
 
-async def test_an_item_re_read_at_the_watermark_is_not_queued_again(engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim) -> None:
+async def test_an_item_re_read_at_the_watermark_is_not_queued_again(
+    engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim
+) -> None:
     qb.add_item("whitewine", 4)
     await web_connector.run_once()
     async with engine.db.transaction() as conn:

@@ -19,8 +19,15 @@ async def start_session(wc: WebConnectorSim) -> str:
 
 
 async def send(wc: WebConnectorSim, ticket: str) -> str:
-    return await wc.call("sendRequestXML", ticket=ticket, strHCPResponse="", strCompanyFileName=wc.qb.company_file,
-                         qbXMLCountry="US", qbXMLMajorVers=13, qbXMLMinorVers=0)
+    return await wc.call(
+        "sendRequestXML",
+        ticket=ticket,
+        strHCPResponse="",
+        strCompanyFileName=wc.qb.company_file,
+        qbXMLCountry="US",
+        qbXMLMajorVers=13,
+        qbXMLMinorVers=0,
+    )
 
 
 async def states(engine: Engine) -> list[str]:
@@ -30,9 +37,11 @@ async def states(engine: Engine) -> list[str]:
 async def test_response_before_any_request_changes_nothing(engine: Engine, web_connector: WebConnectorSim) -> None:
     await add_order(engine.db, StoreOrder("f1", "F1", (OrderLine("redwine", Decimal(1)),)))
     ticket = await start_session(web_connector)
-    fake = ('<?xml version="1.0" ?><QBXML><QBXMLMsgsRs><SalesReceiptAddRs requestID="add-1" statusCode="0" '
-            'statusSeverity="Info"><SalesReceiptRet><TxnID>1-1</TxnID></SalesReceiptRet></SalesReceiptAddRs>'
-            "</QBXMLMsgsRs></QBXML>")
+    fake = (
+        '<?xml version="1.0" ?><QBXML><QBXMLMsgsRs><SalesReceiptAddRs requestID="add-1" statusCode="0" '
+        'statusSeverity="Info"><SalesReceiptRet><TxnID>1-1</TxnID></SalesReceiptRet></SalesReceiptAddRs>'
+        "</QBXMLMsgsRs></QBXML>"
+    )
     percent = await web_connector.call("receiveResponseXML", ticket=ticket, response=fake, hresult="", message="")
     assert 0 <= percent < 100
     assert await states(engine) == ["new"]  # not "posted" on the word of a response we never asked for
@@ -64,14 +73,18 @@ async def test_an_hresult_other_than_a_parse_error_leaves_the_orders_in_doubt(
     await add_order(engine.db, StoreOrder("f3", "F3", (OrderLine("redwine", Decimal(1)),)))
     ticket = await start_session(web_connector)
     await send(web_connector, ticket)
-    percent = await web_connector.call("receiveResponseXML", ticket=ticket, response="",
-                                       hresult="0x80040408", message="Could not start QuickBooks.")
+    percent = await web_connector.call(
+        "receiveResponseXML", ticket=ticket, response="", hresult="0x80040408", message="Could not start QuickBooks."
+    )
     assert percent == -1
     assert "0x80040408" in await web_connector.call("getLastError", ticket=ticket)
     assert (await web_connector.call("closeConnection", ticket=ticket)).startswith("Failed:")
     assert await states(engine) == ["sent"]
     run = await web_connector.run_once()  # not found in QuickBooks: added, once
-    assert [("SalesReceiptQueryRq" in r, "SalesReceiptAddRq" in r) for r in run.requests[:2]] == [(True, False), (False, True)]
+    assert [("SalesReceiptQueryRq" in r, "SalesReceiptAddRq" in r) for r in run.requests[:2]] == [
+        (True, False),
+        (False, True),
+    ]
     assert len(qb.transactions) == 1 and await states(engine) == ["posted"]
 
 
@@ -91,7 +104,9 @@ async def test_a_second_authenticate_during_a_session_is_busy_and_the_first_goes
     assert (await web_connector.call("authenticate", strUserName="qbwc", strPassword=PASSWORD))[:2] == ["", "busy"]
     qb.begin_session()
     request = await send(web_connector, ticket)
-    percent = await web_connector.call("receiveResponseXML", ticket=ticket, response=qb.process(request), hresult="", message="")
+    percent = await web_connector.call(
+        "receiveResponseXML", ticket=ticket, response=qb.process(request), hresult="", message=""
+    )
     assert 0 <= percent <= 100 and await states(engine) == ["posted"]
 
 
@@ -152,7 +167,9 @@ async def test_an_answer_of_the_wrong_kind_or_given_twice_is_not_trusted(
     await add_order(engine.db, StoreOrder("f8", "F8", (OrderLine("redwine", Decimal(1)),)))
     ticket = await start_session(web_connector)
     request = await send(web_connector, ticket)
-    wrong_kind = qb.process(request).replace("SalesReceiptAddRs", "InvoiceAddRs").replace("SalesReceiptRet", "InvoiceRet")
+    wrong_kind = (
+        qb.process(request).replace("SalesReceiptAddRs", "InvoiceAddRs").replace("SalesReceiptRet", "InvoiceRet")
+    )
     await web_connector.call("receiveResponseXML", ticket=ticket, response=wrong_kind, hresult="", message="")
     assert (await states(engine))[1] == "sent"
 
@@ -169,7 +186,9 @@ async def test_an_answer_that_cannot_be_recorded_ends_the_session_with_words(
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(engine.sessions.recorder, "_add", broken)
-    percent = await web_connector.call("receiveResponseXML", ticket=ticket, response=qb.process(request), hresult="", message="")
+    percent = await web_connector.call(
+        "receiveResponseXML", ticket=ticket, response=qb.process(request), hresult="", message=""
+    )
     assert percent == -1
     assert "looked up next session" in await web_connector.call("getLastError", ticket=ticket)
     assert await states(engine) == ["sent"]
@@ -184,15 +203,21 @@ async def test_an_item_page_larger_than_asked_or_without_quantities_pushes_nothi
     request_id = request.split('requestID="', 1)[1].split('"', 1)[0]
 
     def page(items: str) -> str:
-        return ('<?xml version="1.0" ?><QBXML><QBXMLMsgsRs>'
-                f'<ItemInventoryQueryRs requestID="{request_id}" statusCode="0" statusSeverity="Info" '
-                f'iteratorRemainingCount="0" iteratorID="{{a}}">{items}</ItemInventoryQueryRs></QBXMLMsgsRs></QBXML>')
+        return (
+            '<?xml version="1.0" ?><QBXML><QBXMLMsgsRs>'
+            f'<ItemInventoryQueryRs requestID="{request_id}" statusCode="0" statusSeverity="Info" '
+            f'iteratorRemainingCount="0" iteratorID="{{a}}">{items}</ItemInventoryQueryRs></QBXMLMsgsRs></QBXML>'
+        )
 
-    item = ("<ItemInventoryRet><ListID>L{n}</ListID><TimeModified>2026-11-27T10:00:00</TimeModified>"
-            "<EditSequence>1</EditSequence><Name>S{n}</Name><FullName>S{n}</FullName><IsActive>true</IsActive>{q}"
-            "</ItemInventoryRet>")
+    item = (
+        "<ItemInventoryRet><ListID>L{n}</ListID><TimeModified>2026-11-27T10:00:00</TimeModified>"
+        "<EditSequence>1</EditSequence><Name>S{n}</Name><FullName>S{n}</FullName><IsActive>true</IsActive>{q}"
+        "</ItemInventoryRet>"
+    )
     too_many = page("".join(item.format(n=n, q="<QuantityOnHand>5</QuantityOnHand>") for n in range(101)))
-    assert await web_connector.call("receiveResponseXML", ticket=ticket, response=too_many, hresult="", message="") == -1
+    assert (
+        await web_connector.call("receiveResponseXML", ticket=ticket, response=too_many, hresult="", message="") == -1
+    )
     assert "101 items in a page of at most 100" in await web_connector.call("getLastError", ticket=ticket)
     assert await engine.db.fetchval("SELECT count(*) FROM items") == 0
     await web_connector.call("closeConnection", ticket=ticket)

@@ -203,7 +203,9 @@ def copy_of(qb: QuickBooksSim, path: str, **identity: str) -> QuickBooksSim:
     return other
 
 
-async def test_a_session_from_another_company_file_posts_and_pushes_nothing(tmp_path, http: aiohttp.ClientSession) -> None:
+async def test_a_session_from_another_company_file_posts_and_pushes_nothing(
+    tmp_path, http: aiohttp.ClientSession
+) -> None:
     sync = await start_sync(tmp_path, "woocommerce", http)
     try:
         await sync.sync()  # the first successful session records the company file
@@ -251,13 +253,15 @@ async def test_another_company_at_the_recorded_path_is_refused_naming_both_then_
     wc = WebConnectorSim(engine.url, "qbwc", PASSWORD, qb, http=http, owner_id=owner, file_id=file_id)
     assert (await wc.run_once()).status == "ok"
     assert (await company(engine.config))[1].strip() == (
-        f'company file: {qb.company_file} (company "Sample Shop", FileID {file_id})')
+        f'company file: {qb.company_file} (company "Sample Shop", FileID {file_id})'
+    )
 
     other = QuickBooksSim(company_file=qb.company_file, company_name="Other Books Inc")
     other.add_item("redwine", 99)
     await add_order(engine.db, StoreOrder("c-1", "C1", (OrderLine("redwine", Decimal(1)),)))
-    run = await WebConnectorSim(engine.url, "qbwc", PASSWORD, other, http=http, owner_id=owner,
-                                file_id="{11111111-2222-3333-4444-555555555555}").run_once()
+    run = await WebConnectorSim(
+        engine.url, "qbwc", PASSWORD, other, http=http, owner_id=owner, file_id="{11111111-2222-3333-4444-555555555555}"
+    ).run_once()
     assert run.requests == [] and other.transactions == []
     assert "Other Books Inc" in run.last_error and "Sample Shop" in run.last_error  # names both
     assert "company accept" in run.last_error
@@ -267,8 +271,9 @@ async def test_another_company_at_the_recorded_path_is_refused_naming_both_then_
 
     code, text = await company(engine.config, "accept")
     assert code == 0 and "Other Books Inc" in text
-    run = await WebConnectorSim(engine.url, "qbwc", PASSWORD, other, http=http, owner_id=owner,
-                                file_id="{11111111-2222-3333-4444-555555555555}").run_once()
+    run = await WebConnectorSim(
+        engine.url, "qbwc", PASSWORD, other, http=http, owner_id=owner, file_id="{11111111-2222-3333-4444-555555555555}"
+    ).run_once()
     assert run.status == "ok" and len(other.transactions) == 1
     assert await engine.db.fetchval("SELECT qb_state FROM orders WHERE store_id = 'c-1'") == "posted"
 
@@ -281,8 +286,12 @@ def test_the_company_identity_is_read_leniently_from_strhcpresponse() -> None:
     read = company_from_hcp(qb.company_file, qb.host_query_response(), "{owner}")
     assert read == CompanyFile(qb.company_file, "Shop & Co", "{FILE}")
     assert company_from_hcp("x.qbw", qb.host_query_response(), "{SOMEONE-ELSE}").file_id is None
-    for junk in ("", "HOSTQUERY/COMPANYQUERY/PREFQUERY is currently not supported in QBPOS.",
-                 "<QBXML><QBXMLMsgsRs><CompanyQueryRs>", '<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>'):
+    for junk in (
+        "",
+        "HOSTQUERY/COMPANYQUERY/PREFQUERY is currently not supported in QBPOS.",
+        "<QBXML><QBXMLMsgsRs><CompanyQueryRs>",
+        '<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>',
+    ):
         assert company_from_hcp(r"C:\a.QBW", junk, "{OWNER}") == CompanyFile(r"C:\a.QBW")
     # Windows paths: case and slashes do not make another file; an unknown identity does not either.
     assert mismatch(read, CompanyFile(qb.company_file.upper().replace("\\", "/"))) is None

@@ -29,7 +29,12 @@ from connex_tui.soap.qbxml import (
 from connex_tui.specdir import qbxml_schema
 
 TXN_KINDS = ["sales_receipt", "invoice", "sales_order", "credit_memo"]
-PREFIX = {"sales_receipt": "SalesReceipt", "invoice": "Invoice", "sales_order": "SalesOrder", "credit_memo": "CreditMemo"}
+PREFIX = {
+    "sales_receipt": "SalesReceipt",
+    "invoice": "Invoice",
+    "sales_order": "SalesOrder",
+    "credit_memo": "CreditMemo",
+}
 ITEM_RQ = {"inventory": "ItemInventoryQueryRq", "assembly": "ItemInventoryAssemblyQueryRq"}
 
 
@@ -38,8 +43,7 @@ def schema() -> Any:
     parsed = qbxml_schema()
     if parsed is None:
         pytest.skip(
-            "qbXML schema not found: neither CONNEX_QBXML_SPEC_DIR nor ../shared/spec exists "
-            "(with qbxmlops130.xsd)"
+            "qbXML schema not found: neither CONNEX_QBXML_SPEC_DIR nor ../shared/spec exists (with qbxmlops130.xsd)"
         )
     return parsed
 
@@ -85,7 +89,7 @@ def test_message_set_shape() -> None:
     assert f'<?qbxml version="{QBXML_VERSION}"?>' in message_set([])
 
 
-@pytest.mark.parametrize("version,on_error", [("13.0\"?><x", "stopOnError"), ("13.0", "panic")])
+@pytest.mark.parametrize("version,on_error", [('13.0"?><x', "stopOnError"), ("13.0", "panic")])
 def test_message_set_refuses_bad_arguments(version: str, on_error: str) -> None:
     with pytest.raises(ValueError):
         message_set([], version, on_error)
@@ -101,7 +105,14 @@ def test_txn_add_validates_in_schema_order(schema: Any, kind: str) -> None:
     prefix = PREFIX[kind]
     assert rq.tag == f"{prefix}AddRq" and rq.get("requestID") == "ord-1001-a1"
     add = rq.find(f"{prefix}Add")
-    assert [c.tag for c in add] == ["CustomerRef", "TxnDate", "RefNumber", "Memo", f"{prefix}LineAdd", f"{prefix}LineAdd"]
+    assert [c.tag for c in add] == [
+        "CustomerRef",
+        "TxnDate",
+        "RefNumber",
+        "Memo",
+        f"{prefix}LineAdd",
+        f"{prefix}LineAdd",
+    ]
     assert add.findtext("CustomerRef/FullName") == "Web Customer"
     assert add.findtext("TxnDate") == "2024-05-02"
     assert add.findtext("RefNumber") == "1001"
@@ -153,7 +164,13 @@ def test_item_query_validates(schema: Any, kind: str, from_modified: str | None,
     assert rq.findtext("MaxReturned") == "25" and rq.findtext("ActiveStatus") == "All"
     assert rq.findtext("FromModifiedDate") == from_modified
     assert [e.text for e in rq.findall("IncludeRetElement")] == [
-        "ListID", "TimeModified", "EditSequence", "Name", "FullName", "IsActive", "ManufacturerPartNumber",
+        "ListID",
+        "TimeModified",
+        "EditSequence",
+        "Name",
+        "FullName",
+        "IsActive",
+        "ManufacturerPartNumber",
         "QuantityOnHand",
     ]
 
@@ -188,7 +205,7 @@ def test_nasty_text_validates_and_reads_back(schema: Any, kind: str) -> None:
             TxnLine("A&B <Tools>", Decimal("-3"), Decimal("0.10")),
         ),
     )
-    xml = message_set([txn_add_rq(kind, doc, "r&<\"1")])
+    xml = message_set([txn_add_rq(kind, doc, 'r&<"1')])
     assert xml.isascii()  # non-ASCII Latin-1 goes out as numeric references
     rq = the_request(validate(schema, xml))
     assert rq.get("requestID") == 'r&<"1'
@@ -196,7 +213,7 @@ def test_nasty_text_validates_and_reads_back(schema: Any, kind: str) -> None:
     assert add.findtext("RefNumber") == "A&B<1>\"'"
     memo = add.findtext("Memo")
     assert len(memo) == 4095 and memo == long_memo[:4095]
-    assert add.findtext("CustomerRef/FullName") == "O'Brien \"The Boss\" & Sons - Nguy Nhu ?? ?"
+    assert add.findtext("CustomerRef/FullName") == 'O\'Brien "The Boss" & Sons - Nguy Nhu ?? ?'
     first, second = add.findall(f"{PREFIX[kind]}LineAdd")
     assert first.findtext("ItemRef/FullName") == item_40
     assert first.findtext("Desc") == "Emoji ??? CJK ?? smart 'x' café"
@@ -406,7 +423,11 @@ MULTI = """<?xml version="1.0" ?>
 def test_parse_multi_response() -> None:
     responses = parse_response(MULTI)
     assert [r.name for r in responses] == [
-        "SalesReceiptAddRs", "CustomerAddRs", "ItemInventoryQueryRs", "InvoiceQueryRs", "ItemQueryRs"
+        "SalesReceiptAddRs",
+        "CustomerAddRs",
+        "ItemInventoryQueryRs",
+        "InvoiceQueryRs",
+        "ItemQueryRs",
     ]
     add, cust, inv, none, warn = responses
     assert (add.request_id, add.status_code, add.severity, add.message) == ("ord-1", 0, "Info", "Status OK")
@@ -519,9 +540,13 @@ def test_parse_ten_thousand_items() -> None:
 def test_transaction_scan_and_read_by_list_id_validate_and_name_what_they_return(schema) -> None:
     from connex_tui.soap.qbxml import TXN_SOURCES, item_query_by_list_id_rq, touched_list_ids, txn_changes_rq
 
-    requests = [txn_changes_rq(s, f"t{n}", from_modified="2026-11-27T10:00:05-07:00", max_returned=50)
-                for n, s in enumerate(TXN_SOURCES)]
-    requests.append(txn_changes_rq(TXN_SOURCES[0], "c", from_modified="2026-11-27", iterator="Continue", iterator_id="{a}"))
+    requests = [
+        txn_changes_rq(s, f"t{n}", from_modified="2026-11-27T10:00:05-07:00", max_returned=50)
+        for n, s in enumerate(TXN_SOURCES)
+    ]
+    requests.append(
+        txn_changes_rq(TXN_SOURCES[0], "c", from_modified="2026-11-27", iterator="Continue", iterator_id="{a}")
+    )
     requests.append(item_query_by_list_id_rq("inventory", "l", ["80000001-1714552201", "80000001-1714552201", "8-1"]))
     schema.assertValid(etree.fromstring(message_set(requests).encode()))
     assert requests[-1].count("<ListID>") == 2  # duplicates sent once
@@ -533,10 +558,21 @@ def test_transaction_scan_and_read_by_list_id_validate_and_name_what_they_return
         txn_changes_rq(TXN_SOURCES[0], "t", from_modified="yesterday")
 
     sources = {s.qb_name: s for s in TXN_SOURCES}
-    receipt = {"TxnID": "1-1", "SalesReceiptLineRet": [{"ItemRef": {"ListID": "80000001-1", "FullName": "a"}},
-                                                        {"ItemRef": {"FullName": "no id"}}],
-               "SalesReceiptLineGroupRet": {"SalesReceiptLineRet": {"ItemRef": {"ListID": "80000002-1"}}}}
+    receipt = {
+        "TxnID": "1-1",
+        "SalesReceiptLineRet": [
+            {"ItemRef": {"ListID": "80000001-1", "FullName": "a"}},
+            {"ItemRef": {"FullName": "no id"}},
+        ],
+        "SalesReceiptLineGroupRet": {"SalesReceiptLineRet": {"ItemRef": {"ListID": "80000002-1"}}},
+    }
     assert touched_list_ids(receipt, sources["SalesReceipt"]) == {"80000001-1", "80000002-1"}
-    build = {"ItemInventoryAssemblyRef": {"ListID": "8000000A-1"},
-             "ComponentItemLineRet": [{"ItemRef": {"ListID": "8000000B-1"}}, "junk", {"ItemRef": ["x", {"ListID": "bad id!"}]}]}
+    build = {
+        "ItemInventoryAssemblyRef": {"ListID": "8000000A-1"},
+        "ComponentItemLineRet": [
+            {"ItemRef": {"ListID": "8000000B-1"}},
+            "junk",
+            {"ItemRef": ["x", {"ListID": "bad id!"}]},
+        ],
+    }
     assert touched_list_ids(build, sources["BuildAssembly"]) == {"8000000A-1", "8000000B-1"}

@@ -49,7 +49,9 @@ async def call(url: str, policy: RetryPolicy = RetryPolicy(attempts=4, base_dela
 
     stats = RequestStats()
     async with aiohttp.ClientSession() as session:
-        result = await request_with_retry(session, "POST", url + "/x", what="Test POST /x", policy=policy, stats=stats, sleep=sleep)
+        result = await request_with_retry(
+            session, "POST", url + "/x", what="Test POST /x", policy=policy, stats=stats, sleep=sleep
+        )
     return result, waits, stats
 
 
@@ -134,7 +136,11 @@ async def test_timeouts_do_not_put_the_url_with_its_credentials_in_the_error() -
         async with aiohttp.ClientSession() as session:
             with pytest.raises(StoreUnavailable) as info:
                 await request_with_retry(
-                    session, "GET", f"http://127.0.0.1:{port}/x?consumer_secret=cs_SECRET", what="Test GET /x",
-                    policy=RetryPolicy(attempts=2, base_delay=0.01, timeout=0.2), stats=stats,
+                    session,
+                    "GET",
+                    f"http://127.0.0.1:{port}/x?consumer_secret=cs_SECRET",
+                    what="Test GET /x",
+                    policy=RetryPolicy(attempts=2, base_delay=0.01, timeout=0.2),
+                    stats=stats,
                 )
     assert "cs_SECRET" not in str(info.value) and "TimeoutError" in str(info.value)

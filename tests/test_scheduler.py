@@ -104,8 +104,9 @@ async def test_run_now_from_another_connection_is_picked_up(db, tmp_path) -> Non
     try:
         await until(lambda: len(runs) == 1)
         async with other.transaction() as conn:
-            await conn.execute("UPDATE tasks SET next_run = ? WHERE name = 'catalog'",
-                               (datetime.now(timezone.utc).isoformat(),))
+            await conn.execute(
+                "UPDATE tasks SET next_run = ? WHERE name = 'catalog'", (datetime.now(timezone.utc).isoformat(),)
+            )
         await until(lambda: len(runs) == 2, 3)
     finally:
         await other.close()

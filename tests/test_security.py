@@ -89,8 +89,13 @@ def test_qwc_refuses_addresses_the_web_connector_refuses(url: str, words: str) -
 def test_qwc_command_refuses_an_http_public_url(tmp_path: Path) -> None:
     config = tmp_path / "connex.toml"
     config.write_text('[qbwc]\npassword_env = "PW"\npublic_url = "http://sync.example.com/qbwc"\n')
-    result = subprocess.run([sys.executable, "-m", "connex_tui.cli", "qwc", "--config", str(config)],
-                            capture_output=True, text=True, timeout=60, env={**os.environ, "PW": "x"})
+    result = subprocess.run(
+        [sys.executable, "-m", "connex_tui.cli", "qwc", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PW": "x"},
+    )
     assert result.returncode == 2 and "only accepts https" in result.stderr and result.stdout == ""
 
 
@@ -118,8 +123,12 @@ def test_auth_throttle_slows_wrong_answers_per_user_and_address() -> None:
     assert throttle._key("u" * 10**6, "a") == throttle._key("u" * 10**6 + "x", "a")
 
 
-async def _authenticate(http: aiohttp.ClientSession, url: str, password: str, headers: dict[str, str] | None = None,
-                        ) -> str:
+async def _authenticate(
+    http: aiohttp.ClientSession,
+    url: str,
+    password: str,
+    headers: dict[str, str] | None = None,
+) -> str:
     async with http.post(url, data=AUTH.format(password), headers=headers) as resp:
         body = await resp.read()
     return "nvu" if b"<string>nvu</string>" in body else "ticket"
@@ -174,11 +183,14 @@ async def test_forwarded_address_is_used_only_from_a_trusted_proxy(engine_factor
     assert proxied.sessions.auth_throttle.locked_for("qbwc", "203.0.113.9") == 0
 
 
-@pytest.mark.parametrize("value, words", [
-    (["proxy.example.com"], "'proxy.example.com' is not an IP address or network"),
-    ("127.0.0.1", "expected an array of IP addresses or networks"),
-    ([8080], "8080 is not an IP address or network"),
-])
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        (["proxy.example.com"], "'proxy.example.com' is not an IP address or network"),
+        ("127.0.0.1", "expected an array of IP addresses or networks"),
+        ([8080], "8080 is not an IP address or network"),
+    ],
+)
 def test_trusted_proxies_must_be_addresses(tmp_path: Path, value, words: str) -> None:
     from connex_tui.engine.config import ConfigError
 
@@ -227,14 +239,22 @@ def test_world_readable_config_with_secrets_gets_a_warning(tmp_path: Path) -> No
     config = tmp_path / "connex.toml"
     config.write_text('[qbwc]\npassword = "literal-secret-1"\n')
     config.chmod(0o644)
-    result = subprocess.run([sys.executable, "-m", "connex_tui.cli", "qwc", "--config", str(config)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "connex_tui.cli", "qwc", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0
     assert "warning:" in result.stderr and str(config) in result.stderr and "chmod 600" in result.stderr
     assert "literal-secret-1" not in result.stderr + result.stdout
     config.chmod(0o600)
-    quiet = subprocess.run([sys.executable, "-m", "connex_tui.cli", "qwc", "--config", str(config)],
-                           capture_output=True, text=True, timeout=60)
+    quiet = subprocess.run(
+        [sys.executable, "-m", "connex_tui.cli", "qwc", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "warning" not in quiet.stderr
 
 

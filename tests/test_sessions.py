@@ -197,17 +197,36 @@ def test_session_state_is_typed_and_reads_what_an_earlier_version_saved() -> Non
     from connex_tui.engine.session_state import Outstanding, SessionState, TxnScan
 
     # As the planner before the split saved it (plain dicts, "from" for the iterator's start).
-    legacy = json.dumps({
-        "version": "13.0", "done": 3, "outstanding": {"items-inventory-3": {"type": "items", "kind": "inventory",
-                                                                              "rs": "ItemInventoryQueryRs"}},
-        "items": {"phase": 0, "iterator_id": "{it}", "remaining": 7, "max_seen": "2026-11-27T10:00:00",
-                  "restarts": 0, "from": "2026-11-26T09:00:00"},
-        "posted": 2, "failed": 1, "found": 0, "items_read": 100, "queued": 4, "error": None, "finished": False,
-    })
+    legacy = json.dumps(
+        {
+            "version": "13.0",
+            "done": 3,
+            "outstanding": {"items-inventory-3": {"type": "items", "kind": "inventory", "rs": "ItemInventoryQueryRs"}},
+            "items": {
+                "phase": 0,
+                "iterator_id": "{it}",
+                "remaining": 7,
+                "max_seen": "2026-11-27T10:00:00",
+                "restarts": 0,
+                "from": "2026-11-26T09:00:00",
+            },
+            "posted": 2,
+            "failed": 1,
+            "found": 0,
+            "items_read": 100,
+            "queued": 4,
+            "error": None,
+            "finished": False,
+        }
+    )
     state = SessionState.from_json(legacy)
     assert state.items.start == "2026-11-26T09:00:00" and state.items.iterator_id == "{it}"
     assert state.outstanding == {"items-inventory-3": Outstanding("items", "ItemInventoryQueryRs", kind="inventory")}
-    assert state.txns is None and state.touched is None and state.summary() == "OK: 2 orders posted, 1 failed, 100 items read"
+    assert (
+        state.txns is None
+        and state.touched is None
+        and state.summary() == "OK: 2 orders posted, 1 failed, 100 items read"
+    )
     state.txns = {"Bill": TxnScan(start="2026-11-27T10:00:00", remaining=3)}
     again = SessionState.from_json(state.to_json())
     assert again == state

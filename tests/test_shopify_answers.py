@@ -47,7 +47,9 @@ def client_for(shop: ShopifyEmulator, http: aiohttp.ClientSession, **kwargs: Any
     return ShopifyClient(shop.url, TOKEN, LOCATION, session=http, policy=FAST, **kwargs)
 
 
-async def push(client: ShopifyClient, items: dict[str, str], wanted: dict[str, int], known: dict[str, int]) -> list[Any]:
+async def push(
+    client: ShopifyClient, items: dict[str, str], wanted: dict[str, int], known: dict[str, int]
+) -> list[Any]:
     updates = [StockUpdate(s, q, CatalogEntry(sku=s, item_id=items[s], quantity=known[s])) for s, q in wanted.items()]
     return await client.set_stock(updates)
 
@@ -130,7 +132,9 @@ async def test_a_search_warning_is_an_error_with_shopifys_message(make_shop: Any
             "path": ["orders"],
             "query": "status:any",
             "parsed": {"field": "status", "match_all": "any"},
-            "warnings": [{"field": "status", "message": "Input `any` is not an accepted value.", "code": "invalid_value"}],
+            "warnings": [
+                {"field": "status", "message": "Input `any` is not an accepted value.", "code": "invalid_value"}
+            ],
         }
     ]
     # an unknown field is dropped from the AND and the rest still applies (live capture, see the emulator)
@@ -139,9 +143,13 @@ async def test_a_search_warning_is_an_error_with_shopifys_message(make_shop: Any
     assert dropped["extensions"]["search"][0]["warnings"] == [
         {"field": "staff_member", "message": "Invalid search field for this query.", "code": "invalid_field"}
     ]
-    shop.rewrite = lambda answer: answer | {"extensions": answer["extensions"] | {"search": body["extensions"]["search"]}}
+    shop.rewrite = lambda answer: (
+        answer | {"extensions": answer["extensions"] | {"search": body["extensions"]["search"]}}
+    )
     client = client_for(shop, http)
-    with pytest.raises(StorefrontError, match="the search was not understood: status: Input `any` is not an accepted value."):
+    with pytest.raises(
+        StorefrontError, match="the search was not understood: status: Input `any` is not an accepted value."
+    ):
         await client.list_orders(None)
 
 
@@ -277,9 +285,7 @@ async def test_bad_numbers_in_a_mutation_answer_do_not_fail_the_batch(
 
 
 @pytest.mark.parametrize("name", ["access_denied", "throttled", "max_cost_exceeded"])
-async def test_recorded_error_answers_are_plain_errors(
-    make_shop: Any, http: aiohttp.ClientSession, name: str
-) -> None:
+async def test_recorded_error_answers_are_plain_errors(make_shop: Any, http: aiohttp.ClientSession, name: str) -> None:
     """Bodies as recorded from real shops (see tests/fixtures/shopify/README.md for their sources)."""
     recorded = json.loads((FIXTURES / f"{name}.json").read_text())
     clock = FakeTime()

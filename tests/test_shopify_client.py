@@ -39,8 +39,6 @@ class FakeTime:
         await asyncio.sleep(0)
 
 
-
-
 def client_for(shop: ShopifyEmulator, http: aiohttp.ClientSession, **kwargs: Any) -> ShopifyClient:
     assert shop.url is not None
     kwargs.setdefault("policy", FAST)

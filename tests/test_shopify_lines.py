@@ -59,9 +59,7 @@ class Harness:
 
 
 @pytest.fixture
-async def harness(
-    make_shop: Any, http: aiohttp.ClientSession, tmp_path: Path
-) -> Any:
+async def harness(make_shop: Any, http: aiohttp.ClientSession, tmp_path: Path) -> Any:
     wall = Wall()
     shop = await make_shop(now=wall)
     shop.add_product("Wine", {"RED": 20, "WHITE": 20})
@@ -147,9 +145,7 @@ async def test_cancelled_before_it_was_imported_is_never_posted(harness: Harness
     assert harness.shop.available("RED") == 20
 
 
-async def test_price_is_the_unit_price_after_all_discounts(
-    make_shop: Any, http: aiohttp.ClientSession
-) -> None:
+async def test_price_is_the_unit_price_after_all_discounts(make_shop: Any, http: aiohttp.ClientSession) -> None:
     shop = await make_shop()
     shop.add_product("Wine", {"RED": 20}, price="12.50")
     order = shop.place_order([("RED", 4, "2.25")])  # 2.25 off each unit (line and order discounts)

@@ -135,8 +135,16 @@ def test_seed_sales_receipt_lowers_stock_and_bumps_time_modified(sim: QuickBooks
     assert ret.findtext("CustomerRef/FullName") == "Web Store"
     # Ret children come in the schema's order.
     names = [c.tag for c in ret]
-    assert names[:8] == ["TxnID", "TimeCreated", "TimeModified", "EditSequence", "TxnNumber",
-                         "CustomerRef", "TxnDate", "RefNumber"]
+    assert names[:8] == [
+        "TxnID",
+        "TimeCreated",
+        "TimeModified",
+        "EditSequence",
+        "TxnNumber",
+        "CustomerRef",
+        "TxnDate",
+        "RefNumber",
+    ]
     assert names.index("TotalAmount") < names.index("Memo") < names.index("SalesReceiptLineRet")
 
     assert qoh(sim, "redwine") == 15
@@ -149,9 +157,9 @@ def test_seed_sales_receipt_lowers_stock_and_bumps_time_modified(sim: QuickBooks
 
 def test_quantity_on_hand_seen_through_an_item_query(sim: QuickBooksSim) -> None:
     sim.process(SEED_REQUEST)
-    rs = one_rs(sim.process(envelope(
-        '<ItemInventoryQueryRq requestID="q"><FullName>redwine</FullName></ItemInventoryQueryRq>'
-    )))
+    rs = one_rs(
+        sim.process(envelope('<ItemInventoryQueryRq requestID="q"><FullName>redwine</FullName></ItemInventoryQueryRq>'))
+    )
     ret = rs.find("ItemInventoryRet")
     assert ret.findtext("QuantityOnHand") == "15"
     assert ret.findtext("TimeModified").endswith("-07:00")
@@ -179,9 +187,12 @@ def test_unknown_customer_is_3140_naming_the_transaction(sim: QuickBooksSim) -> 
     response = sim.process(req)
     rs = one_rs(response)
     assert rs.get("statusCode") == "3140"
-    assert rs.get("statusMessage") == 'There is an invalid reference to QuickBooks Customer "Jane "JD" Doe" in the Invoice.'
+    assert (
+        rs.get("statusMessage")
+        == 'There is an invalid reference to QuickBooks Customer "Jane "JD" Doe" in the Invoice.'
+    )
     # Quotes in attribute values are escaped in the raw text.
-    assert 'Customer &quot;Jane &quot;JD&quot; Doe&quot; in the Invoice.' in response
+    assert "Customer &quot;Jane &quot;JD&quot; Doe&quot; in the Invoice." in response
     assert qoh(sim, "redwine") == 20
 
     sim.add_customer('Jane "JD" Doe')
@@ -197,7 +208,10 @@ def test_locked_item_fails_with_3175_and_changes_nothing(sim: QuickBooksSim) -> 
     assert "in use by another user" in rs.get("statusMessage")
     assert (qoh(sim, "redwine"), qoh(sim, "whitewine")) == (20, 8)
     sim.locked_items.clear()
-    assert one_rs(sim.process(envelope(sales_receipt("W3", ("redwine", "1"), ("whitewine", "1"))))).get("statusCode") == "0"
+    assert (
+        one_rs(sim.process(envelope(sales_receipt("W3", ("redwine", "1"), ("whitewine", "1"))))).get("statusCode")
+        == "0"
+    )
     assert (qoh(sim, "redwine"), qoh(sim, "whitewine")) == (19, 7)
 
 
@@ -234,13 +248,19 @@ def test_invoice_lowers_credit_memo_raises_sales_order_only_reserves(sim: QuickB
     assert qoh(sim, "redwine") == 19
     assert sim.item("redwine").quantity_on_sales_order == 4
     assert sim.item("redwine").time_modified > before
-    q = one_rs(sim.process(envelope(
-        '<ItemInventoryQueryRq><FullName>redwine</FullName>'
-        "<IncludeRetElement>QuantityOnHand</IncludeRetElement>"
-        "<IncludeRetElement>QuantityOnSalesOrder</IncludeRetElement></ItemInventoryQueryRq>"
-    )))
+    q = one_rs(
+        sim.process(
+            envelope(
+                "<ItemInventoryQueryRq><FullName>redwine</FullName>"
+                "<IncludeRetElement>QuantityOnHand</IncludeRetElement>"
+                "<IncludeRetElement>QuantityOnSalesOrder</IncludeRetElement></ItemInventoryQueryRq>"
+            )
+        )
+    )
     assert [(c.tag, c.text) for c in q.find("ItemInventoryRet")] == [
-        ("QuantityOnHand", "19"), ("QuantityOnSalesOrder", "4")]
+        ("QuantityOnHand", "19"),
+        ("QuantityOnSalesOrder", "4"),
+    ]
     assert [t.kind for t in sim.transactions] == ["invoice", "credit_memo", "sales_order"]
 
 
@@ -264,37 +284,48 @@ def test_duplicate_ref_numbers_are_accepted_and_found_by_query(sim: QuickBooksSi
         assert one_rs(sim.process(envelope(sales_receipt("W77", ("redwine", "1"))))).get("statusCode") == "0"
     assert qoh(sim, "redwine") == 18
 
-    rs = one_rs(sim.process(envelope(
-        '<SalesReceiptQueryRq requestID="chk"><RefNumber>w77</RefNumber><RefNumber>W78</RefNumber>'
-        "<IncludeRetElement>TxnID</IncludeRetElement><IncludeRetElement>RefNumber</IncludeRetElement>"
-        "</SalesReceiptQueryRq>"
-    )))
+    rs = one_rs(
+        sim.process(
+            envelope(
+                '<SalesReceiptQueryRq requestID="chk"><RefNumber>w77</RefNumber><RefNumber>W78</RefNumber>'
+                "<IncludeRetElement>TxnID</IncludeRetElement><IncludeRetElement>RefNumber</IncludeRetElement>"
+                "</SalesReceiptQueryRq>"
+            )
+        )
+    )
     assert rs.get("statusCode") == "0"
     rets = rs.findall("SalesReceiptRet")
     assert len(rets) == 2
     assert {r.findtext("TxnID") for r in rets} == {t.txn_id for t in sim.transactions}
     assert all([c.tag for c in r] == ["TxnID", "RefNumber"] for r in rets)
 
-    none = one_rs(sim.process(envelope(
-        '<SalesReceiptQueryRq requestID="chk2"><RefNumber>W78</RefNumber></SalesReceiptQueryRq>'
-    )))
+    none = one_rs(
+        sim.process(envelope('<SalesReceiptQueryRq requestID="chk2"><RefNumber>W78</RefNumber></SalesReceiptQueryRq>'))
+    )
     assert (none.get("statusCode"), none.get("statusSeverity")) == ("1", "Info")
     assert none.get("statusMessage") == "A query request did not find a matching object in QuickBooks"
     # Another transaction type does not see sales receipts.
-    assert one_rs(sim.process(envelope(
-        "<InvoiceQueryRq><RefNumber>W77</RefNumber></InvoiceQueryRq>"
-    ))).get("statusCode") == "1"
+    assert (
+        one_rs(sim.process(envelope("<InvoiceQueryRq><RefNumber>W77</RefNumber></InvoiceQueryRq>"))).get("statusCode")
+        == "1"
+    )
 
 
 def test_query_by_txn_id_and_line_items(sim: QuickBooksSim) -> None:
     sim.process(envelope(sales_receipt("W5", ("redwine", "2"), ("whitewine", "1"))))
     txn_id = sim.transactions[0].txn_id
-    rs = one_rs(sim.process(envelope(
-        f"<SalesReceiptQueryRq><TxnID>{txn_id}</TxnID><IncludeLineItems>true</IncludeLineItems></SalesReceiptQueryRq>"
-    )))
+    rs = one_rs(
+        sim.process(
+            envelope(
+                f"<SalesReceiptQueryRq><TxnID>{txn_id}</TxnID><IncludeLineItems>true</IncludeLineItems></SalesReceiptQueryRq>"
+            )
+        )
+    )
     lines = rs.findall("SalesReceiptRet/SalesReceiptLineRet")
     assert [(ln.findtext("ItemRef/FullName"), ln.findtext("Quantity")) for ln in lines] == [
-        ("redwine", "2"), ("whitewine", "1")]
+        ("redwine", "2"),
+        ("whitewine", "1"),
+    ]
     rs = one_rs(sim.process(envelope(f"<SalesReceiptQueryRq><TxnID>{txn_id}</TxnID></SalesReceiptQueryRq>")))
     assert rs.find("SalesReceiptRet/SalesReceiptLineRet") is None
 
@@ -315,9 +346,11 @@ def test_on_error_stop_versus_continue(sim: QuickBooksSim) -> None:
 
 
 def test_unsupported_request_type_answers_1000(sim: QuickBooksSim) -> None:
-    rs = rs_list(sim.process(envelope(
-        '<CustomerQueryRq requestID="c"/>' + sales_receipt("X", ("redwine", "1")), "continueOnError"
-    )))
+    rs = rs_list(
+        sim.process(
+            envelope('<CustomerQueryRq requestID="c"/>' + sales_receipt("X", ("redwine", "1")), "continueOnError")
+        )
+    )
     assert rs[0].tag == "CustomerQueryRs"
     assert (rs[0].get("statusCode"), rs[0].get("statusSeverity")) == ("1000", "Error")
     assert "not supported by the simulator" in rs[0].get("statusMessage")
@@ -332,18 +365,29 @@ def test_unsupported_request_type_answers_1000(sim: QuickBooksSim) -> None:
     "text",
     [
         pytest.param('<?xml version="1.0"?><QBXML><QBXMLMsgsRq onError="stopOnError"/></QBXML>', id="no-qbxml-pi"),
-        pytest.param('<?xml version="1.0"?><QBXML><QBXMLMsgsRq onError="stopOnError"/></QBXML><?qbxml version="13.0"?>',
-                     id="pi-after-root"),
+        pytest.param(
+            '<?xml version="1.0"?><QBXML><QBXMLMsgsRq onError="stopOnError"/></QBXML><?qbxml version="13.0"?>',
+            id="pi-after-root",
+        ),
         pytest.param('<?qbxml version="14.0"?><QBXML><QBXMLMsgsRq onError="stopOnError"/></QBXML>', id="version-14"),
-        pytest.param('<?qbxml version="13.0"?><QBXML><QBXMLMsgsRq onError="stopOnError"></QBXML>', id="not-well-formed"),
-        pytest.param('<?qbxml version="13.0"?><QBXML><QBXMLMsgsRq onError="stopOnError">'
-                     "<SalesReceiptQueryRq><RefNumber>A & B</RefNumber></SalesReceiptQueryRq></QBXMLMsgsRq></QBXML>",
-                     id="unescaped-ampersand"),
-        pytest.param('<?qbxml version="13.0"?><!DOCTYPE QBXML [<!ENTITY x "y">]>'
-                     '<QBXML><QBXMLMsgsRq onError="stopOnError"/></QBXML>', id="doctype"),
-        pytest.param('<?qbxml version="13.0"?><QBXML><QBXMLMsgsRq onError="stopOnError">'
-                     "<SalesReceiptQueryRq><RefNumber>\u201cW1\u201d</RefNumber></SalesReceiptQueryRq></QBXMLMsgsRq></QBXML>",
-                     id="non-latin1"),
+        pytest.param(
+            '<?qbxml version="13.0"?><QBXML><QBXMLMsgsRq onError="stopOnError"></QBXML>', id="not-well-formed"
+        ),
+        pytest.param(
+            '<?qbxml version="13.0"?><QBXML><QBXMLMsgsRq onError="stopOnError">'
+            "<SalesReceiptQueryRq><RefNumber>A & B</RefNumber></SalesReceiptQueryRq></QBXMLMsgsRq></QBXML>",
+            id="unescaped-ampersand",
+        ),
+        pytest.param(
+            '<?qbxml version="13.0"?><!DOCTYPE QBXML [<!ENTITY x "y">]>'
+            '<QBXML><QBXMLMsgsRq onError="stopOnError"/></QBXML>',
+            id="doctype",
+        ),
+        pytest.param(
+            '<?qbxml version="13.0"?><QBXML><QBXMLMsgsRq onError="stopOnError">'
+            "<SalesReceiptQueryRq><RefNumber>\u201cW1\u201d</RefNumber></SalesReceiptQueryRq></QBXMLMsgsRq></QBXML>",
+            id="non-latin1",
+        ),
     ],
 )
 def test_document_errors_raise_0x80040400(sim: QuickBooksSim, text: str) -> None:
@@ -383,17 +427,29 @@ def test_element_out_of_schema_order_raises_0x80040400(sim: QuickBooksSim) -> No
 @pytest.mark.parametrize(
     "rq",
     [
-        pytest.param("<ItemInventoryQueryRq><ActiveStatus>All</ActiveStatus><MaxReturned>5</MaxReturned>"
-                     "</ItemInventoryQueryRq>", id="filter-order"),
-        pytest.param("<ItemInventoryQueryRq><MaxReturned>5</MaxReturned><SKU>x</SKU></ItemInventoryQueryRq>",
-                     id="unknown-element"),
-        pytest.param("<SalesReceiptAddRq><SalesReceiptAdd><RefNumber>W1</RefNumber></SalesReceiptAdd>"
-                     "</SalesReceiptAddRq>", id="receipt-without-lines"),
-        pytest.param("<SalesReceiptAddRq><SalesReceiptAdd><SalesReceiptLineAdd><ItemRef><FullName>redwine</FullName>"
-                     "</ItemRef><Quantity>1</Quantity><Amount>1.5</Amount></SalesReceiptLineAdd></SalesReceiptAdd>"
-                     "</SalesReceiptAddRq>", id="amount-one-decimal"),
-        pytest.param("<InvoiceAddRq><InvoiceAdd><InvoiceLineAdd><ItemRef><FullName>redwine</FullName></ItemRef>"
-                     "</InvoiceLineAdd></InvoiceAdd></InvoiceAddRq>", id="invoice-without-customer"),
+        pytest.param(
+            "<ItemInventoryQueryRq><ActiveStatus>All</ActiveStatus><MaxReturned>5</MaxReturned></ItemInventoryQueryRq>",
+            id="filter-order",
+        ),
+        pytest.param(
+            "<ItemInventoryQueryRq><MaxReturned>5</MaxReturned><SKU>x</SKU></ItemInventoryQueryRq>",
+            id="unknown-element",
+        ),
+        pytest.param(
+            "<SalesReceiptAddRq><SalesReceiptAdd><RefNumber>W1</RefNumber></SalesReceiptAdd></SalesReceiptAddRq>",
+            id="receipt-without-lines",
+        ),
+        pytest.param(
+            "<SalesReceiptAddRq><SalesReceiptAdd><SalesReceiptLineAdd><ItemRef><FullName>redwine</FullName>"
+            "</ItemRef><Quantity>1</Quantity><Amount>1.5</Amount></SalesReceiptLineAdd></SalesReceiptAdd>"
+            "</SalesReceiptAddRq>",
+            id="amount-one-decimal",
+        ),
+        pytest.param(
+            "<InvoiceAddRq><InvoiceAdd><InvoiceLineAdd><ItemRef><FullName>redwine</FullName></ItemRef>"
+            "</InvoiceLineAdd></InvoiceAdd></InvoiceAddRq>",
+            id="invoice-without-customer",
+        ),
     ],
 )
 def test_schema_violations_raise_0x80040400(sim: QuickBooksSim, rq: str) -> None:
@@ -410,10 +466,15 @@ def test_missing_on_error_attribute_is_a_parse_error(sim: QuickBooksSim) -> None
 
 @needs_schema
 def test_string_too_long_is_3070_for_that_request_only(sim: QuickBooksSim) -> None:
-    rs = rs_list(sim.process(envelope(
-        sales_receipt("W123456789012", ("redwine", "1"), rid="long") + sales_receipt("W1", ("redwine", "1"), rid="ok"),
-        "continueOnError",
-    )))
+    rs = rs_list(
+        sim.process(
+            envelope(
+                sales_receipt("W123456789012", ("redwine", "1"), rid="long")
+                + sales_receipt("W1", ("redwine", "1"), rid="ok"),
+                "continueOnError",
+            )
+        )
+    )
     assert [(r.get("requestID"), r.get("statusCode")) for r in rs] == [("long", "3070"), ("ok", "0")]
     assert rs[0].get("statusMessage") == 'The string "W123456789012" in the field "RefNumber" is too long.'
     assert qoh(sim, "redwine") == 19
@@ -454,19 +515,30 @@ def test_iterator_pages_250_items_in_three_pages(clock: Clock) -> None:
     sim = QuickBooksSim(clock=clock)
     for i in range(250):
         sim.add_item(f"SKU-{i:04d}", i)
-    first = one_rs(sim.process(item_query(
-        "<MaxReturned>100</MaxReturned><ActiveStatus>All</ActiveStatus>"
-        "<IncludeRetElement>ListID</IncludeRetElement><IncludeRetElement>TimeModified</IncludeRetElement>",
-        attrs=' iterator="Start"',
-    )))
+    first = one_rs(
+        sim.process(
+            item_query(
+                "<MaxReturned>100</MaxReturned><ActiveStatus>All</ActiveStatus>"
+                "<IncludeRetElement>ListID</IncludeRetElement><IncludeRetElement>TimeModified</IncludeRetElement>",
+                attrs=' iterator="Start"',
+            )
+        )
+    )
     iterator_id = first.get("iteratorID")
     assert re.fullmatch(r"\{[0-9a-f-]{36}\}", iterator_id)
     pages = [first]
     while pages[-1].get("iteratorRemainingCount") != "0":
-        pages.append(one_rs(sim.process(item_query(
-            "<MaxReturned>100</MaxReturned>", rid=f"q{len(pages)}",
-            attrs=f' iterator="Continue" iteratorID="{iterator_id}"',
-        ))))
+        pages.append(
+            one_rs(
+                sim.process(
+                    item_query(
+                        "<MaxReturned>100</MaxReturned>",
+                        rid=f"q{len(pages)}",
+                        attrs=f' iterator="Continue" iteratorID="{iterator_id}"',
+                    )
+                )
+            )
+        )
         assert len(pages) <= 3
     assert [p.get("iteratorRemainingCount") for p in pages] == ["150", "50", "0"]
     assert [p.get("retCount") for p in pages] == ["100", "100", "50"]
@@ -490,9 +562,13 @@ def test_iterator_result_set_is_fixed_at_start(sim: QuickBooksSim) -> None:
     assert first.get("iteratorRemainingCount") == "3"
     sim.add_item("late", 1)  # not part of the set
     sim.adjust_quantity("redwine", -1)  # already returned; not returned again
-    rest = one_rs(sim.process(item_query(
-        "<MaxReturned>4</MaxReturned>", attrs=f' iterator="Continue" iteratorID="{first.get("iteratorID")}"'
-    )))
+    rest = one_rs(
+        sim.process(
+            item_query(
+                "<MaxReturned>4</MaxReturned>", attrs=f' iterator="Continue" iteratorID="{first.get("iteratorID")}"'
+            )
+        )
+    )
     names = [r.findtext("FullName") for r in first.findall("ItemInventoryRet") + rest.findall("ItemInventoryRet")]
     assert names == ["redwine", "whitewine", "x0", "x1", "x2", "x3", "x4"]
     assert rest.get("iteratorRemainingCount") == "0"
@@ -505,9 +581,11 @@ def test_continue_after_end_session_is_3391(sim: QuickBooksSim) -> None:
     assert first.get("iteratorRemainingCount") == "1"
     sim.end_session()
     sim.begin_session()
-    rs = one_rs(sim.process(item_query(
-        "<MaxReturned>1</MaxReturned>", attrs=f' iterator="Continue" iteratorID="{iterator_id}"'
-    )))
+    rs = one_rs(
+        sim.process(
+            item_query("<MaxReturned>1</MaxReturned>", attrs=f' iterator="Continue" iteratorID="{iterator_id}"')
+        )
+    )
     assert (rs.get("statusCode"), rs.get("statusSeverity")) == ("3391", "Error")
     assert rs.get("statusMessage") == f'The iteratorID "{iterator_id}" is not valid.'
     assert rs.find("ItemInventoryRet") is None
@@ -574,16 +652,27 @@ def test_full_name_list_with_a_missing_name_is_500_warn(sim: QuickBooksSim) -> N
 def test_item_ret_order_and_decimal_formatting(clock: Clock) -> None:
     sim = QuickBooksSim(clock=clock)
     sim.add_item("Wine", 0)
-    sim.add_item("Red & Co", Decimal("2E+1"), parent="Wine", manufacturer_part_number="R<1>",
-                 price=Decimal("12.5"))
+    sim.add_item("Red & Co", Decimal("2E+1"), parent="Wine", manufacturer_part_number="R<1>", price=Decimal("12.5"))
     sim.adjust_quantity("Wine:Red & Co", Decimal("-0.25"))
     response = sim.process(item_query("<FullName>Wine:Red &amp; Co</FullName>"))
     assert "R&lt;1&gt;" in response and "Red &amp; Co" in response
     ret = one_rs(response).find("ItemInventoryRet")
     tags = [c.tag for c in ret]
-    expected = ["ListID", "TimeCreated", "TimeModified", "EditSequence", "Name", "FullName", "IsActive",
-                "ParentRef", "Sublevel", "ManufacturerPartNumber", "SalesPrice", "QuantityOnHand",
-                "QuantityOnSalesOrder"]
+    expected = [
+        "ListID",
+        "TimeCreated",
+        "TimeModified",
+        "EditSequence",
+        "Name",
+        "FullName",
+        "IsActive",
+        "ParentRef",
+        "Sublevel",
+        "ManufacturerPartNumber",
+        "SalesPrice",
+        "QuantityOnHand",
+        "QuantityOnSalesOrder",
+    ]
     assert [t for t in tags if t in expected] == expected
     assert ret.findtext("QuantityOnHand") == "19.75"
     assert ret.findtext("ParentRef/FullName") == "Wine"
@@ -617,17 +706,23 @@ def test_paging_10000_items_does_not_rescan(clock: Clock) -> None:
 
     sim.items = CountingDict(sim.items)
     started = time.perf_counter()
-    rs = one_rs(sim.process(item_query(
-        "<MaxReturned>100</MaxReturned><ActiveStatus>All</ActiveStatus>"
-        "<IncludeRetElement>ListID</IncludeRetElement><IncludeRetElement>QuantityOnHand</IncludeRetElement>",
-        attrs=' iterator="Start"',
-    )))
+    rs = one_rs(
+        sim.process(
+            item_query(
+                "<MaxReturned>100</MaxReturned><ActiveStatus>All</ActiveStatus>"
+                "<IncludeRetElement>ListID</IncludeRetElement><IncludeRetElement>QuantityOnHand</IncludeRetElement>",
+                attrs=' iterator="Start"',
+            )
+        )
+    )
     count = len(rs)
     iterator_id = rs.get("iteratorID")
     while rs.get("iteratorRemainingCount") != "0":
-        rs = one_rs(sim.process(item_query(
-            "<MaxReturned>100</MaxReturned>", attrs=f' iterator="Continue" iteratorID="{iterator_id}"'
-        )))
+        rs = one_rs(
+            sim.process(
+                item_query("<MaxReturned>100</MaxReturned>", attrs=f' iterator="Continue" iteratorID="{iterator_id}"')
+            )
+        )
         count += len(rs)
     elapsed = time.perf_counter() - started
     assert count == 10_000
@@ -638,22 +733,31 @@ def test_paging_10000_items_does_not_rescan(clock: Clock) -> None:
 def test_transaction_query_iterator_and_response_data_include_none(sim: QuickBooksSim) -> None:
     for i in range(3):
         sim.process(envelope(sales_receipt(f"R{i}", ("redwine", "1"))))
-    first = one_rs(sim.process(envelope(
-        '<SalesReceiptQueryRq iterator="Start"><MaxReturned>2</MaxReturned>'
-        "<IncludeRetElement>RefNumber</IncludeRetElement></SalesReceiptQueryRq>"
-    )))
+    first = one_rs(
+        sim.process(
+            envelope(
+                '<SalesReceiptQueryRq iterator="Start"><MaxReturned>2</MaxReturned>'
+                "<IncludeRetElement>RefNumber</IncludeRetElement></SalesReceiptQueryRq>"
+            )
+        )
+    )
     assert [r.findtext("RefNumber") for r in first] == ["R0", "R1"]
     assert first.get("iteratorRemainingCount") == "1"
-    rest = one_rs(sim.process(envelope(
-        f'<SalesReceiptQueryRq iterator="Continue" iteratorID="{first.get("iteratorID")}">'
-        "<MaxReturned>2</MaxReturned></SalesReceiptQueryRq>"
-    )))
+    rest = one_rs(
+        sim.process(
+            envelope(
+                f'<SalesReceiptQueryRq iterator="Continue" iteratorID="{first.get("iteratorID")}">'
+                "<MaxReturned>2</MaxReturned></SalesReceiptQueryRq>"
+            )
+        )
+    )
     assert [r.findtext("RefNumber") for r in rest] == ["R2"]
     assert rest.get("iteratorRemainingCount") == "0"
 
     quiet = sim.process(
         '<?qbxml version="13.0"?><QBXML><QBXMLMsgsRq onError="stopOnError" responseData="includeNone">'
-        + sales_receipt("R9", ("redwine", "1")) + "</QBXMLMsgsRq></QBXML>"
+        + sales_receipt("R9", ("redwine", "1"))
+        + "</QBXMLMsgsRq></QBXML>"
     )
     rs = one_rs(quiet)
     assert rs.get("statusCode") == "0" and len(rs) == 0
@@ -673,12 +777,14 @@ def test_quickbooks_pro_answers_3250_for_assemblies_and_sales_orders() -> None:
     pro.add_item("redwine", 3)
     with pytest.raises(ValueError, match="no inventory assemblies"):
         pro.add_item("kit", 1, kind="assembly")
-    out = pro.process(envelope(
-        '<ItemInventoryQueryRq requestID="1"><MaxReturned>5</MaxReturned></ItemInventoryQueryRq>'
-        '<ItemInventoryAssemblyQueryRq requestID="2" iterator="Start"><MaxReturned>5</MaxReturned></ItemInventoryAssemblyQueryRq>'
-        '<SalesOrderQueryRq requestID="3"><RefNumber>1</RefNumber></SalesOrderQueryRq>',
-        on_error="continueOnError",
-    ))
+    out = pro.process(
+        envelope(
+            '<ItemInventoryQueryRq requestID="1"><MaxReturned>5</MaxReturned></ItemInventoryQueryRq>'
+            '<ItemInventoryAssemblyQueryRq requestID="2" iterator="Start"><MaxReturned>5</MaxReturned></ItemInventoryAssemblyQueryRq>'
+            '<SalesOrderQueryRq requestID="3"><RefNumber>1</RefNumber></SalesOrderQueryRq>',
+            on_error="continueOnError",
+        )
+    )
     assert 'requestID="1" statusCode="0"' in out
     assert out.count('statusCode="3250"') == 2
     assert "not available in this version of QuickBooks" in out

@@ -65,8 +65,6 @@ class FakeClock:
         return self.now
 
 
-
-
 async def gql(
     http: aiohttp.ClientSession,
     shop: ShopifyEmulator,
@@ -112,7 +110,9 @@ async def test_a_retired_version_is_served_by_the_oldest_supported_one(
         assert resp.status == 200
         assert resp.headers["X-Shopify-API-Version"] == "2026-04"
         assert (await resp.json())["data"] == {"location": {"id": "gid://shopify/Location/1"}}
-    async with http.post(url.replace("2025-07", "2026-07"), json=query, headers={"X-Shopify-Access-Token": TOKEN}) as resp:
+    async with http.post(
+        url.replace("2025-07", "2026-07"), json=query, headers={"X-Shopify-Access-Token": TOKEN}
+    ) as resp:
         assert resp.headers["X-Shopify-API-Version"] == "2026-07"
     assert shop.served == {"2025-07->2026-04": 1, "2026-07->2026-07": 1}
 

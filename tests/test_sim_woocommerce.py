@@ -46,16 +46,20 @@ def sign(
 ) -> str:
     """The full URL with WooCommerce-style one-legged OAuth 1.0a query parameters."""
     all_params = dict(params or {})
-    all_params.update({
-        "oauth_consumer_key": key,
-        "oauth_nonce": nonce or secrets.token_hex(8),
-        "oauth_signature_method": algorithm,
-        "oauth_timestamp": str(int(time.time()) if timestamp is None else timestamp),
-    })
+    all_params.update(
+        {
+            "oauth_consumer_key": key,
+            "oauth_nonce": nonce or secrets.token_hex(8),
+            "oauth_signature_method": algorithm,
+            "oauth_timestamp": str(int(time.time()) if timestamp is None else timestamp),
+        }
+    )
     pairs = [enc(f"{enc(k)}={enc(v)}") for k, v in sorted(all_params.items())]
     base = f"{method}&{enc(url)}&{'%26'.join(pairs)}"
     digest = hashlib.sha1 if algorithm == "HMAC-SHA1" else hashlib.sha256
-    all_params["oauth_signature"] = base64.b64encode(hmac.new(f"{secret}&".encode(), base.encode(), digest).digest()).decode()
+    all_params["oauth_signature"] = base64.b64encode(
+        hmac.new(f"{secret}&".encode(), base.encode(), digest).digest()
+    ).decode()
     return url + "?" + "&".join(f"{enc(k)}={enc(v)}" for k, v in all_params.items())
 
 
@@ -68,8 +72,13 @@ async def emu(clock: StepClock) -> AsyncIterator[WooCommerceEmulator]:
 
 
 async def call(
-    http: aiohttp.ClientSession, emu: WooCommerceEmulator, method: str, path: str,
-    params: dict[str, str] | None = None, body: Any = None, **sign_kw: Any,
+    http: aiohttp.ClientSession,
+    emu: WooCommerceEmulator,
+    method: str,
+    path: str,
+    params: dict[str, str] | None = None,
+    body: Any = None,
+    **sign_kw: Any,
 ) -> tuple[int, Any, Any]:
     url = sign(method, emu.base_url + API + path, params, **sign_kw)
     async with http.request(method, url, json=body) as resp:
@@ -130,8 +139,9 @@ async def test_batch_limit_is_configurable(clock: StepClock, http: aiohttp.Clien
     await emulator.start()
     try:
         ids = [emulator.add_product(f"S{n}", 1) for n in range(3)]
-        status, answer, _ = await call(http, emulator, "POST", "/products/batch",
-                                       body={"update": [{"id": i, "stock_quantity": 2} for i in ids]})
+        status, answer, _ = await call(
+            http, emulator, "POST", "/products/batch", body={"update": [{"id": i, "stock_quantity": 2} for i in ids]}
+        )
         assert status == 413 and answer["message"] == "Unable to accept more than 2 items for this request."
     finally:
         await emulator.stop()
@@ -223,8 +233,11 @@ async def test_basic_auth_over_plain_http_is_ignored(emu: WooCommerceEmulator, h
     async with http.get(emu.base_url + API + "/orders", headers=basic()) as resp:
         body = await resp.json()
     assert resp.status == 401
-    assert body == {"code": "woocommerce_rest_cannot_view", "message": "Sorry, you cannot list resources.",
-                    "data": {"status": 401}}
+    assert body == {
+        "code": "woocommerce_rest_cannot_view",
+        "message": "Sorry, you cannot list resources.",
+        "data": {"status": 401},
+    }
     async with http.get(emu.base_url + API + f"/orders?consumer_key={KEY}&consumer_secret={SECRET}") as resp:
         assert resp.status == 401
 
@@ -244,7 +257,9 @@ async def test_basic_auth_behind_a_tls_proxy(emu: WooCommerceEmulator, http: aio
         assert resp.status == 200
 
 
-async def test_unauthenticated_answers_depend_on_the_route(emu: WooCommerceEmulator, http: aiohttp.ClientSession) -> None:
+async def test_unauthenticated_answers_depend_on_the_route(
+    emu: WooCommerceEmulator, http: aiohttp.ClientSession
+) -> None:
     pid = emu.add_product("A", 1)
     async with http.post(emu.base_url + API + "/products/batch", json={"update": []}) as resp:
         assert resp.status == 401 and (await resp.json())["code"] == "woocommerce_rest_cannot_batch"
@@ -261,8 +276,9 @@ async def test_read_only_key_cannot_write(clock: StepClock, http: aiohttp.Client
         pid = emulator.add_product("A", 1)
         status, _, _ = await call(http, emulator, "GET", "/products")
         assert status == 200
-        status, body, _ = await call(http, emulator, "POST", "/products/batch",
-                                     body={"update": [{"id": pid, "stock_quantity": 3}]})
+        status, body, _ = await call(
+            http, emulator, "POST", "/products/batch", body={"update": [{"id": pid, "stock_quantity": 3}]}
+        )
         assert status == 401 and body["message"] == "The API key provided does not have write permissions."
         assert emulator.stock("A") == 1
     finally:
@@ -282,16 +298,20 @@ async def test_unknown_route_and_bad_json(emu: WooCommerceEmulator, http: aiohtt
 # ---------------------------------------------------------------------- orders
 
 
-async def test_pagination_headers_and_a_page_past_the_end(emu: WooCommerceEmulator, http: aiohttp.ClientSession) -> None:
+async def test_pagination_headers_and_a_page_past_the_end(
+    emu: WooCommerceEmulator, http: aiohttp.ClientSession
+) -> None:
     emu.add_product("A", None)
     ids = [emu.place_order([("A", 1)]) for _ in range(25)]
-    status, body, headers = await call(http, emu, "GET", "/orders", {"per_page": "10", "page": "1",
-                                                                      "orderby": "id", "order": "asc"})
+    status, body, headers = await call(
+        http, emu, "GET", "/orders", {"per_page": "10", "page": "1", "orderby": "id", "order": "asc"}
+    )
     assert status == 200 and [o["id"] for o in body] == ids[:10]
     assert headers["X-WP-Total"] == "25" and headers["X-WP-TotalPages"] == "3"
     assert 'rel="next"' in headers["Link"] and "page=2" in headers["Link"] and 'rel="prev"' not in headers["Link"]
-    status, body, headers = await call(http, emu, "GET", "/orders", {"per_page": "10", "page": "3",
-                                                                      "orderby": "id", "order": "asc"})
+    status, body, headers = await call(
+        http, emu, "GET", "/orders", {"per_page": "10", "page": "3", "orderby": "id", "order": "asc"}
+    )
     assert [o["id"] for o in body] == ids[20:]
     assert 'rel="prev"' in headers["Link"] and 'rel="next"' not in headers["Link"]
     status, body, headers = await call(http, emu, "GET", "/orders", {"per_page": "10", "page": "4"})
@@ -447,9 +467,13 @@ async def test_refund_without_restock_and_full_refund(emu: WooCommerceEmulator, 
 
 async def test_variations_inherit_sku_and_parent_stock(emu: WooCommerceEmulator, http: aiohttp.ClientSession) -> None:
     parent, ids = emu.add_variable_product("Shirt", [("", None), ("", None), ("SHIRT-XL", 4)], sku="SHIRT", stock=10)
-    _, rows, _ = await call(http, emu, "GET", f"/products/{parent}/variations", params={"orderby": "id", "order": "asc"})
+    _, rows, _ = await call(
+        http, emu, "GET", f"/products/{parent}/variations", params={"orderby": "id", "order": "asc"}
+    )
     assert [(r["sku"], r["manage_stock"], r["stock_quantity"]) for r in rows] == [
-        ("SHIRT", "parent", 10), ("SHIRT", "parent", 10), ("SHIRT-XL", True, 4)
+        ("SHIRT", "parent", 10),
+        ("SHIRT", "parent", 10),
+        ("SHIRT-XL", True, 4),
     ]
     oid = emu.place_order([(ids["#1"], 2), (ids["SHIRT-XL"], 1)])
     assert emu.stock_of(parent) == 8 and emu.stock_of(ids["#2"]) == 8 and emu.stock("SHIRT-XL") == 3
@@ -458,12 +482,22 @@ async def test_variations_inherit_sku_and_parent_stock(emu: WooCommerceEmulator,
     emu.refund(oid, [(ids["#1"], 1)], restock=True)
     assert emu.stock_of(parent) == 9
     # A stock_quantity sent to a parent-kept variation is stored but hidden (the parent's shows) ...
-    _, answer, _ = await call(http, emu, "POST", f"/products/{parent}/variations/batch",
-                              body={"update": [{"id": ids["#2"], "stock_quantity": 50}]})
+    _, answer, _ = await call(
+        http,
+        emu,
+        "POST",
+        f"/products/{parent}/variations/batch",
+        body={"update": [{"id": ids["#2"], "stock_quantity": 50}]},
+    )
     assert answer["update"][0]["manage_stock"] == "parent" and answer["update"][0]["stock_quantity"] == 9
     # ... and manage_stock: true switches the variation to a stock of its own.
-    _, answer, _ = await call(http, emu, "POST", f"/products/{parent}/variations/batch",
-                              body={"update": [{"id": ids["#2"], "manage_stock": True, "stock_quantity": 5}]})
+    _, answer, _ = await call(
+        http,
+        emu,
+        "POST",
+        f"/products/{parent}/variations/batch",
+        body={"update": [{"id": ids["#2"], "manage_stock": True, "stock_quantity": 5}]},
+    )
     assert answer["update"][0]["manage_stock"] is True and emu.manage_stock_of(ids["#2"]) is True
     assert emu.stock_of(ids["#2"]) == 5 and emu.stock_of(parent) == 9
 
@@ -490,12 +524,18 @@ async def test_products_variations_and_sku_filter(emu: WooCommerceEmulator, http
     assert variable["stock_status"] == "instock" and variable["manage_stock"] is False
     status, body, _ = await call(http, emu, "GET", "/products", {"type": "variable"})
     assert [p["id"] for p in body] == [parent]
-    status, rows, headers = await call(http, emu, "GET", f"/products/{parent}/variations",
-                                       {"per_page": "2", "orderby": "id", "order": "asc"})
+    status, rows, headers = await call(
+        http, emu, "GET", f"/products/{parent}/variations", {"per_page": "2", "orderby": "id", "order": "asc"}
+    )
     assert [v["sku"] for v in rows] == ["SHIRT-S", "SHIRT-M"] and headers["X-WP-TotalPages"] == "2"
     assert rows[1]["stock_status"] == "outofstock"
-    status, rows, _ = await call(http, emu, "GET", f"/products/{parent}/variations", {"page": "2", "per_page": "2",
-                                                                               "orderby": "id", "order": "asc"})
+    status, rows, _ = await call(
+        http,
+        emu,
+        "GET",
+        f"/products/{parent}/variations",
+        {"page": "2", "per_page": "2", "orderby": "id", "order": "asc"},
+    )
     assert rows[0]["sku"] == "SHIRT-L" and rows[0]["manage_stock"] is False and rows[0]["stock_quantity"] is None
     # the sku filter searches variations too, case-insensitively, comma-separated
     status, body, _ = await call(http, emu, "GET", "/products", {"sku": "shirt-m,SIMPLE"})
@@ -504,31 +544,46 @@ async def test_products_variations_and_sku_filter(emu: WooCommerceEmulator, http
     assert found["SHIRT-M"]["type"] == "variation" and found["SHIRT-M"]["parent_id"] == parent
 
 
-async def test_batch_update_inline_errors_and_order(emu: WooCommerceEmulator, http: aiohttp.ClientSession, clock: StepClock) -> None:
+async def test_batch_update_inline_errors_and_order(
+    emu: WooCommerceEmulator, http: aiohttp.ClientSession, clock: StepClock
+) -> None:
     a = emu.add_product("A", 1)
     parent, variations = emu.add_variable_product("Shirt", {"S-1": 1})
     b = emu.add_product("B", 1)
     clock.tick(30)
-    body = {"update": [
-        {"id": a, "manage_stock": True, "stock_quantity": 0},
-        {"id": 987654, "manage_stock": True, "stock_quantity": 3},
-        {"id": variations["S-1"], "manage_stock": True, "stock_quantity": 9},
-        {"id": b, "manage_stock": True, "stock_quantity": "12"},
-    ]}
+    body = {
+        "update": [
+            {"id": a, "manage_stock": True, "stock_quantity": 0},
+            {"id": 987654, "manage_stock": True, "stock_quantity": 3},
+            {"id": variations["S-1"], "manage_stock": True, "stock_quantity": 9},
+            {"id": b, "manage_stock": True, "stock_quantity": "12"},
+        ]
+    }
     status, answer, _ = await call(http, emu, "POST", "/products/batch", body=body)
     assert status == 200
     first, unknown, variation, last = answer["update"]
     assert first["id"] == a and first["stock_quantity"] == 0 and first["stock_status"] == "outofstock"
     assert first["date_modified_gmt"] == (T0 + timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%S")
-    assert unknown == {"id": 987654, "error": {"code": "woocommerce_rest_product_invalid_id", "message": "Invalid ID.",
-                                               "data": {"status": 400}}}
+    assert unknown == {
+        "id": 987654,
+        "error": {"code": "woocommerce_rest_product_invalid_id", "message": "Invalid ID.", "data": {"status": 400}},
+    }
     assert variation["id"] == variations["S-1"] and variation["error"]["code"] == "woocommerce_rest_product_invalid_id"
     assert last["stock_quantity"] == 12 and last["stock_status"] == "instock"
     assert emu.stock("S-1") == 1 and emu.stock("A") == 0 and emu.stock("B") == 12
     # the variation's own endpoint takes it; another parent's does not
-    status, answer, _ = await call(http, emu, "POST", f"/products/{parent}/variations/batch",
-                                   body={"update": [{"id": variations["S-1"], "manage_stock": True, "stock_quantity": 9},
-                                                    {"id": a, "stock_quantity": 2}]})
+    status, answer, _ = await call(
+        http,
+        emu,
+        "POST",
+        f"/products/{parent}/variations/batch",
+        body={
+            "update": [
+                {"id": variations["S-1"], "manage_stock": True, "stock_quantity": 9},
+                {"id": a, "stock_quantity": 2},
+            ]
+        },
+    )
     assert status == 200
     assert answer["update"][0]["stock_quantity"] == 9 and answer["update"][0]["parent_id"] == parent
     assert answer["update"][1]["error"]["code"] == "woocommerce_rest_product_variation_invalid_id"
@@ -539,15 +594,23 @@ async def test_stock_quantity_is_ignored_without_stock_management(
     emu: WooCommerceEmulator, http: aiohttp.ClientSession
 ) -> None:
     pid = emu.add_product("LOOSE", None)
-    status, answer, _ = await call(http, emu, "POST", "/products/batch", body={"update": [{"id": pid, "stock_quantity": 4}]})
-    assert status == 200 and answer["update"][0]["stock_quantity"] is None and answer["update"][0]["manage_stock"] is False
-    status, product, _ = await call(http, emu, "PUT", f"/products/{pid}", body={"manage_stock": True, "stock_quantity": 4})
+    status, answer, _ = await call(
+        http, emu, "POST", "/products/batch", body={"update": [{"id": pid, "stock_quantity": 4}]}
+    )
+    assert (
+        status == 200 and answer["update"][0]["stock_quantity"] is None and answer["update"][0]["manage_stock"] is False
+    )
+    status, product, _ = await call(
+        http, emu, "PUT", f"/products/{pid}", body={"manage_stock": True, "stock_quantity": 4}
+    )
     assert status == 200 and product["stock_quantity"] == 4 and emu.stock("LOOSE") == 4
     status, body, _ = await call(http, emu, "PUT", "/products/424242", body={"stock_quantity": 4})
     assert status == 400 and body["code"] == "woocommerce_rest_product_invalid_id"
 
 
-async def test_set_stock_by_hand_bumps_modified(emu: WooCommerceEmulator, http: aiohttp.ClientSession, clock: StepClock) -> None:
+async def test_set_stock_by_hand_bumps_modified(
+    emu: WooCommerceEmulator, http: aiohttp.ClientSession, clock: StepClock
+) -> None:
     pid = emu.add_product("A", 1)
     clock.tick(90)
     emu.set_stock("A", 40)

@@ -37,8 +37,10 @@ async def test_migration_fills_keys_with_unicode_folding(tmp_path) -> None:
     db = await Database.open(tmp_path / "k.db")
     try:
         async with db.transaction() as conn:
-            await conn.execute("INSERT INTO orders(store_id, number, ref_number, imported_at, updated_at)"
-                               " VALUES ('1', '1', '1', 'x', 'x')")
+            await conn.execute(
+                "INSERT INTO orders(store_id, number, ref_number, imported_at, updated_at)"
+                " VALUES ('1', '1', '1', 'x', 'x')"
+            )
             await conn.execute("INSERT INTO order_lines(order_id, line_no, sku, quantity) VALUES (1, 1, 'ÉCLAIR', '2')")
             await conn.execute("UPDATE order_lines SET sku_key = sku_key(sku)")
         assert await db.fetchval("SELECT sku_key FROM order_lines") == "éclair"
@@ -70,7 +72,9 @@ async def test_look_alike_skus_are_not_posted_as_another_item(woo: Sync) -> None
     await woo.sync()
     assert woo.qb.transactions == []
     assert woo.qb.item("TEE-1").quantity_on_hand == 10
-    errors = [r["error"] for r in await woo.db.fetchall("SELECT error FROM orders WHERE qb_state = 'failed' ORDER BY id")]
+    errors = [
+        r["error"] for r in await woo.db.fetchall("SELECT error FROM orders WHERE qb_state = 'failed' ORDER BY id")
+    ]
     assert len(errors) == 2 and all("QuickBooks cannot store that name as it is" in e for e in errors)
     assert "'TEE-1'" in errors[0]
     assert emu.stock("TEE-1") == 10  # the real TEE-1 keeps its stock
@@ -126,8 +130,10 @@ async def test_quickbooks_items_sharing_a_name_push_neither_and_orders_wait(woo:
     await refresh_catalog(woo)
     await woo.session()
     await woo.drain()
-    reason = ("2 QuickBooks items are named esp-boss: Bags 12oz:esp-boss, Bags 5lb:esp-boss;"
-              " map the SKU with `connex-tui map`")
+    reason = (
+        "2 QuickBooks items are named esp-boss: Bags 12oz:esp-boss, Bags 5lb:esp-boss;"
+        " map the SKU with `connex-tui map`"
+    )
     assert await woo.db.fetchval("SELECT last_error FROM pending WHERE sku = 'esp-boss'") == reason
     assert emu.stock("esp-boss") == 50
     assert await retry_skus(woo.db, ["esp-boss"]) == 1  # retried by hand: still nothing is guessed

@@ -101,8 +101,12 @@ async def start_sync(
     qb = qb or QuickBooksSim()
     qb.add_item("redwine", 20)
     store.seed({"redwine": 20})
-    config = make_config(tmp_path, storefront=store.storefront_config(), orders={"poll_seconds": 3600},
-                         qbwc={"read_min_interval_seconds": 0})
+    config = make_config(
+        tmp_path,
+        storefront=store.storefront_config(),
+        orders={"poll_seconds": 3600},
+        qbwc={"read_min_interval_seconds": 0},
+    )
     client = None
     if platform == "shopify":
         from connex_tui.storefronts.shopify import ShopifyClient
@@ -113,7 +117,9 @@ async def start_sync(
     await engine.start()
     # The tasks run once at start-up; let those first runs finish so each test sees only its own calls.
     deadline = time.monotonic() + 10
-    while await engine.db.fetchval("SELECT count(*) FROM tasks WHERE name IN ('orders', 'catalog', 'inventory', 'cleanup') AND last_run IS NULL"):
+    while await engine.db.fetchval(
+        "SELECT count(*) FROM tasks WHERE name IN ('orders', 'catalog', 'inventory', 'cleanup') AND last_run IS NULL"
+    ):
         assert time.monotonic() < deadline, "the first task runs did not finish"
         await asyncio.sleep(0.02)
     wc = WebConnectorSim(engine.url, "qbwc", PASSWORD, qb, http=http)
@@ -282,7 +288,8 @@ async def test_engine_stopped_mid_batch_loses_nothing(tmp_path, http) -> None:
             sync.engine = restarted
             held = await restarted.db.fetchval(
                 "SELECT count(*) FROM pending WHERE state = 'pending' AND next_attempt > ?",
-                ((datetime.now(timezone.utc) + timedelta(seconds=50)).isoformat(),))
+                ((datetime.now(timezone.utc) + timedelta(seconds=50)).isoformat(),),
+            )
             assert held > 0  # recovered rows wait out the store's request timeout first
             async with restarted.db.transaction() as conn:  # as if that minute had passed
                 await conn.execute("UPDATE pending SET next_attempt = ?", (datetime.now(timezone.utc).isoformat(),))

@@ -137,13 +137,14 @@ async def test_emulated_store_serves_a_bounded_number_of_requests_with_latency_a
     ids = [emulator.add_product(f"S{n}", 1) for n in range(40)]
     emulator.capacity.latency, emulator.capacity.per_item, emulator.capacity.workers = 0.1, 0.01, 2
     async with aiohttp.ClientSession(headers=AUTH) as http:
+
         async def batch(chunk: list[int]) -> int:
             body = {"update": [{"id": i, "stock_quantity": 5} for i in chunk]}
             async with http.post(f"{emulator.base_url}/wp-json/wc/v3/products/batch", json=body) as resp:
                 return resp.status
 
         started = time.monotonic()
-        statuses = await asyncio.gather(*(batch(ids[n:n + 10]) for n in range(0, 40, 10)))
+        statuses = await asyncio.gather(*(batch(ids[n : n + 10]) for n in range(0, 40, 10)))
         elapsed = time.monotonic() - started
     assert statuses == [200] * 4
     assert emulator.capacity.peak_serving == 2 and emulator.capacity.peak_waiting == 2
@@ -151,7 +152,7 @@ async def test_emulated_store_serves_a_bounded_number_of_requests_with_latency_a
     assert all(emulator.stock(f"S{n}") == 5 for n in range(40))
     emulator.capacity.workers, emulator.capacity.queue_timeout = 1, 0.05
     async with aiohttp.ClientSession(headers=AUTH) as http:
-        statuses = await asyncio.gather(*(batch(ids[n:n + 10]) for n in range(0, 20, 10)))
+        statuses = await asyncio.gather(*(batch(ids[n : n + 10]) for n in range(0, 20, 10)))
     assert sorted(statuses) == [200, 504], "the one left waiting past the proxy's timeout gets 504"
 
 
@@ -200,7 +201,7 @@ async def test_429s_drop_the_concurrency_and_it_recovers(
 
     await drain_all(BatchDispatcher(db, InventoryPusher(db, woo_client), gate), on_batch=on_batch)
     limits = [limit for _, limit in gate.history]
-    after = limits[injected_at[0]:]
+    after = limits[injected_at[0] :]
     assert emulator.faults.injected["POST /wp-json/wc/v3/products/batch"] == 3
     assert min(after) <= 4, f"the 429s halved the concurrency: {limits}"
     assert after[-1] == 8, f"and it grew back to the maximum: {limits}"
@@ -223,7 +224,9 @@ async def test_retry_after_pauses_every_request_to_the_store(
     orders = asyncio.create_task(woo_client.list_orders(None))  # another task, another route
     await asyncio.gather(catalog, orders)
     later = probe.arrivals[refused:]
-    assert later and all(at >= pause_ends - 0.005 for at, _ in later), f"nothing reached the store during the pause: {later}"
+    assert later and all(at >= pause_ends - 0.005 for at, _ in later), (
+        f"nothing reached the store during the pause: {later}"
+    )
     assert {what for _, what in later} == {"GET /wp-json/wc/v3/products", "GET /wp-json/wc/v3/orders"}
 
 

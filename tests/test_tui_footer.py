@@ -23,8 +23,14 @@ async def test_switching_screens_many_times_keeps_the_footer_bounded(seeded_path
     async with app.run_test(size=SIZE) as pilot:
         counts = []
         for round_ in range(8):
-            for key, mode in (("1", "dashboard"), ("2", "pending"), ("3", "sku_log"), ("4", "orders"),
-                              ("5", "tasks"), ("6", "events")):
+            for key, mode in (
+                ("1", "dashboard"),
+                ("2", "pending"),
+                ("3", "sku_log"),
+                ("4", "orders"),
+                ("5", "tasks"),
+                ("6", "events"),
+            ):
                 await go(pilot, key, mode)
                 await pilot.pause()
             footer = app.screen.query_one(ConnexFooter)

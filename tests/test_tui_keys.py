@@ -39,9 +39,11 @@ async def settled(pilot: Any, mode: str | None = None) -> Any:
     app: ConnexApp = pilot.app
     await wait_for(
         pilot,
-        lambda: (mode is None or app.current_mode == mode)
-        and app.harness.counted(app.screen, "loads") > 0
-        and app.screen.idle,
+        lambda: (
+            (mode is None or app.current_mode == mode)
+            and app.harness.counted(app.screen, "loads") > 0
+            and app.screen.idle
+        ),
         what=f"{mode or app.current_mode} loaded",
     )
     return app.screen
@@ -364,10 +366,24 @@ async def test_command_palette_lists_every_action(seeded_path: Path, frozen_cloc
         await wait_for(pilot, lambda: options.option_count > 10, what="commands listed")
         titles = {str(options.get_option_at_index(i).prompt).split("\n")[0] for i in range(options.option_count)}
         expected = {
-            "Go to Dashboard", "Go to Pending", "Go to SKU log", "Go to Orders", "Go to Tasks", "Go to Events",
-            "Pause pushing", "Show keys", "Quit",
-            "Pending: Retry", "Pending: Retry all failed", "Pending: Drop", "Pending: Filter", "Pending: Detail",
-            "SKU log: Failed only", "SKU log: Filter", "Orders: Re-queue", "Tasks: Run now",
+            "Go to Dashboard",
+            "Go to Pending",
+            "Go to SKU log",
+            "Go to Orders",
+            "Go to Tasks",
+            "Go to Events",
+            "Pause pushing",
+            "Show keys",
+            "Quit",
+            "Pending: Retry",
+            "Pending: Retry all failed",
+            "Pending: Drop",
+            "Pending: Filter",
+            "Pending: Detail",
+            "SKU log: Failed only",
+            "SKU log: Filter",
+            "Orders: Re-queue",
+            "Tasks: Run now",
         }
         assert expected <= titles, expected - titles
         # Choosing one runs it.

@@ -40,7 +40,8 @@ from tests.tui_fixtures import (  # noqa: F401 - fixtures
 async def settled(pilot: Any, mode: str) -> Any:
     app = pilot.app
     await wait_for(
-        pilot, lambda: app.current_mode == mode and app.harness.counted(app.screen, "loads") > 0 and app.screen.idle,
+        pilot,
+        lambda: app.current_mode == mode and app.harness.counted(app.screen, "loads") > 0 and app.screen.idle,
         what=mode,
     )
     return app.screen
@@ -62,8 +63,12 @@ async def test_engine_event_reaches_the_events_screen(engine: Engine) -> None:
         seen: list[Any] = []
         engine.bus.subscribe(seen.append)
         engine.bus.emit(OrderPosted(order_id=7, number="777", txn_id="ABC-1"))
-        await wait_for(pilot, lambda: "order 777 posted to QuickBooks (TxnID ABC-1)" in log_text(app), timeout=1.0,
-                       what="the event on screen")
+        await wait_for(
+            pilot,
+            lambda: "order 777 posted to QuickBooks (TxnID ABC-1)" in log_text(app),
+            timeout=1.0,
+            what="the event on screen",
+        )
         assert seen  # the bus delivered it to everyone
         # The engine's recorder writes it to the events table (0.5 s); read back, it is not shown twice.
         assert engine.db is not None
@@ -86,8 +91,11 @@ async def test_a_real_web_connector_session_shows_up(engine: Engine, web_connect
         await wait_for(pilot, lambda: "Web Connector session 1 ended" in log_text(app), what="session events")
         await pilot.press("1")
         await settled(pilot, "dashboard")
-        await wait_for(pilot, lambda: "result ok" in screen_text(app) and "requests" in screen_text(app),
-                       what="the session on the dashboard")
+        await wait_for(
+            pilot,
+            lambda: "result ok" in screen_text(app) and "requests" in screen_text(app),
+            what="the session on the dashboard",
+        )
         assert PASSWORD not in screen_text(app)
 
 
@@ -98,8 +106,12 @@ async def test_engine_event_nudges_the_visible_screen(engine: Engine) -> None:
         screen = await settled(pilot, "dashboard")
         before = app.harness.counted(screen, "loads")
         engine.bus.emit(TaskFinished(name="orders", summary="1 new order", ok=True))
-        await wait_for(pilot, lambda: app.harness.counted(screen, "loads") > before, timeout=2.0,
-                       what="a refresh caused by the event")
+        await wait_for(
+            pilot,
+            lambda: app.harness.counted(screen, "loads") > before,
+            timeout=2.0,
+            what="a refresh caused by the event",
+        )
 
 
 async def test_secrets_in_events_are_masked(engine: Engine) -> None:
@@ -135,7 +147,10 @@ async def test_events_are_appended_incrementally(seeded_path: Path, frozen_clock
         async with db.transaction() as conn:
             await conn.executemany(
                 "INSERT INTO events(at, level, kind, message) VALUES ('2026-03-10T14:29:59.000+00:00', ?, ?, ?)",
-                [("info", "TaskFinished", "task orders: 2 new orders"), ("error", "OrderFailed", "order 1060 failed: x")],
+                [
+                    ("info", "TaskFinished", "task orders: 2 new orders"),
+                    ("error", "OrderFailed", "order 1060 failed: x"),
+                ],
             )
         await wait_for(pilot, lambda: screen.lines_written == written + 2, what="two more lines")
         await asyncio.sleep(0.3)  # more ticks: nothing is written twice
@@ -266,7 +281,9 @@ async def test_readable_at_every_colour_depth(
         await pilot.press("2")
         await settled(pilot, "pending")
         await pilot.pause()
-        depth = {"standard": ColorSystem.STANDARD, "256": ColorSystem.EIGHT_BIT, "truecolor": ColorSystem.TRUECOLOR}[system]
+        depth = {"standard": ColorSystem.STANDARD, "256": ColorSystem.EIGHT_BIT, "truecolor": ColorSystem.TRUECOLOR}[
+            system
+        ]
         style = _cell_style(app, "failed", "SKU-0413")
         assert style.bold  # failures stand out even without colour
         if style.color is not None and style.bgcolor is not None and not style.color.is_default:
@@ -276,7 +293,9 @@ async def test_readable_at_every_colour_depth(
         assert style != plain
 
 
-async def test_no_color_uses_the_monochrome_filter(seeded_path: Path, frozen_clock: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_no_color_uses_the_monochrome_filter(
+    seeded_path: Path, frozen_clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
     app = make_app(seeded_path)
     async with app.run_test(size=SIZE) as pilot:

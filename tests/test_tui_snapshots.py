@@ -32,10 +32,12 @@ def ready(mode: str, *then: str):
             await pilot.press(KEYS[mode])
         await wait_for(
             pilot,
-            lambda: app.current_mode == mode
-            and app.harness.counted(app.screen, "loads") > 0
-            and app.screen.idle
-            and app.paused is not None,
+            lambda: (
+                app.current_mode == mode
+                and app.harness.counted(app.screen, "loads") > 0
+                and app.screen.idle
+                and app.paused is not None
+            ),
             what=f"{mode} loaded",
         )
         if then:

@@ -45,16 +45,24 @@ async def test_dashboard_counts_and_health(db: Database) -> None:
     await add_order(db, StoreOrder("o1", "1001", (OrderLine("redwine", Decimal(1)),)))
     await add_order(db, StoreOrder("o2", "1002", (OrderLine("redwine", Decimal(1)),)))
     async with db.transaction() as conn:
-        await conn.execute("UPDATE orders SET qb_state = 'failed', error = 'QuickBooks said 3140' WHERE store_id = 'o2'")
+        await conn.execute(
+            "UPDATE orders SET qb_state = 'failed', error = 'QuickBooks said 3140' WHERE store_id = 'o2'"
+        )
         await queue_stock(conn, {"a": Decimal(1), "b": Decimal(2), "c": Decimal(3)}, utcnow())
         await conn.execute("UPDATE pending SET state = 'failed', last_error = 'SKU not found' WHERE sku = 'c'")
         await conn.execute(
             "INSERT INTO qbwc_sessions(ticket_hash, started, last_seen, ended, requests, result, state)"
-            " VALUES ('h', ?, ?, ?, 9, 'ok', '{}')", (ago(seconds=70), ago(seconds=10), ago(seconds=10)))
-        await conn.execute("INSERT INTO tasks(name, interval_seconds, last_run, last_result) VALUES"
-                           " ('inventory', 30, ?, 'error: WooCommerce POST /products/batch: the store is unavailable (HTTP 503) after 6 tries')",
-                           (ago(seconds=5),))
-    await log_lines(db, [(ago(minutes=2), "a", 1, ""), (ago(minutes=2), "b", 1, ""), (ago(minutes=1), "c", 0, "SKU not found")])
+            " VALUES ('h', ?, ?, ?, 9, 'ok', '{}')",
+            (ago(seconds=70), ago(seconds=10), ago(seconds=10)),
+        )
+        await conn.execute(
+            "INSERT INTO tasks(name, interval_seconds, last_run, last_result) VALUES"
+            " ('inventory', 30, ?, 'error: WooCommerce POST /products/batch: the store is unavailable (HTTP 503) after 6 tries')",
+            (ago(seconds=5),),
+        )
+    await log_lines(
+        db, [(ago(minutes=2), "a", 1, ""), (ago(minutes=2), "b", 1, ""), (ago(minutes=1), "c", 0, "SKU not found")]
+    )
 
     board = await views.dashboard(db)
     assert board.orders_imported_today == 2 and board.orders_failed == 1
@@ -143,7 +151,9 @@ def test_a_failing_listener_is_logged_and_the_others_still_hear_the_event() -> N
     assert heard == [OrderFailed(1, "1001", "no such item")]  # the next listener was not skipped
     [line] = [json.loads(text) for text in stream.getvalue().splitlines()]
     assert line["event"] == "event listener failed" and line["level"] == "error"
-    assert line["listener"].endswith("test_a_failing_listener_is_logged_and_the_others_still_hear_the_event.<locals>.broken")
+    assert line["listener"].endswith(
+        "test_a_failing_listener_is_logged_and_the_others_still_hear_the_event.<locals>.broken"
+    )
     assert line["kind"] == "OrderFailed" and "ValueError: listener bug" in line["exception"]
     assert "s3cret-token" not in stream.getvalue()  # the traceback goes through the secret redaction
 

@@ -92,14 +92,30 @@ def _venv_with(wheel: Path, folder: Path) -> Path:
     site = Path(
         subprocess.run(
             [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True, text=True, check=True, env=_clean_env(),
+            capture_output=True,
+            text=True,
+            check=True,
+            env=_clean_env(),
         ).stdout.strip()
     )
     # Installed first: pip must not see the source tree's own (editable) install through the line below.
     subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "--quiet",
-         str(wheel)],
-        check=True, timeout=120, capture_output=True, env=_clean_env(),
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--quiet",
+            str(wheel),
+        ],
+        check=True,
+        timeout=120,
+        capture_output=True,
+        env=_clean_env(),
     )
     # Dependencies without a download: this interpreter's site-packages, appended after the venv's
     # own. Its editable-install hook (if any) is in a .pth there, which a plain path line does not run.
@@ -132,13 +148,22 @@ def test_wheel_carries_every_data_file_and_runs_from_a_fresh_venv(tmp_path: Path
 
     where = subprocess.run(
         [str(python), "-c", "import connex_tui; print(connex_tui.__file__)"],
-        capture_output=True, text=True, cwd=cwd, env=env, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=60,
+        check=True,
     ).stdout.strip()
     assert Path(where).resolve().is_relative_to(venv), f"connex_tui imported from {where}, not the venv"
 
     demo = subprocess.run(
         [str(venv / BIN / "connex-tui"), "demo", "--headless", "--seconds", "40"],
-        capture_output=True, text=True, cwd=cwd, env=env, timeout=90,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=90,
     )
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "store and QuickBooks agree on all" in demo.stdout
@@ -147,17 +172,30 @@ def test_wheel_carries_every_data_file_and_runs_from_a_fresh_venv(tmp_path: Path
 
     (cwd / "pilot.py").write_text(PILOT)
     pilot = subprocess.run(
-        [str(python), "pilot.py"], capture_output=True, text=True, cwd=cwd, env=env, timeout=90,
+        [str(python), "pilot.py"],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=90,
     )
     assert pilot.returncode == 0, pilot.stdout + pilot.stderr
     lines = dict(line.split(" ", 1) for line in pilot.stdout.splitlines() if " " in line)
     assert Path(lines["package"]).resolve().is_relative_to(venv)
     assert lines["screens"].split() == [
-        "PendingScreen", "SkuLogScreen", "OrdersScreen", "TasksScreen", "EventsScreen", "DashboardScreen",
+        "PendingScreen",
+        "SkuLogScreen",
+        "OrdersScreen",
+        "TasksScreen",
+        "EventsScreen",
+        "DashboardScreen",
     ]
     assert "Warning" not in pilot.stderr, pilot.stderr
     # The schema is not beside the installed package: the simulator said so, in a log line.
     assert "qbxml_schema_missing" in pilot.stdout, pilot.stdout
     phases["interface"] = time.monotonic() - started - sum(phases.values())
-    print("wheel test:", ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items()),
-          f"(total {time.monotonic() - started:.1f} s)")
+    print(
+        "wheel test:",
+        ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items()),
+        f"(total {time.monotonic() - started:.1f} s)",
+    )

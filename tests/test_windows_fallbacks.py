@@ -72,7 +72,11 @@ def test_the_simulation_takes_the_posix_parts_away(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=windows_like_env(tmp_path), timeout=60
     )
     assert out.stdout.split("\n")[:5] == [
-        "no termios", "no fcntl", "no resource", "no SIGHUP", "no add_signal_handler",
+        "no termios",
+        "no fcntl",
+        "no resource",
+        "no SIGHUP",
+        "no add_signal_handler",
     ], out.stdout + out.stderr
 
 
@@ -81,7 +85,10 @@ def test_headless_engine_starts_serves_and_stops_on_sigterm_without_posix_parts(
     config = write_config(tmp_path, port)
     proc = subprocess.Popen(
         [sys.executable, "-m", "connex_tui.cli", "run", "--headless", "--config", str(config)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=windows_like_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=windows_like_env(tmp_path),
     )
     try:
         assert wait_for(f"http://127.0.0.1:{port}/qbwc", proc) == 200
@@ -150,7 +157,12 @@ def test_interface_runs_and_stops_on_sigterm_without_posix_parts(tmp_path: Path)
     # termios); TEXTUAL_DRIVER stands the headless driver in for the Windows one.
     env = {**windows_like_env(tmp_path), "TEXTUAL_DRIVER": "textual.drivers.headless_driver:HeadlessDriver"}
     out = subprocess.run(
-        [sys.executable, str(script), str(config)], capture_output=True, text=True, env=env, timeout=90, cwd=tmp_path,
+        [sys.executable, str(script), str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=90,
+        cwd=tmp_path,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     lines = [line for line in out.stdout.splitlines() if line.startswith(("screens", "stopped"))]
@@ -198,4 +210,3 @@ def test_sigterm_reaches_the_loop_through_the_fallback() -> None:
         loop.close()
     assert stop.is_set()
     assert signal.getsignal(signal.SIGTERM) == before
-

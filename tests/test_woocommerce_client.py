@@ -102,7 +102,9 @@ async def test_list_orders_pages_and_modified_since(
     assert [(o.store_id, o.cancelled, o.status) for o in changed] == [(str(ids[5]), True, "cancelled")]
 
 
-async def test_list_orders_naive_since_is_utc_and_empty_result(emu: WooCommerceEmulator, client: WooCommerceClient) -> None:
+async def test_list_orders_naive_since_is_utc_and_empty_result(
+    emu: WooCommerceEmulator, client: WooCommerceClient
+) -> None:
     assert await client.list_orders(None) == []
     emu.add_product("A", 5)
     emu.place_order([("A", 1)])
@@ -110,7 +112,9 @@ async def test_list_orders_naive_since_is_utc_and_empty_result(emu: WooCommerceE
     assert await client.list_orders(T0 + timedelta(seconds=1)) == []
 
 
-async def test_refunds_keep_only_restocked_lines(emu: WooCommerceEmulator, client: WooCommerceClient, clock: StepClock) -> None:
+async def test_refunds_keep_only_restocked_lines(
+    emu: WooCommerceEmulator, client: WooCommerceClient, clock: StepClock
+) -> None:
     emu.add_product("A", 10, price="5.00")
     emu.add_product("B", 10)
     oid = emu.place_order([("A", 3), ("B", 2)])
@@ -143,7 +147,8 @@ async def test_restock_totals_go_to_the_newest_refunds_of_the_line(
     second = emu.refund(oid, [("A", 2)], restock=True)
     (order,) = await client.list_orders(None)
     assert [(r.refund_id, [(l.sku, l.quantity) for l in r.lines]) for r in order.refunds] == [
-        (str(first), []), (str(second), [("A", Decimal(2))])
+        (str(first), []),
+        (str(second), [("A", Decimal(2))]),
     ]
     assert emu.stock("A") == 8
 
@@ -162,8 +167,10 @@ async def test_cancelled_order_reports_the_units_the_cancel_put_back(
     assert order.cancelled
     by_id = {r.refund_id: [(l.sku, l.quantity, l.price) for l in r.lines] for r in order.refunds}
     # the cancel put back 5 - 2; the untracked line never had _reduced_stock and counts as back too
-    assert by_id == {str(restock): [("A", Decimal(2), Decimal(4))],
-                     "cancel": [("A", Decimal(3), Decimal(4)), ("LOOSE", Decimal(1), Decimal(10))]}
+    assert by_id == {
+        str(restock): [("A", Decimal(2), Decimal(4))],
+        "cancel": [("A", Decimal(3), Decimal(4)), ("LOOSE", Decimal(1), Decimal(10))],
+    }
     assert emu.stock("A") == 10
 
 
@@ -178,7 +185,9 @@ async def test_line_without_sku_keeps_an_empty_sku(emu: WooCommerceEmulator, cli
 # ---------------------------------------------------------------------- catalog
 
 
-async def test_catalog_simple_and_variable_over_several_pages(emu: WooCommerceEmulator, client: WooCommerceClient) -> None:
+async def test_catalog_simple_and_variable_over_several_pages(
+    emu: WooCommerceEmulator, client: WooCommerceClient
+) -> None:
     simple = {f"S-{n:03}": emu.add_product(f"S-{n:03}", n) for n in range(130)}
     emu.add_product("LOOSE", None)
     emu.add_product("", 4)  # no SKU: skipped
@@ -386,8 +395,10 @@ async def test_store_down_is_unavailable_without_secrets(make_client: Callable[.
 
 def test_messages_are_scrubbed_of_signed_urls() -> None:
     client = WooCommerceClient("http://shop.test", KEY, SECRET)
-    text = ("Connection timeout to host http://shop.test/wp-json/wc/v3/orders?page=1&oauth_consumer_key="
-            f"{KEY}&oauth_signature=abc%2B")
+    text = (
+        "Connection timeout to host http://shop.test/wp-json/wc/v3/orders?page=1&oauth_consumer_key="
+        f"{KEY}&oauth_signature=abc%2B"
+    )
     scrubbed = client._scrub(text)
     assert scrubbed == "Connection timeout to host http://shop.test/wp-json/wc/v3/orders"
     assert client._scrub(f"echo {SECRET}") == "echo ***"
@@ -396,7 +407,9 @@ def test_messages_are_scrubbed_of_signed_urls() -> None:
 # ---------------------------------------------------------------------- credentials
 
 
-async def test_wrong_secret_is_a_credentials_error(emu: WooCommerceEmulator, make_client: Callable[..., WooCommerceClient]) -> None:
+async def test_wrong_secret_is_a_credentials_error(
+    emu: WooCommerceEmulator, make_client: Callable[..., WooCommerceClient]
+) -> None:
     client = make_client(emu.base_url, secret="cs_wrong_wrong_wrong")
     with pytest.raises(CredentialsError) as caught:
         await client.list_orders(None)
@@ -407,7 +420,9 @@ async def test_wrong_secret_is_a_credentials_error(emu: WooCommerceEmulator, mak
     assert client.stats.requests == 1  # no retries on 401
 
 
-async def test_wrong_key_is_a_credentials_error(emu: WooCommerceEmulator, make_client: Callable[..., WooCommerceClient]) -> None:
+async def test_wrong_key_is_a_credentials_error(
+    emu: WooCommerceEmulator, make_client: Callable[..., WooCommerceClient]
+) -> None:
     client = make_client(emu.base_url, key="ck_unknown")
     with pytest.raises(CredentialsError) as caught:
         await client.catalog()
@@ -455,7 +470,9 @@ def test_https_address_uses_basic_and_no_oauth() -> None:
     assert dict(parse_qsl(urlsplit(again).query))["oauth_nonce"] != params["oauth_nonce"]
 
 
-async def test_basic_auth_through_a_tls_terminating_proxy(emu: WooCommerceEmulator, make_client: Callable[..., WooCommerceClient]) -> None:
+async def test_basic_auth_through_a_tls_terminating_proxy(
+    emu: WooCommerceEmulator, make_client: Callable[..., WooCommerceClient]
+) -> None:
     emu.add_product("A", 1)
     async with aiohttp.ClientSession(headers={"X-Forwarded-Proto": "https"}) as session:
         client = make_client(emu.base_url, session=session, auth="basic")
@@ -473,9 +490,26 @@ def tls_files(tmp_path: Path) -> tuple[Path, Path]:
         pytest.skip("openssl is not installed")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
     )
     return cert, key
 
@@ -552,7 +586,9 @@ async def test_redirect_to_https_and_missing_rest_api(make_client: Callable[...,
         await runner.cleanup()
 
 
-async def test_several_clients_share_a_session(emu: WooCommerceEmulator, make_client: Callable[..., WooCommerceClient]) -> None:
+async def test_several_clients_share_a_session(
+    emu: WooCommerceEmulator, make_client: Callable[..., WooCommerceClient]
+) -> None:
     emu.add_product("A", 1)
     async with aiohttp.ClientSession() as session:
         one, two = make_client(emu.base_url, session=session), make_client(emu.base_url, session=session)

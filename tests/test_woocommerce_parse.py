@@ -36,7 +36,9 @@ def test_recorded_order_shape() -> None:
     order = woo_parse.order(raw, [])
     assert order.problem == "" and order.store_id == "432" and order.customer == "Ada Okafor"
     assert [(l.sku, l.quantity, l.price) for l in order.lines] == [
-        ("BATH-HW", 3, Decimal("42.5")), ("Machine", 2, Decimal(80)), ("", 1, Decimal(0))
+        ("BATH-HW", 3, Decimal("42.5")),
+        ("Machine", 2, Decimal(80)),
+        ("", 1, Decimal(0)),
     ]
     assert order.refunds == () and order.modified_at == "2024-01-31T15:32:10+00:00"
 
@@ -72,10 +74,23 @@ def test_variations_of_a_parent_that_keeps_the_stock() -> None:
     assert kept_by_parent == CatalogEntry("TEE-XL", "811", None, 3, True)  # pushed to the parent
 
 
-@pytest.mark.parametrize("value, ok", [
-    (3, True), ("3", True), (3.0, True), (2.5, False), ("2.5", False), ("three", False), (True, False),
-    (None, False), (10**12, False), ("٣", False), (float("nan"), False), (float("inf"), False),
-])
+@pytest.mark.parametrize(
+    "value, ok",
+    [
+        (3, True),
+        ("3", True),
+        (3.0, True),
+        (2.5, False),
+        ("2.5", False),
+        ("three", False),
+        (True, False),
+        (None, False),
+        (10**12, False),
+        ("٣", False),
+        (float("nan"), False),
+        (float("inf"), False),
+    ],
+)
 def test_counts(value: Any, ok: bool) -> None:
     if ok:
         assert woo_parse.count(value, "quantity") == 3
@@ -85,8 +100,9 @@ def test_counts(value: Any, ok: bool) -> None:
 
 
 def test_json_hooks_keep_a_page_readable() -> None:
-    page = json.loads('[{"q": NaN}, {"q": Infinity}, {"q": 1e999}, {"q": ' + "9" * 5000 + "}, {\"q\": 2}]",
-                      **woo_parse.JSON_HOOKS)
+    page = json.loads(
+        '[{"q": NaN}, {"q": Infinity}, {"q": 1e999}, {"q": ' + "9" * 5000 + '}, {"q": 2}]', **woo_parse.JSON_HOOKS
+    )
     assert [isinstance(row["q"], woo_parse.BadNumber) for row in page] == [True, True, True, True, False]
 
 
@@ -115,17 +131,25 @@ def corrupt(target_id: int, kind: str, change: Any) -> Any:
         if what == kind and isinstance(data, dict) and data.get("id") == target_id:
             change(data)
         return data
+
     return mangle
 
 
-@pytest.mark.parametrize("change, reason", [
-    (lambda o: o["line_items"][0].update(quantity=float("nan")), "line 1 (A): quantity is NaN"),
-    (lambda o: o["line_items"][0].update(quantity=10**40), "line 1 (A): quantity is 10000000000000000000…"),
-    (lambda o: o["line_items"][0].update(price="Infinity"), "line 1 (A): price is 'Infinity'"),
-    (lambda o: o["line_items"][0].update(quantity=1.5), "line 1 (A): quantity is 1.5"),
-    (lambda o: o["line_items"][0]["meta_data"].append(
-        {"id": 9, "key": "_restock_refunded_items", "value": "lots"}), "_restock_refunded_items is 'lots'"),
-])
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        (lambda o: o["line_items"][0].update(quantity=float("nan")), "line 1 (A): quantity is NaN"),
+        (lambda o: o["line_items"][0].update(quantity=10**40), "line 1 (A): quantity is 10000000000000000000…"),
+        (lambda o: o["line_items"][0].update(price="Infinity"), "line 1 (A): price is 'Infinity'"),
+        (lambda o: o["line_items"][0].update(quantity=1.5), "line 1 (A): quantity is 1.5"),
+        (
+            lambda o: o["line_items"][0]["meta_data"].append(
+                {"id": 9, "key": "_restock_refunded_items", "value": "lots"}
+            ),
+            "_restock_refunded_items is 'lots'",
+        ),
+    ],
+)
 async def test_a_bad_number_fails_that_order_only(
     emu: WooCommerceEmulator, client: WooCommerceClient, change: Any, reason: str
 ) -> None:
@@ -167,10 +191,12 @@ async def test_a_bad_batch_answer_fails_that_sku_only(emu: WooCommerceEmulator, 
         return data
 
     emu.mangle = mangle
-    results = await client.set_stock([
-        StockUpdate("A", 7, CatalogEntry("A", str(a), None, 1, True)),
-        StockUpdate("B", 8, CatalogEntry("B", str(b), None, 1, True)),
-    ])
+    results = await client.set_stock(
+        [
+            StockUpdate("A", 7, CatalogEntry("A", str(a), None, 1, True)),
+            StockUpdate("B", 8, CatalogEntry("B", str(b), None, 1, True)),
+        ]
+    )
     assert [r.ok for r in results] == [False, True]
     assert "stock_quantity is NaN" in results[0].reason
 

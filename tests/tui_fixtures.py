@@ -111,9 +111,16 @@ async def seed_database(path: Path) -> None:
                     kind = "credit_memo"
                 orders.append(
                     (
-                        f"wc-{9000 + n}", number if kind != "credit_memo" else "1041-R1", "completed" if n < 10 else "processing",
-                        state, kind, f"W{number}", txn, error,
-                        ago(minutes=90 - n * 7), ago(minutes=60 - n * 5),
+                        f"wc-{9000 + n}",
+                        number if kind != "credit_memo" else "1041-R1",
+                        "completed" if n < 10 else "processing",
+                        state,
+                        kind,
+                        f"W{number}",
+                        txn,
+                        error,
+                        ago(minutes=90 - n * 7),
+                        ago(minutes=60 - n * 5),
                     )
                 )
             await conn.executemany(
@@ -123,8 +130,11 @@ async def seed_database(path: Path) -> None:
             )
             pending = []
             for n, sku in enumerate(FAILED_SKUS):
-                reason = ("SKU not on the store" if sku != "SKU-0413"
-                          else "store answered 422: stock_quantity must be a whole number")
+                reason = (
+                    "SKU not on the store"
+                    if sku != "SKU-0413"
+                    else "store answered 422: stock_quantity must be a whole number"
+                )
                 pending.append((sku, str(5 + n), "failed", 8, ago(minutes=10), reason, ago(minutes=40)))
             for sku in IN_FLIGHT_SKUS:
                 pending.append((sku, "12", "in_flight", 1, ago(seconds=3), None, ago(minutes=4)))
@@ -132,7 +142,9 @@ async def seed_database(path: Path) -> None:
                 attempts = 1 if n % 5 == 0 else 0
                 due = ahead(seconds=30 + n * 7) if attempts else ago(seconds=n)
                 error = "store answered 503: try again later" if attempts else None
-                pending.append((f"SKU-{200 + n:04d}", str(rng.randint(0, 60)), "pending", attempts, due, error, ago(minutes=4)))
+                pending.append(
+                    (f"SKU-{200 + n:04d}", str(rng.randint(0, 60)), "pending", attempts, due, error, ago(minutes=4))
+                )
             await conn.executemany(
                 "INSERT INTO pending(sku, quantity, state, attempts, next_attempt, last_error, updated_at)"
                 " VALUES (?,?,?,?,?,?,?)",
@@ -152,13 +164,33 @@ async def seed_database(path: Path) -> None:
                 "INSERT INTO sku_log(at, sku, old_qty, new_qty, ok, reason) VALUES (?,?,?,?,?,?)", lines
             )
             events = [
-                (ago(minutes=32), "error", "SessionEnded", "Web Connector session 2 ended: QuickBooks is not running (15 calls)"),
+                (
+                    ago(minutes=32),
+                    "error",
+                    "SessionEnded",
+                    "Web Connector session 2 ended: QuickBooks is not running (15 calls)",
+                ),
                 (ago(minutes=20), "info", "TaskFinished", "task catalog: 312 store SKUs indexed"),
                 (ago(minutes=2, seconds=5), "info", "SessionStarted", "Web Connector session 3 started (192.0.2.10)"),
-                (ago(minutes=2, seconds=3), "info", "OrderPosted", "order 1049 posted to QuickBooks (TxnID 1A34-1767225600)"),
-                (ago(minutes=2, seconds=2), "error", "OrderFailed", 'order 1042 failed: QuickBooks 3140: invalid reference to "GIFT-CARD-50"'),
+                (
+                    ago(minutes=2, seconds=3),
+                    "info",
+                    "OrderPosted",
+                    "order 1049 posted to QuickBooks (TxnID 1A34-1767225600)",
+                ),
+                (
+                    ago(minutes=2, seconds=2),
+                    "error",
+                    "OrderFailed",
+                    'order 1042 failed: QuickBooks 3140: invalid reference to "GIFT-CARD-50"',
+                ),
                 (ago(minutes=2, seconds=1), "info", "ItemsRead", "412 QuickBooks items read, 40 stock updates queued"),
-                (ago(minutes=2), "info", "SessionEnded", "Web Connector session 3 ended: 2 orders, 412 items (12 calls)"),
+                (
+                    ago(minutes=2),
+                    "info",
+                    "SessionEnded",
+                    "Web Connector session 3 ended: 2 orders, 412 items (12 calls)",
+                ),
                 (ago(seconds=5), "warning", "StockPushed", "stock batch: 40 pushed, 3 failed, 0 to retry"),
             ]
             await conn.executemany("INSERT INTO events(at, level, kind, message) VALUES (?,?,?,?)", events)
@@ -175,8 +207,14 @@ async def seed_big(path: Path, *, log_lines: int = 100_000, pending: int = 10_00
             await conn.executemany(
                 "INSERT INTO sku_log(at, sku, old_qty, new_qty, ok, reason) VALUES (?,?,?,?,?,?)",
                 (
-                    (ago(days=2, seconds=-n), f"BULK-{n % 5000:05d}", "3", "2", 0 if n % 97 == 0 else 1,
-                     "SKU not on the store" if n % 97 == 0 else "")
+                    (
+                        ago(days=2, seconds=-n),
+                        f"BULK-{n % 5000:05d}",
+                        "3",
+                        "2",
+                        0 if n % 97 == 0 else 1,
+                        "SKU not on the store" if n % 97 == 0 else "",
+                    )
                     for n in range(log_lines)
                 ),
             )
@@ -184,8 +222,15 @@ async def seed_big(path: Path, *, log_lines: int = 100_000, pending: int = 10_00
                 "INSERT INTO pending(sku, quantity, state, attempts, next_attempt, last_error, updated_at)"
                 " VALUES (?,?,?,?,?,?,?)",
                 (
-                    (f"BULK-{n:05d}", "4", "failed" if n % 50 == 0 else "pending", 8 if n % 50 == 0 else 0,
-                     ahead(seconds=n), "SKU not on the store" if n % 50 == 0 else None, ago(minutes=1))
+                    (
+                        f"BULK-{n:05d}",
+                        "4",
+                        "failed" if n % 50 == 0 else "pending",
+                        8 if n % 50 == 0 else 0,
+                        ahead(seconds=n),
+                        "SKU not on the store" if n % 50 == 0 else None,
+                        ago(minutes=1),
+                    )
                     for n in range(pending)
                 ),
             )

@@ -55,7 +55,16 @@ def _row(entry: Any, now: str) -> tuple[Any, ...] | None:
         except BadNumber as exc:
             problem = problem or f"{exc}: the store's answer for this SKU is unusable"
     parent = None if entry.parent_id is None else str(entry.parent_id)
-    return (sku_key(entry.sku), entry.sku, str(entry.item_id), parent, quantity, 1 if entry.managed else 0, problem, now)
+    return (
+        sku_key(entry.sku),
+        entry.sku,
+        str(entry.item_id),
+        parent,
+        quantity,
+        1 if entry.managed else 0,
+        problem,
+        now,
+    )
 
 
 async def refresh_catalog(db: Database, store: Storefront) -> int:
@@ -100,18 +109,27 @@ async def lookup(db: Database, skus: Sequence[str], *, match: str = "name") -> d
             continue
         if len(hits) > 1:
             ids = ", ".join(_product_id(r) for r in hits)
-            found[sku] = (f"SKU {sku.strip()} is on {len(hits)} store products: {ids}; give each its own SKU"
-                          " (a variation without one shows its parent's)")
+            found[sku] = (
+                f"SKU {sku.strip()} is on {len(hits)} store products: {ids}; give each its own SKU"
+                " (a variation without one shows its parent's)"
+            )
         elif hits[0]["problem"]:
             found[sku] = str(hits[0]["problem"])
         elif not exact and (other := await _other_qb_value(db, sku, match)):
-            found[sku] = (f"SKU {sku.strip()} matches store SKU {hits[0]['sku']} only when case is ignored, and"
-                          f" QuickBooks item {other} could be meant too: make the SKUs agree exactly or map it"
-                          " with `connex-tui map`")
+            found[sku] = (
+                f"SKU {sku.strip()} matches store SKU {hits[0]['sku']} only when case is ignored, and"
+                f" QuickBooks item {other} could be meant too: make the SKUs agree exactly or map it"
+                " with `connex-tui map`"
+            )
         else:
             row = hits[0]
-            found[sku] = CatalogEntry(sku=row["sku"], item_id=row["item_id"], parent_id=row["parent_id"],
-                                      quantity=row["quantity"], managed=bool(row["managed"]))
+            found[sku] = CatalogEntry(
+                sku=row["sku"],
+                item_id=row["item_id"],
+                parent_id=row["parent_id"],
+                quantity=row["quantity"],
+                managed=bool(row["managed"]),
+            )
     return found
 
 

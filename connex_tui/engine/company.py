@@ -81,8 +81,12 @@ def company_from_hcp(path: str, hcp_response: str, owner_id: str | None) -> Comp
             root = parse_untrusted(hcp_response.strip())
         except (UnsafeXMLError, ValueError):
             root = None
-        company = None if root is None else next(
-            (el for el in root.iter() if isinstance(el.tag, str) and local_name(el.tag) == "CompanyRet"), None
+        company = (
+            None
+            if root is None
+            else next(
+                (el for el in root.iter() if isinstance(el.tag, str) and local_name(el.tag) == "CompanyRet"), None
+            )
         )
         if company is not None:
             for child in company:

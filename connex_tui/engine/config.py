@@ -182,31 +182,32 @@ class QBWCConfig:
     port: int = setting(Kind.INT, 8080, "TCP port of the SOAP server (0: any free port)", lo=0, hi=65535)
     path: str = setting(Kind.STR, "/qbwc", "URL path of the SOAP endpoint", prefixes=("/",))
     username: str = setting(Kind.STR, "qbwc", "user name the Web Connector logs in with")
-    password: Secret = setting(
-        Kind.SECRET, REQUIRED, 'or password_env = "NAME_OF_VARIABLE"', starter=_new_password
-    )
+    password: Secret = setting(Kind.SECRET, REQUIRED, 'or password_env = "NAME_OF_VARIABLE"', starter=_new_password)
     run_every_minutes: int = setting(Kind.INT, 2, "how often the Web Connector calls", lo=1)
     max_returned: int = setting(Kind.INT, 100, "qbXML iterator page size", lo=1, hi=1000)
-    orders_per_request: int = setting(
-        Kind.INT, 50, "orders sent to QuickBooks per request", lo=1, hi=500
-    )
+    orders_per_request: int = setting(Kind.INT, 50, "orders sent to QuickBooks per request", lo=1, hi=500)
     max_body_bytes: int = setting(
         Kind.INT, 64 * 1024 * 1024, "largest SOAP request accepted, in bytes (64 MiB)", lo=1024
     )
-    ticket_idle_minutes: int = setting(
-        Kind.INT, 30, "a session ticket unused this long expires", lo=1
-    )
+    ticket_idle_minutes: int = setting(Kind.INT, 30, "a session ticket unused this long expires", lo=1)
     app_name: str = setting(Kind.STR, "connex-tui", "application name shown in the Web Connector")
     app_unique_name: str | None = setting(
-        Kind.STR, None, "the .qwc's AppUniqueName (default: app_name); re-adding the file replaces the application",
-        commented=True, starter="connex-tui",
+        Kind.STR,
+        None,
+        "the .qwc's AppUniqueName (default: app_name); re-adding the file replaces the application",
+        commented=True,
+        starter="connex-tui",
     )
     unattended_mode: Literal["optional", "required"] = setting(
-        Kind.ENUM, "optional", "required: ask for QuickBooks' automatic login (runs while QuickBooks is closed)",
+        Kind.ENUM,
+        "optional",
+        "required: ask for QuickBooks' automatic login (runs while QuickBooks is closed)",
         choices=("optional", "required"),
     )
     personal_data: Literal["not_needed", "optional", "required"] = setting(
-        Kind.ENUM, "not_needed", "access to personal data (SSNs, card numbers) asked for in the .qwc",
+        Kind.ENUM,
+        "not_needed",
+        "access to personal data (SSNs, card numbers) asked for in the .qwc",
         choices=("not_needed", "optional", "required"),
     )
     public_url: str | None = setting(
@@ -225,8 +226,11 @@ class QBWCConfig:
         commented=True,
     )
     max_connections: int = setting(
-        Kind.INT, 256, "open connections the endpoint holds at most (keep below the open-files limit)",
-        lo=8, hi=100_000,
+        Kind.INT,
+        256,
+        "open connections the endpoint holds at most (keep below the open-files limit)",
+        lo=8,
+        hi=100_000,
     )
     read_min_interval_seconds: int = setting(
         Kind.INT, 60, "with no orders waiting, skip item reads newer than this", lo=0
@@ -313,12 +317,13 @@ class StorefrontConfig:
         required_when=_platform_in("shopify"),
     )
     api_version: str = setting(Kind.STR, "2026-10", "Shopify Admin API version")
-    timeout_seconds: int = setting(
-        Kind.INT, 60, "the longest one request to the store may take", lo=1, hi=600
-    )
+    timeout_seconds: int = setting(Kind.INT, 60, "the longest one request to the store may take", lo=1, hi=600)
     max_concurrency: int = setting(
-        Kind.INT, 8, "the most requests to the store at once (starts at 2, grows while the store keeps up)",
-        lo=1, hi=64,
+        Kind.INT,
+        8,
+        "the most requests to the store at once (starts at 2, grows while the store keeps up)",
+        lo=1,
+        hi=64,
     )
     ca_bundle: Path | None = setting(
         Kind.PATH,
@@ -607,8 +612,12 @@ def _to_keymap(spec: Spec, value: Any, ctx: _Ctx) -> tuple[tuple[str, str], ...]
             unknown = [m for m in modifiers if m not in KEY_MODIFIERS]
             if not name or unknown:
                 problem = f"unknown modifier {unknown[0]!r}" if unknown else "a key name is missing"
-                raise ctx.error("interface", where, f"malformed key {key!r} in {keys!r}: {problem}"
-                                f" (modifiers: {', '.join(KEY_MODIFIERS)}; several keys: \"r,f5\")")
+                raise ctx.error(
+                    "interface",
+                    where,
+                    f"malformed key {key!r} in {keys!r}: {problem}"
+                    f' (modifiers: {", ".join(KEY_MODIFIERS)}; several keys: "r,f5")',
+                )
         pairs.append((binding_id, keys))
     return tuple(pairs)
 
@@ -630,8 +639,9 @@ def _convert(section: str, key: str, spec: Spec, value: Any, ctx: _Ctx) -> Any:
         return _CONVERT[spec.kind](spec, value, ctx)
     except _Bad as bad:
         got = bad.args[0] if bad.args else f"got {describe(value, secret=spec.secret)}"
-        raise ctx.error(section, key, f"expected {spec.expected()}; {got}" if bad.args else
-                        f"expected {spec.expected()}, {got}") from None
+        raise ctx.error(
+            section, key, f"expected {spec.expected()}; {got}" if bad.args else f"expected {spec.expected()}, {got}"
+        ) from None
 
 
 def _from_env(section: str, key: str, table: Mapping[str, Any], ctx: _Ctx) -> Secret:
@@ -677,9 +687,7 @@ def _default(section: str, key: str, spec: Spec, ctx: _Ctx) -> Any:
     return spec.default
 
 
-def _check_required_when(
-    section: str, specs: Mapping[str, Spec], values: Mapping[str, Any], ctx: _Ctx
-) -> None:
+def _check_required_when(section: str, specs: Mapping[str, Spec], values: Mapping[str, Any], ctx: _Ctx) -> None:
     for key, spec in specs.items():
         reason = spec.required_when(values) if spec.required_when else None
         if reason and values[key] in (None, ""):
@@ -740,9 +748,7 @@ def _parse_section(section: str, table: Mapping[str, Any], ctx: _Ctx) -> Any:
     return SECTIONS[section](**values)
 
 
-def parse_config(
-    data: Mapping[str, Any], source: Path | None, environ: Mapping[str, str]
-) -> Config:
+def parse_config(data: Mapping[str, Any], source: Path | None, environ: Mapping[str, str]) -> Config:
     """Validate parsed TOML; relative paths are taken relative to source's folder."""
     label = str(source) if source is not None else DEFAULT_FILE_NAME
     base = source.absolute().parent if source is not None else Path.cwd()

@@ -111,8 +111,7 @@ class Database:
     async def set_meta(self, conn: aiosqlite.Connection, key: str, value: str) -> None:
         """Inside a transaction the caller holds."""
         await conn.execute(
-            "INSERT INTO meta(key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
 
@@ -120,7 +119,7 @@ class Database:
 def chunked(values: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
     """Pieces small enough for one `IN (...)` list on any SQLite build (the usual limit is 32,766)."""
     for start in range(0, len(values), size):
-        yield values[start:start + size]
+        yield values[start : start + size]
 
 
 def _split_sql(script: str) -> Iterable[str]:

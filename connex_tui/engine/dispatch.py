@@ -30,7 +30,12 @@ PUBLISH_EVERY = 1.0  # seconds between two writes of the figures during a drain
 
 class BatchDispatcher:
     def __init__(
-        self, db: Database, pusher: InventoryPusher, gate: StoreGate | None, *, clock: Callable[[], float] = time.monotonic
+        self,
+        db: Database,
+        pusher: InventoryPusher,
+        gate: StoreGate | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.db = db
         self.pusher = pusher

@@ -63,7 +63,5 @@ class EventRecorder:
 
 async def trim_events(db: Database, keep: int = KEEP_EVENTS) -> int:
     async with db.transaction() as conn:
-        cur = await conn.execute(
-            "DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?", (keep,)
-        )
+        cur = await conn.execute("DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?", (keep,))
         return cur.rowcount

@@ -174,8 +174,10 @@ async def _changed(conn: aiosqlite.Connection, rets: list[dict[str, Any]]) -> li
     ) as cur:
         known = {row[0]: (row[1], row[2], row[3]) for row in await cur.fetchall()}
     return [
-        r for r in rets
-        if known.get(r["ListID"]) != (r["TimeModified"], r.get("EditSequence"), _fmt(_decimal(r.get("QuantityOnHand", "0"))))
+        r
+        for r in rets
+        if known.get(r["ListID"])
+        != (r["TimeModified"], r.get("EditSequence"), _fmt(_decimal(r.get("QuantityOnHand", "0"))))
     ]
 
 

@@ -208,8 +208,10 @@ class MetricsSource:
         )
         waited.add(stats.waited_seconds, labels)
         trips = histogram(
-            "store_round_trip_seconds", "Time from sending a request to the store to its full answer",
-            stats.round_trips, labels,
+            "store_round_trip_seconds",
+            "Time from sending a request to the store to its full answer",
+            stats.round_trips,
+            labels,
         )
         return [requests, retries, throttled, waited, trips, *self._cost_bucket(store, labels)]
 

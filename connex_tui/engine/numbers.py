@@ -84,8 +84,10 @@ def line_quantity(value: object, what: str) -> Decimal:
     if abs(number) > LINE_QUANTITY_LIMIT:
         raise BadNumber(f"{what} is {shown(value)}, more than {LINE_QUANTITY_LIMIT:,} units")
     exponent = number.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -LINE_QUANTITY_PLACES and number != number.quantize(
-        Decimal(1).scaleb(-LINE_QUANTITY_PLACES)
+    if (
+        isinstance(exponent, int)
+        and exponent < -LINE_QUANTITY_PLACES
+        and number != number.quantize(Decimal(1).scaleb(-LINE_QUANTITY_PLACES))
     ):
         raise BadNumber(f"{what} is {shown(value)}, finer than QuickBooks' {LINE_QUANTITY_PLACES} decimal places")
     return number

@@ -126,8 +126,13 @@ class OrderImporter:
             if latest and latest != watermark:
                 await self.db.set_meta(conn, WATERMARK_KEY, latest)
         if outcome.imported or outcome.skipped or outcome.credit_memos:
-            log.info("orders_imported", seen=outcome.seen, new=outcome.imported, skipped=outcome.skipped,
-                     credit_memos=outcome.credit_memos)
+            log.info(
+                "orders_imported",
+                seen=outcome.seen,
+                new=outcome.imported,
+                skipped=outcome.skipped,
+                credit_memos=outcome.credit_memos,
+            )
         return outcome
 
     async def _contained(self, conn: aiosqlite.Connection, data: StoreOrderData, outcome: ImportOutcome) -> bool:
@@ -141,7 +146,9 @@ class OrderImporter:
             await conn.execute("ROLLBACK TO one_order")
             await conn.execute("RELEASE one_order")
             log.warning("order_unreadable", order=str(data.number)[:60], error=repr(exc)[:300])
-            return await _keep_as_failed(conn, data, f"the store's order could not be read: {type(exc).__name__}: {exc}")
+            return await _keep_as_failed(
+                conn, data, f"the store's order could not be read: {type(exc).__name__}: {exc}"
+            )
         await conn.execute("RELEASE one_order")
         return True
 
@@ -188,9 +195,16 @@ class OrderImporter:
     async def _unreadable(self, conn: aiosqlite.Connection, data: StoreOrderData, outcome: ImportOutcome) -> None:
         """A new order whose store answer holds a value that cannot be right: kept, failed, with
         the reason, for a person (fixing it on the store brings it back with a new date)."""
-        order = StoreOrder(store_id=data.store_id, number=data.number, lines=(), status=data.status,
-                           customer=data.customer, placed_at=data.created_at or None, modified_at=data.modified_at,
-                           raw=kept_raw(data.raw))
+        order = StoreOrder(
+            store_id=data.store_id,
+            number=data.number,
+            lines=(),
+            status=data.status,
+            customer=data.customer,
+            placed_at=data.created_at or None,
+            modified_at=data.modified_at,
+            raw=kept_raw(data.raw),
+        )
         order_id = await insert_order(conn, order, self.config.orders.post_as)
         if order_id is None:
             return
@@ -208,8 +222,10 @@ class OrderImporter:
         elif not data.lines:
             reason = "the order has no lines"
         elif unnamed:
-            reason = (f"line {', '.join(map(str, unnamed))} has no SKU on the store, so it matches no QuickBooks"
-                      " item: give the product a SKU (or map it), then re-queue the order")
+            reason = (
+                f"line {', '.join(map(str, unnamed))} has no SKU on the store, so it matches no QuickBooks"
+                " item: give the product a SKU (or map it), then re-queue the order"
+            )
         else:
             return
         await conn.execute("UPDATE orders SET qb_state = 'failed', error = ? WHERE id = ?", (reason, order_id))
@@ -241,9 +257,12 @@ class OrderImporter:
                 taken.add(store_id)
                 await conn.execute("UPDATE orders SET parent_order_id = ? WHERE id = ?", (order_id, new_id))
                 outcome.credit_memos += 1
-                log.info("credit_memo_queued", order=data.number, refund=refund_id,
-                         units=str(sum((l.quantity for l in lines), Decimal(0))))
-
+                log.info(
+                    "credit_memo_queued",
+                    order=data.number,
+                    refund=refund_id,
+                    units=str(sum((l.quantity for l in lines), Decimal(0))),
+                )
 
     async def _readable_refunds(
         self, conn: aiosqlite.Connection, order_id: int, data: StoreOrderData, outcome: ImportOutcome
@@ -261,8 +280,11 @@ class OrderImporter:
             memo = StoreOrder(
                 store_id=f"{data.store_id}/refund/{refund.refund_id}/unreadable",
                 number=f"{data.number}-R{str(refund.refund_id).rsplit('/', 1)[-1]}",
-                status="refund", customer=data.customer, placed_at=refund.created_at or None,
-                modified_at=data.modified_at, lines=(),
+                status="refund",
+                customer=data.customer,
+                placed_at=refund.created_at or None,
+                modified_at=data.modified_at,
+                lines=(),
                 raw={"refund_of": data.store_id, "refund_id": refund.refund_id},
             )
             new_id = await insert_order(conn, memo, "credit_memo")
@@ -355,7 +377,9 @@ async def _memo_ids(conn: aiosqlite.Connection, order_id: int) -> set[str]:
 
 
 def _subtract(wanted: _Units, have: _Units) -> _Units:
-    return {key: units - have.get(key, Decimal(0)) for key, units in wanted.items() if units > have.get(key, Decimal(0))}
+    return {
+        key: units - have.get(key, Decimal(0)) for key, units in wanted.items() if units > have.get(key, Decimal(0))
+    }
 
 
 def _share_out(data: StoreOrderData, missing: _Units, covered: dict[str, _Units]) -> list[tuple[str, list[StoreLine]]]:

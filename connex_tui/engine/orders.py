@@ -40,21 +40,58 @@ class StoreOrder:
 # names, emails, addresses, phone numbers, notes or IP addresses (the customer column keeps the
 # one name the interface shows). Nothing in the sync reads `raw`; it is there for a person
 # looking into one order, and the cleanup task empties it after [orders] raw_retention_days.
-RAW_KEYS = frozenset({
-    # WooCommerce REST v3 order (woocommerce/woocommerce: includes/rest-api/Controllers/Version3/
-    # class-wc-rest-orders-controller.php, get_item_schema) and its line_items/refunds.
-    "id", "parent_id", "number", "status", "currency", "date_created_gmt", "date_modified_gmt",
-    "date_paid_gmt", "date_completed_gmt", "total", "total_tax", "shipping_total", "discount_total",
-    "payment_method", "line_items", "refunds", "product_id", "variation_id", "sku", "name", "quantity",
-    "price", "subtotal",
-    # Shopify Admin GraphQL Order (as our client asks for it) and its line items.
-    "legacyResourceId", "createdAt", "updatedAt", "processedAt", "cancelledAt", "displayFinancialStatus",
-    "displayFulfillmentStatus", "currencyCode", "lineItems", "edges", "node", "nodes", "variant",
-    "currentQuantity", "totalPriceSet", "shopMoney", "amount", "originalUnitPriceSet",
-    "connex_truncated_refunds",
-    # A credit memo's own record of which refund it carries (order_import reads it back).
-    "refund_of", "refund_id",
-})
+RAW_KEYS = frozenset(
+    {
+        # WooCommerce REST v3 order (woocommerce/woocommerce: includes/rest-api/Controllers/Version3/
+        # class-wc-rest-orders-controller.php, get_item_schema) and its line_items/refunds.
+        "id",
+        "parent_id",
+        "number",
+        "status",
+        "currency",
+        "date_created_gmt",
+        "date_modified_gmt",
+        "date_paid_gmt",
+        "date_completed_gmt",
+        "total",
+        "total_tax",
+        "shipping_total",
+        "discount_total",
+        "payment_method",
+        "line_items",
+        "refunds",
+        "product_id",
+        "variation_id",
+        "sku",
+        "name",
+        "quantity",
+        "price",
+        "subtotal",
+        # Shopify Admin GraphQL Order (as our client asks for it) and its line items.
+        "legacyResourceId",
+        "createdAt",
+        "updatedAt",
+        "processedAt",
+        "cancelledAt",
+        "displayFinancialStatus",
+        "displayFulfillmentStatus",
+        "currencyCode",
+        "lineItems",
+        "edges",
+        "node",
+        "nodes",
+        "variant",
+        "currentQuantity",
+        "totalPriceSet",
+        "shopMoney",
+        "amount",
+        "originalUnitPriceSet",
+        "connex_truncated_refunds",
+        # A credit memo's own record of which refund it carries (order_import reads it back).
+        "refund_of",
+        "refund_id",
+    }
+)
 RAW_MAX_CHARS = 65_536  # a bigger document is cut to its identity
 
 
@@ -75,7 +112,9 @@ def kept_raw(raw: Any, depth: int = 0) -> Any:
 def _raw_text(raw: dict[str, Any]) -> str:
     text = json.dumps(kept_raw(raw), default=str)
     if len(text) > RAW_MAX_CHARS:
-        text = json.dumps({k: raw[k] for k in ("id", "number", "legacyResourceId") if isinstance(raw.get(k), (str, int))})
+        text = json.dumps(
+            {k: raw[k] for k in ("id", "number", "legacyResourceId") if isinstance(raw.get(k), (str, int))}
+        )
     return text
 
 
@@ -121,8 +160,15 @@ async def insert_order(conn: aiosqlite.Connection, order: StoreOrder, qb_kind: s
     await conn.executemany(
         "INSERT INTO order_lines(order_id, line_no, sku, name, quantity, price, sku_key) VALUES (?,?,?,?,?,?,?)",
         [
-            (order_id, n, line.sku, line.name, str(line.quantity), None if line.price is None else str(line.price),
-             sku_key(line.sku))
+            (
+                order_id,
+                n,
+                line.sku,
+                line.name,
+                str(line.quantity),
+                None if line.price is None else str(line.price),
+                sku_key(line.sku),
+            )
             for n, line in enumerate(order.lines, start=1)
         ],
     )

@@ -38,8 +38,10 @@ def wider_than_private(path: Path) -> str | None:
         return None
     if os.name == "nt" or not mode & 0o077:
         return None
-    return (f"{path}: readable by group or others (mode {mode:04o}); it holds orders and customer names:"
-            f" run `chmod 600 {shlex.quote(str(path))}`")
+    return (
+        f"{path}: readable by group or others (mode {mode:04o}); it holds orders and customer names:"
+        f" run `chmod 600 {shlex.quote(str(path))}`"
+    )
 
 
 def database_warnings(path: Path) -> list[str]:

@@ -109,7 +109,9 @@ class InventoryPusher:
         """Rows a crash left in flight go back to pending (start-up only). Not at once: the request
         that carried them may still land on the store, and a newer quantity pushed before it would
         lose to it; after the store's request timeout, the last write is ours."""
-        later = (datetime.now(timezone.utc) + timedelta(seconds=self.request_timeout)).isoformat(timespec="milliseconds")
+        later = (datetime.now(timezone.utc) + timedelta(seconds=self.request_timeout)).isoformat(
+            timespec="milliseconds"
+        )
         async with self.db.transaction() as conn:
             cur = await conn.execute(
                 "UPDATE pending SET state = 'pending', attempts = attempts + 1, next_attempt = ?,"
@@ -139,8 +141,13 @@ class InventoryPusher:
             # them in flight on purpose: its request may still land; `recover` waits it out.)
             await self._release([sku for sku, _ in rows])
             raise
-        log.info("inventory_batch", taken=outcome.taken, pushed=outcome.pushed, failed=outcome.failed,
-                 retrying=outcome.retrying)
+        log.info(
+            "inventory_batch",
+            taken=outcome.taken,
+            pushed=outcome.pushed,
+            failed=outcome.failed,
+            retrying=outcome.retrying,
+        )
         return outcome
 
     async def _push_rows(self, rows: list[tuple[str, str]], outcome: PushOutcome) -> bool:
@@ -155,7 +162,9 @@ class InventoryPusher:
             if isinstance(quantity, StockResult):
                 results[sku] = quantity
             elif not isinstance(entry, CatalogEntry):  # not on the store, or the reason it cannot be pushed to
-                results[sku] = StockResult(sku, ok=False, permanent=True, reason=NOT_ON_STORE if entry is None else entry)
+                results[sku] = StockResult(
+                    sku, ok=False, permanent=True, reason=NOT_ON_STORE if entry is None else entry
+                )
             else:
                 updates.append(StockUpdate(sku, quantity, entry))
         if updates:
@@ -226,7 +235,10 @@ class InventoryPusher:
         outages = int(await self.db.get_meta(OUTAGE_KEY) or 0) + 1
         wait = backoff_seconds(outages, ceiling_base=OUTAGE_BACKOFF_BASE, cap=OUTAGE_BACKOFF_MAX)
         now_dt = datetime.now(timezone.utc)
-        now, until = now_dt.isoformat(timespec="milliseconds"), (now_dt + timedelta(seconds=wait)).isoformat(timespec="milliseconds")
+        now, until = (
+            now_dt.isoformat(timespec="milliseconds"),
+            (now_dt + timedelta(seconds=wait)).isoformat(timespec="milliseconds"),
+        )
         note = f"{reason} (the store seems down; retrying in {wait:.0f} s)"
         async with self.db.transaction() as conn:
             await self.db.set_meta(conn, OUTAGE_KEY, str(outages))
@@ -270,7 +282,9 @@ class InventoryPusher:
                     "INSERT INTO sku_log(at, sku, old_qty, new_qty, ok, reason) VALUES (?,?,?,?,1,'')",
                     [(now, sku, _text(r.before), str(a)) for (sku, _, r), (_, a) in zip(pushed, after)],
                 )
-                await conn.executemany("UPDATE catalog SET quantity = ? WHERE sku_key = ?", [(a, sku_key(sku)) for sku, a in after])
+                await conn.executemany(
+                    "UPDATE catalog SET quantity = ? WHERE sku_key = ?", [(a, sku_key(sku)) for sku, a in after]
+                )
                 # Deleted only if QuickBooks did not report a newer quantity while we pushed; a row
                 # that changed goes back to pending with the newer quantity.
                 await conn.executemany(
@@ -285,8 +299,15 @@ class InventoryPusher:
                 if not result.ok:
                     await self._record_failure(conn, sku, quantity, result, now_dt, outcome)
 
-    async def _record_failure(self, conn: aiosqlite.Connection, sku: str, quantity: str, result: StockResult, now_dt: datetime,
-                              outcome: PushOutcome) -> None:
+    async def _record_failure(
+        self,
+        conn: aiosqlite.Connection,
+        sku: str,
+        quantity: str,
+        result: StockResult,
+        now_dt: datetime,
+        outcome: PushOutcome,
+    ) -> None:
         now = now_dt.isoformat(timespec="milliseconds")
         async with conn.execute("SELECT attempts FROM pending WHERE sku = ?", (sku,)) as cur:
             row = await cur.fetchone()

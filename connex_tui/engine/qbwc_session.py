@@ -24,7 +24,15 @@ import structlog
 from .. import __version__
 from ..soap.qbxml import QBXMLParseError, message_set, negotiate_version, parse_response
 from .auth_throttle import AuthThrottle
-from .company import CompanyFile, company_from_hcp, mismatch, our_owner_id, record_company, recorded_company, remember_refused
+from .company import (
+    CompanyFile,
+    company_from_hcp,
+    mismatch,
+    our_owner_id,
+    record_company,
+    recorded_company,
+    remember_refused,
+)
 from .config import Config
 from .db import Database
 from .events import EventBus, SessionEnded, SessionStarted
@@ -168,7 +176,9 @@ class QBWCSessions:
         if state.done == 0 and state.outstanding is None and state.company is None:
             state.version = negotiate_version(major, minor)
             columns = {"company": company_file[:260], "qbxml_version": state.version}
-            await self._check_company(conn, session, company_from_hcp(company_file, hcp_response, await our_owner_id(conn)))
+            await self._check_company(
+                conn, session, company_from_hcp(company_file, hcp_response, await our_owner_id(conn))
+            )
         if state.wrong_company:
             await self.book.save(conn, session, error=state.error, **columns)
             return []  # another company file: nothing is asked, nothing posted or read
@@ -233,7 +243,9 @@ class QBWCSessions:
         try:
             responses = parse_response(response)
         except QBXMLParseError as exc:
-            state.error = f"The QuickBooks response could not be read ({exc}); the orders in it are checked next session."
+            state.error = (
+                f"The QuickBooks response could not be read ({exc}); the orders in it are checked next session."
+            )
             log.error("qbxml_response_unreadable", session=session.id, reason=str(exc)[:300])
             await self.book.save(conn, session, error=state.error)
             return -1
@@ -246,7 +258,9 @@ class QBWCSessions:
             # Nothing of it was recorded: the plan and the counters go back too, and nothing is announced.
             session.state = state = SessionState.from_json(before)
             session.events.clear()
-            log.error("qbxml_response_not_recorded", session=session.id, error=f"{type(exc).__name__}: {str(exc)[:200]}")
+            log.error(
+                "qbxml_response_not_recorded", session=session.id, error=f"{type(exc).__name__}: {str(exc)[:200]}"
+            )
             state.error = "connex-tui could not record QuickBooks' answer; the orders in it are looked up next session."
             await self.book.save(conn, session, error=state.error)
             return -1

@@ -19,9 +19,12 @@ async def set_order_state(conn: aiosqlite.Connection, update: str, params: tuple
     return "" if row is None else str(row[0])
 
 
-async def post_order(ctx: SessionContext, conn: aiosqlite.Connection, session: Session, order_id: int, txn_id: str) -> None:
+async def post_order(
+    ctx: SessionContext, conn: aiosqlite.Connection, session: Session, order_id: int, txn_id: str
+) -> None:
     number = await set_order_state(
-        conn, "UPDATE orders SET qb_state = 'posted', txn_id = ?, error = NULL, updated_at = ? WHERE id = ?",
+        conn,
+        "UPDATE orders SET qb_state = 'posted', txn_id = ?, error = NULL, updated_at = ? WHERE id = ?",
         (txn_id, ctx.stamp(), order_id),
     )
     session.state.posted += 1
@@ -34,7 +37,8 @@ async def fail_orders(
 ) -> None:
     for order_id in order_ids:
         number = await set_order_state(
-            conn, "UPDATE orders SET qb_state = 'failed', error = ?, updated_at = ? WHERE id = ?",
+            conn,
+            "UPDATE orders SET qb_state = 'failed', error = ?, updated_at = ? WHERE id = ?",
             (reason, ctx.stamp(), order_id),
         )
         log.warning("order_failed", order=number, reason=reason[:300])

@@ -114,7 +114,9 @@ class Planner:
             request_id = f"chk-{kind}-{session.requests}"
             request = txn_query_by_ref_rq(kind, [r["ref_number"] for r in kind_rows], request_id)  # type: ignore[arg-type]
             requests.append(request)
-            outstanding[request_id] = Outstanding("check", rs_name(request), kind=kind, orders=[r["id"] for r in kind_rows])
+            outstanding[request_id] = Outstanding(
+                "check", rs_name(request), kind=kind, orders=[r["id"] for r in kind_rows]
+            )
         return requests, outstanding
 
     async def _add_step(self, conn: aiosqlite.Connection, session: Session) -> Step | None:
@@ -127,8 +129,9 @@ class Planner:
             rows = list(await cur.fetchall())
         if not rows:
             return None
-        docs = await txn_docs(self.ctx.db, [r["id"] for r in rows], customer=config.orders.customer,
-                              match=config.inventory.match)
+        docs = await txn_docs(
+            self.ctx.db, [r["id"] for r in rows], customer=config.orders.customer, match=config.inventory.match
+        )
         requests: list[str] = []
         outstanding: dict[str, Outstanding] = {}
         for row in rows:
@@ -136,7 +139,9 @@ class Planner:
             try:
                 request = txn_add_rq(row["qb_kind"], docs[row["id"]], request_id)
             except (KeyError, ValueError) as exc:
-                await fail_orders(self.ctx, conn, session, [row["id"]], f"The order cannot be sent to QuickBooks: {exc}")
+                await fail_orders(
+                    self.ctx, conn, session, [row["id"]], f"The order cannot be sent to QuickBooks: {exc}"
+                )
                 continue
             requests.append(request)
             outstanding[request_id] = Outstanding("add", rs_name(request), order=row["id"])
@@ -241,7 +246,7 @@ class Planner:
         queue: dict[str, list[str]] = {}
         ids = state.touched_ids
         for start in range(0, len(ids), 500):
-            part = ids[start:start + 500]
+            part = ids[start : start + 500]
             async with conn.execute(
                 f"SELECT list_id, kind FROM items WHERE list_id IN ({','.join('?' * len(part))}) ORDER BY list_id",
                 part,

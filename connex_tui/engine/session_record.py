@@ -46,8 +46,13 @@ def trusted_answers(responses: list[QBResponse], outstanding: dict[str, Outstand
             continue
         entry = outstanding[rs.request_id]
         if counts[rs.request_id] > 1 or rs.name != entry.rs:
-            log.warning("qbxml_ambiguous_answer", request_id=rs.request_id[:40], element=rs.name[:60],
-                        expected=entry.rs, copies=counts[rs.request_id])
+            log.warning(
+                "qbxml_ambiguous_answer",
+                request_id=rs.request_id[:40],
+                element=rs.name[:60],
+                expected=entry.rs,
+                copies=counts[rs.request_id],
+            )
             continue
         answers[rs.request_id] = rs
     return answers
@@ -73,7 +78,11 @@ class Recorder:
         self.planner = planner
 
     async def apply(
-        self, conn: aiosqlite.Connection, session: Session, outstanding: dict[str, Outstanding], responses: list[QBResponse]
+        self,
+        conn: aiosqlite.Connection,
+        session: Session,
+        outstanding: dict[str, Outstanding],
+        responses: list[QBResponse],
     ) -> None:
         by_id = trusted_answers(responses, outstanding)
         for request_id, entry in outstanding.items():
@@ -91,18 +100,28 @@ class Recorder:
                 await self._items(conn, session, entry.kind, rs)
         unknown = {r.request_id for r in responses} - set(outstanding)
         if unknown:
-            log.warning("qbxml_unknown_request_ids", session=session.id,
-                        request_ids=[str(i)[:40] for i in sorted(unknown, key=str)[:10]])
+            log.warning(
+                "qbxml_unknown_request_ids",
+                session=session.id,
+                request_ids=[str(i)[:40] for i in sorted(unknown, key=str)[:10]],
+            )
 
     async def on_hresult(
-        self, conn: aiosqlite.Connection, session: Session, outstanding: dict[str, Outstanding], hresult: str, message: str
+        self,
+        conn: aiosqlite.Connection,
+        session: Session,
+        outstanding: dict[str, Outstanding],
+        hresult: str,
+        message: str,
     ) -> None:
         state = session.state
         adds = [entry.order for entry in outstanding.values() if entry.type == "add" and entry.order is not None]
         if hresult.lower() == PARSE_ERROR_HRESULT.lower() and adds:
             # QuickBooks refused the whole message set unread: nothing was posted.
-            reason = (f"QuickBooks could not read the request ({hresult[:40]}: {message[:500]})."
-                      " This is a connex-tui bug; please report it.")
+            reason = (
+                f"QuickBooks could not read the request ({hresult[:40]}: {message[:500]})."
+                " This is a connex-tui bug; please report it."
+            )
             await fail_orders(self.ctx, conn, session, adds, reason)
         state.error = f"QuickBooks reported an error ({hresult[:40]}): {(message or 'no message')[:2000]}"
         drop_outstanding(state, outstanding)
@@ -117,8 +136,15 @@ class Recorder:
             "INSERT INTO qb_requests(session_id, at, request_id, kind, status_code, severity, message)"
             " VALUES (?,?,?,?,?,?,?)",
             [
-                (session.id, stamp, request_id, entry.type, None if rs is None else rs.status_code,
-                 None if rs is None else rs.severity, None if rs is None else rs.message[:1000])
+                (
+                    session.id,
+                    stamp,
+                    request_id,
+                    entry.type,
+                    None if rs is None else rs.status_code,
+                    None if rs is None else rs.severity,
+                    None if rs is None else rs.message[:1000],
+                )
                 for request_id, entry in outstanding.items()
             ],
         )
@@ -137,8 +163,11 @@ class Recorder:
             # out of this one).
             await conn.execute(
                 "UPDATE orders SET qb_state = 'new', error = ?, updated_at = ? WHERE id = ?",
-                (f"QuickBooks record in use ({rs.status_code}): {rs.message}; retried next session",
-                 self.ctx.stamp(), order_id),
+                (
+                    f"QuickBooks record in use ({rs.status_code}): {rs.message}; retried next session",
+                    self.ctx.stamp(),
+                    order_id,
+                ),
             )
         else:
             if rs.status_code == NOT_AVAILABLE_STATUS:
@@ -156,7 +185,9 @@ class Recorder:
             await fail_orders(self.ctx, conn, session, [order_id], reason)
             session.state.failed += 1
 
-    async def _check(self, conn: aiosqlite.Connection, session: Session, order_ids: list[int], rs: QBResponse | None) -> None:
+    async def _check(
+        self, conn: aiosqlite.Connection, session: Session, order_ids: list[int], rs: QBResponse | None
+    ) -> None:
         marks = ",".join("?" * len(order_ids))
         if rs is None or classify_status(rs.status_code) not in _USABLE:
             # The lookup itself failed: leave them in doubt, but not for the rest of this session.
@@ -228,8 +259,9 @@ class Recorder:
             return
         if len(rs.rets) > page:
             # QuickBooks never sends more than MaxReturned; a page that does is not QuickBooks'.
-            state.error = (f"Reading {kind} items from QuickBooks failed: {len(rs.rets)} items in a page"
-                           f" of at most {page}.")
+            state.error = (
+                f"Reading {kind} items from QuickBooks failed: {len(rs.rets)} items in a page of at most {page}."
+            )
             return
         newest = await self._record_page(conn, session, kind, rs)
         if newest and (items.max_seen is None or qb_time_key(newest) > qb_time_key(items.max_seen)):
@@ -277,8 +309,11 @@ class Recorder:
                 del state.txns[name]
         if not state.txns:
             await self.planner.txns_done(conn, session)
-            log.info("qbwc_items_touched_by_transactions", session=session.id,
-                     items=sum(len(ids) for ids in (state.touched or {}).values()))
+            log.info(
+                "qbwc_items_touched_by_transactions",
+                session=session.id,
+                items=sum(len(ids) for ids in (state.touched or {}).values()),
+            )
 
     async def _touched(self, conn: aiosqlite.Connection, session: Session, kind: str, rs: QBResponse | None) -> None:
         if rs is None or classify_status(rs.status_code) not in _USABLE:

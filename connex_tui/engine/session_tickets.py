@@ -66,9 +66,11 @@ class OpenSession:
     quiet: float = 0.0
 
     def reason(self, by: int) -> str:
-        return (f"Superseded by session {by}: the Web Connector started a new run after {self.quiet:g} s"
-                " without a call from this one (its connection dropped). Orders it handed to QuickBooks"
-                " are looked up before anything is added again.")
+        return (
+            f"Superseded by session {by}: the Web Connector started a new run after {self.quiet:g} s"
+            " without a call from this one (its connection dropped). Orders it handed to QuickBooks"
+            " are looked up before anything is added again."
+        )
 
 
 class SessionBook:
@@ -127,8 +129,15 @@ class SessionBook:
         cur = await conn.execute(
             "INSERT INTO qbwc_sessions(ticket_hash, client, started, last_seen, ended, result, state)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (hash_ticket(ticket), client, stamp, stamp, None if work else stamp, None if work else "none",
-             SessionState().to_json()),
+            (
+                hash_ticket(ticket),
+                client,
+                stamp,
+                stamp,
+                None if work else stamp,
+                None if work else "none",
+                SessionState().to_json(),
+            ),
         )
         return int(cur.lastrowid or 0)
 

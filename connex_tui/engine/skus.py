@@ -133,8 +133,10 @@ async def ambiguity(conn: aiosqlite.Connection, values: Sequence[str], match: st
 
 
 def _ambiguous(name: str, full_names: Sequence[str]) -> str:
-    return (f"{len(full_names)} QuickBooks items are named {name.strip()}: {', '.join(sorted(full_names))};"
-            " map the SKU with `connex-tui map`")
+    return (
+        f"{len(full_names)} QuickBooks items are named {name.strip()}: {', '.join(sorted(full_names))};"
+        " map the SKU with `connex-tui map`"
+    )
 
 
 async def qb_targets(conn: aiosqlite.Connection, store_skus: Sequence[str], match: str) -> dict[str, QBTarget]:
@@ -170,10 +172,13 @@ def _target(sku: str, name: str, rows: Sequence[aiosqlite.Row], mapped: bool) ->
         return QBTarget(full_name=str(candidates[0][1]))
     sent = qb_text(name.strip(), ITEM_FULLNAME_MAX)
     if sent != name.strip():
-        return QBTarget(problem=(
-            f"SKU {sku.strip()} matches no QuickBooks item, and QuickBooks cannot store that name as it is"
-            f" (it would arrive as {sent!r}, which may be another item): create the item under a name QuickBooks"
-            " can hold and map the SKU to it with `connex-tui map`"))
+        return QBTarget(
+            problem=(
+                f"SKU {sku.strip()} matches no QuickBooks item, and QuickBooks cannot store that name as it is"
+                f" (it would arrive as {sent!r}, which may be another item): create the item under a name QuickBooks"
+                " can hold and map the SKU to it with `connex-tui map`"
+            )
+        )
     return QBTarget(full_name=sent)  # not seen yet: QuickBooks answers 3140 if it has no such item
 
 

@@ -55,20 +55,28 @@ class SyncTasks:
             TaskSpec("orders", self.config.orders.poll_seconds, self.orders),
             TaskSpec("inventory", INVENTORY_IDLE_SECONDS, self.inventory),
             TaskSpec("catalog", inv.catalog_refresh_minutes * 60, self.catalog),
-            TaskSpec("reconcile", inv.reconcile_hours * 3600, self.reconcile, first_run_delay=inv.reconcile_hours * 3600),
+            TaskSpec(
+                "reconcile", inv.reconcile_hours * 3600, self.reconcile, first_run_delay=inv.reconcile_hours * 3600
+            ),
             TaskSpec("cleanup", 86400, self.cleanup),
         ]
 
     async def orders(self) -> TaskResult:
         outcome = await self.importer.run()
         notice = f"; {self.store.stats.notice}" if self.store.stats.notice else ""  # e.g. the API version served
-        return TaskResult(str(outcome) + notice, quiet=not (outcome.imported or outcome.skipped or outcome.credit_memos))
+        return TaskResult(
+            str(outcome) + notice, quiet=not (outcome.imported or outcome.skipped or outcome.credit_memos)
+        )
 
     async def _session_reading(self) -> bool:
-        quiet_since = (datetime.now(timezone.utc) - timedelta(seconds=SESSION_QUIET_SECONDS)).isoformat(timespec="milliseconds")
-        return bool(await self.db.fetchval(
-            "SELECT count(*) FROM qbwc_sessions WHERE ended IS NULL AND last_seen >= ?", (quiet_since,)
-        ))
+        quiet_since = (datetime.now(timezone.utc) - timedelta(seconds=SESSION_QUIET_SECONDS)).isoformat(
+            timespec="milliseconds"
+        )
+        return bool(
+            await self.db.fetchval(
+                "SELECT count(*) FROM qbwc_sessions WHERE ended IS NULL AND last_seen >= ?", (quiet_since,)
+            )
+        )
 
     async def inventory(self) -> TaskResult:
         """Drain the queue batch after batch; come back when the next retry is due."""
@@ -109,11 +117,14 @@ class SyncTasks:
             on_store.setdefault(row[0], set()).add(row[1])
         async with self.db.transaction() as conn:
             wanted, _ = await store_quantities(
-                conn, [(QBItemRef(row[0], row[1]), Decimal(row[2])) for row in rows],
-                match=match, quantity_mode=self.config.inventory.quantity,
+                conn,
+                [(QBItemRef(row[0], row[1]), Decimal(row[2])) for row in rows],
+                match=match,
+                quantity_mode=self.config.inventory.quantity,
             )
             differences = {
-                sku: qty for sku, qty in wanted.items()
+                sku: qty
+                for sku, qty in wanted.items()
                 if sku_key(sku) in on_store and on_store[sku_key(sku)] != {int(qty)}
             }
             await queue_stock(conn, differences, utcnow())
@@ -134,5 +145,3 @@ class SyncTasks:
             f" {events} old events and the store data of {raws} orders older than"
             f" {self.config.orders.raw_retention_days} days removed"
         )
-
-

@@ -34,7 +34,9 @@ class Throughput:
                 maximum=int(data["maximum"]),
                 rtt_p50=None if data.get("rtt_p50") is None else float(data["rtt_p50"]),
                 rtt_p95=None if data.get("rtt_p95") is None else float(data["rtt_p95"]),
-                updates_per_second=None if data.get("updates_per_second") is None else float(data["updates_per_second"]),
+                updates_per_second=None
+                if data.get("updates_per_second") is None
+                else float(data["updates_per_second"]),
                 at=str(data.get("at") or ""),
             )
         except (ValueError, KeyError, TypeError):

@@ -73,8 +73,10 @@ class Dashboard:
     @property
     def healthy(self) -> bool:
         session_ok = self.last_session is None or self.last_session.result in (None, "ok", "none")
-        return session_ok and self.store.state in ("ok", "not configured", "unknown") and not (
-            self.failed_skus or self.orders_failed
+        return (
+            session_ok
+            and self.store.state in ("ok", "not configured", "unknown")
+            and not (self.failed_skus or self.orders_failed)
         )
 
 
@@ -139,8 +141,16 @@ async def last_session(db: Database) -> SessionSummary | None:
     )
     if row is None:
         return None
-    return SessionSummary(row["id"], row["started"], row["ended"], _seconds_between(row["started"], row["ended"]),
-                          row["requests"], row["result"], row["error"], row["client"])
+    return SessionSummary(
+        row["id"],
+        row["started"],
+        row["ended"],
+        _seconds_between(row["started"], row["ended"]),
+        row["requests"],
+        row["result"],
+        row["error"],
+        row["client"],
+    )
 
 
 async def store_state(db: Database) -> StoreState:
@@ -169,9 +179,7 @@ async def pushes_per_minute(db: Database, minutes: int = 30) -> tuple[int, ...]:
         (start.isoformat(timespec="milliseconds"),),
     )
     counts = {row[0]: row[1] for row in rows}
-    return tuple(
-        counts.get((start + timedelta(minutes=n + 1)).isoformat()[:16], 0) for n in range(minutes)
-    )
+    return tuple(counts.get((start + timedelta(minutes=n + 1)).isoformat()[:16], 0) for n in range(minutes))
 
 
 async def drain_progress(db: Database) -> tuple[int, int]:
@@ -190,7 +198,9 @@ async def latest_failures(db: Database, limit: int = 5) -> tuple[Failure, ...]:
         "SELECT updated_at, number, error FROM orders WHERE qb_state = 'failed' ORDER BY updated_at DESC LIMIT ?",
         (limit,),
     )
-    lines = [Failure(r[0], f"SKU {r[1]}", r[2]) for r in skus] + [Failure(r[0], f"order {r[1]}", r[2] or "") for r in orders]
+    lines = [Failure(r[0], f"SKU {r[1]}", r[2]) for r in skus] + [
+        Failure(r[0], f"order {r[1]}", r[2] or "") for r in orders
+    ]
     return tuple(sorted(lines, key=lambda f: f.at, reverse=True)[:limit])
 
 
@@ -205,10 +215,12 @@ async def dashboard(db: Database) -> Dashboard:
         last_session=await last_session(db),
         store=await store_state(db),
         orders_imported_today=await db.fetchval(
-            "SELECT count(*) FROM orders WHERE imported_at >= ? AND qb_kind != 'credit_memo'", (today,)),
+            "SELECT count(*) FROM orders WHERE imported_at >= ? AND qb_kind != 'credit_memo'", (today,)
+        ),
         orders_posted_today=await db.fetchval(
             "SELECT count(*) FROM orders WHERE qb_state = 'posted' AND qb_kind != 'credit_memo' AND updated_at >= ?",
-            (today,)),
+            (today,),
+        ),
         orders_failed=await db.fetchval("SELECT count(*) FROM orders WHERE qb_state = 'failed'"),
         pending=counts[0] or 0,
         in_flight=counts[1] or 0,
@@ -271,7 +283,7 @@ async def pending_states(db: Database, skus: Sequence[str]) -> dict[str, str]:
     bound parameters is not reached however many SKUs a command names)."""
     states: dict[str, str] = {}
     for start in range(0, len(skus), 500):
-        chunk = skus[start:start + 500]
+        chunk = skus[start : start + 500]
         rows = await db.fetchall(f"SELECT sku, state FROM pending WHERE sku IN ({', '.join('?' * len(chunk))})", chunk)
         states.update({row[0]: row[1] for row in rows})
     return states
@@ -300,8 +312,7 @@ async def sku_log_page(
         where.append("id < ?")
         params.append(before_id)
     rows = await db.fetchall(
-        f"SELECT {_LOG_COLUMNS} FROM sku_log WHERE {' AND '.join(where)}"
-        " ORDER BY id DESC LIMIT ?",
+        f"SELECT {_LOG_COLUMNS} FROM sku_log WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
         [*params, limit],
     )
     return _log_rows(rows)
@@ -309,9 +320,7 @@ async def sku_log_page(
 
 async def sku_history(db: Database, sku: str, limit: int = 5) -> list[LogRow]:
     """The latest log lines of exactly this SKU, newest first (the pending detail)."""
-    rows = await db.fetchall(
-        f"SELECT {_LOG_COLUMNS} FROM sku_log WHERE sku = ? ORDER BY id DESC LIMIT ?", (sku, limit)
-    )
+    rows = await db.fetchall(f"SELECT {_LOG_COLUMNS} FROM sku_log WHERE sku = ? ORDER BY id DESC LIMIT ?", (sku, limit))
     return _log_rows(rows)
 
 

@@ -40,8 +40,10 @@ def _pace(figures: Throughput | None) -> str:
     if figures is None:
         return "store: nothing pushed yet"
     rate = f"{figures.updates_per_second:,.0f} updates/s" if figures.updates_per_second else "– updates/s"
-    return (f"store: {figures.concurrency} at once (max {figures.maximum}) · round trip p50 "
-            f"{_seconds(figures.rtt_p50)}, p95 {_seconds(figures.rtt_p95)} · {rate}")
+    return (
+        f"store: {figures.concurrency} at once (max {figures.maximum}) · round trip p50 "
+        f"{_seconds(figures.rtt_p50)}, p95 {_seconds(figures.rtt_p95)} · {rate}"
+    )
 
 
 def _what(what: str, width: int = 18, most: int = 30) -> str:
@@ -102,8 +104,12 @@ class DashboardScreen(DataScreen):
                 _line("when", fmt.relative(session.ended or session.started, now), width=7),
                 _line("took", fmt.duration(session.seconds) if session.ended else "running", width=7),
                 Content(f"{session.requests:,} request{'s' if session.requests != 1 else ''}"),
-                _line("result", result if not session.error else f"{result}: {fmt.one_line(session.error, 200)}",
-                      role, width=7),
+                _line(
+                    "result",
+                    result if not session.error else f"{result}: {fmt.one_line(session.error, 200)}",
+                    role,
+                    width=7,
+                ),
             )
         self.query_one("#dash-session", Panel).show(wc)
 
@@ -118,7 +124,9 @@ class DashboardScreen(DataScreen):
         self.query_one("#dash-orders", Panel).show(
             _lines(
                 _line("imported", fmt.count(data.orders_imported_today)),
-                _line("posted", fmt.count(data.orders_posted_today), "$text-success" if data.orders_posted_today else ""),
+                _line(
+                    "posted", fmt.count(data.orders_posted_today), "$text-success" if data.orders_posted_today else ""
+                ),
                 _line("failed", fmt.count(data.orders_failed), "bold $text-error" if data.orders_failed else ""),
             )
         )
@@ -127,7 +135,11 @@ class DashboardScreen(DataScreen):
                 _line("pending", fmt.count(data.pending)),
                 _line("sending", fmt.count(data.in_flight)),
                 _line("failed", fmt.count(data.failed_skus), "bold $text-error" if data.failed_skus else ""),
-                _line("pushing", "PAUSED" if data.paused else "on", "bold $text-warning" if data.paused else "$text-success"),
+                _line(
+                    "pushing",
+                    "PAUSED" if data.paused else "on",
+                    "bold $text-warning" if data.paused else "$text-success",
+                ),
             )
         )
 

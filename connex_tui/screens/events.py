@@ -79,8 +79,10 @@ class EventsScreen(DataScreen):
 
     def _line(self, at: str, level: str, kind: str, message: str) -> str:
         # The level is matched by position (LevelHighlighter): it is cut to its width.
-        return (f"{fmt.hms(at, self.now)} {short(level, LEVEL_WIDTH):<{LEVEL_WIDTH}} {short(kind, 24):<14}"
-                f" {fmt.one_line(message, 1000)}")
+        return (
+            f"{fmt.hms(at, self.now)} {short(level, LEVEL_WIDTH):<{LEVEL_WIDTH}} {short(kind, 24):<14}"
+            f" {fmt.one_line(message, 1000)}"
+        )
 
     def _write(self, line: str) -> None:
         self.query_one(Log).write_line(line)

@@ -104,8 +104,9 @@ class OrdersScreen(TableScreen[OrderRow]):
         if row is None or row.qb_state != "failed":
             return
         if await self.backend.requeue_order(row.id):
-            self.notify(f"order {short(row.number)} goes to QuickBooks at the next Web Connector session",
-                        title="Re-queued")
+            self.notify(
+                f"order {short(row.number)} goes to QuickBooks at the next Web Connector session", title="Re-queued"
+            )
         else:
             self.notify(f"order {short(row.number)} is no longer failed", severity="warning")
         self.request_refresh()

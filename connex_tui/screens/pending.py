@@ -18,7 +18,11 @@ from ..widgets.fmt import Styled
 from .base import TableScreen
 from .dialogs import ConfirmDialog, DetailDialog
 
-STATE = {"failed": Styled("failed", "error"), "in_flight": Styled("sending", "warning"), "pending": Styled("pending", "")}
+STATE = {
+    "failed": Styled("failed", "error"),
+    "in_flight": Styled("sending", "warning"),
+    "pending": Styled("pending", ""),
+}
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,9 @@ class PendingScreen(TableScreen[PendingRow]):
     TITLE = "Pending"
     BINDINGS = TableScreen.BINDINGS + [
         Binding("r", "retry", "Retry", tooltip="Retry the selected SKU now", id="pending.retry"),
-        Binding("R", "retry_all", "Retry all failed", tooltip="Retry every failed SKU (asks first)", id="pending.retry_all"),
+        Binding(
+            "R", "retry_all", "Retry all failed", tooltip="Retry every failed SKU (asks first)", id="pending.retry_all"
+        ),
         Binding("d", "drop", "Drop", tooltip="Drop the selected SKU from the queue (asks first)", id="pending.drop"),
         Binding("slash", "filter", "Filter", tooltip="Show only SKUs containing some text", id="pending.filter"),
         Binding("enter", "detail", "Detail", tooltip="Everything about the selected SKU", id="pending.detail"),
@@ -179,7 +185,9 @@ class PendingScreen(TableScreen[PendingRow]):
             f"{fmt.quantity(line.old_qty)} -> {fmt.quantity(line.new_qty)}  {fmt.one_line(line.reason, 200)}"
             for line in history
         )
-        self.app.push_screen(DetailDialog(f"SKU {current.sku}", fields, footer=f"Recent pushes\n{recent}" if recent else ""))
+        self.app.push_screen(
+            DetailDialog(f"SKU {current.sku}", fields, footer=f"Recent pushes\n{recent}" if recent else "")
+        )
 
     def action_filter(self) -> None:
         self.show_filter()

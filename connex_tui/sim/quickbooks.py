@@ -136,11 +136,20 @@ EDITIONS = ("pro", "premier", "enterprise")
 # What QuickBooks Pro lacks (Intuit's edition comparison: inventory assemblies and sales orders
 # are Premier and Enterprise features); the request names answered 3250 there.
 _PRO_MISSING = frozenset(
-    {"ItemInventoryAssemblyQueryRq", "SalesOrderAddRq", "SalesOrderQueryRq", "BuildAssemblyQueryRq", "BuildAssemblyAddRq"}
+    {
+        "ItemInventoryAssemblyQueryRq",
+        "SalesOrderAddRq",
+        "SalesOrderQueryRq",
+        "BuildAssemblyQueryRq",
+        "BuildAssemblyAddRq",
+    }
 )
 _NOT_AVAILABLE = "This feature is not enabled or not available in this version of QuickBooks."
-_PRODUCT = {"pro": "QuickBooks Pro 2024", "premier": "QuickBooks Premier Edition 2024",
-            "enterprise": "QuickBooks Enterprise Solutions 24.0"}
+_PRODUCT = {
+    "pro": "QuickBooks Pro 2024",
+    "premier": "QuickBooks Premier Edition 2024",
+    "enterprise": "QuickBooks Enterprise Solutions 24.0",
+}
 
 
 class QBXMLRequestError(Exception):
@@ -216,6 +225,7 @@ class SimTxn:
 # ---------------------------------------------------------------------------------------------
 # Transaction types
 
+
 @dataclass(frozen=True)
 class _TxnType:
     qb_name: str  # "SalesReceipt"
@@ -255,18 +265,13 @@ _ITEM_RET = {"inventory": "ItemInventoryRet", "assembly": "ItemInventoryAssembly
 # ---------------------------------------------------------------------------------------------
 # Response text
 
+
 def _esc_text(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _esc_attr(s: str) -> str:
-    return (
-        _esc_text(s)
-        .replace('"', "&quot;")
-        .replace("\n", "&#10;")
-        .replace("\r", "&#13;")
-        .replace("\t", "&#9;")
-    )
+    return _esc_text(s).replace('"', "&quot;").replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#9;")
 
 
 # A node is (name, value, attrs): value is str (text) or a list of nodes.
@@ -331,6 +336,7 @@ class _Rs:
 
 # ---------------------------------------------------------------------------------------------
 # Request reading
+
 
 def _text(el, name: str) -> str | None:
     c = el.find(name)
@@ -436,6 +442,7 @@ class _Iterator:
 
 # ---------------------------------------------------------------------------------------------
 
+
 class QuickBooksSim:
     """A QuickBooks Desktop company file in memory; see the module docstring for the behaviour."""
 
@@ -494,10 +501,7 @@ class QuickBooksSim:
         self.locked_items: set[str] = set()
 
         stamp = self._stamp()
-        self._accounts = {
-            name: self._new_list_id(stamp)
-            for name in ("Sales", "Cost of Goods Sold", "Inventory Asset")
-        }
+        self._accounts = {name: self._new_list_id(stamp) for name in ("Sales", "Cost of Goods Sold", "Inventory Asset")}
         self.add_customer(self.DEFAULT_CUSTOMER)
 
     # ------------------------------------------------------------------ ids and time
@@ -620,12 +624,31 @@ class QuickBooksSim:
                 item.quantity_on_hand += tt.on_hand_sign * qty
                 if self.bumps_item_time_modified:
                     self._touch(item, stamp)
-                sim_lines.append(SimTxnLine(self._new_txn_id(stamp), item.list_id, item.full_name, None, qty, None,
-                                            (qty * item.sales_price).quantize(_CENT)))
-            return self._keep_txn(SimTxn(
-                kind=tt.kind, txn_id=txn_id, ref_number=None, memo=memo, customer=None, txn_date=stamp.date(),
-                lines=sim_lines, time_created=stamp, time_modified=stamp, edit_sequence=str(self._epoch(stamp)),
-            ))
+                sim_lines.append(
+                    SimTxnLine(
+                        self._new_txn_id(stamp),
+                        item.list_id,
+                        item.full_name,
+                        None,
+                        qty,
+                        None,
+                        (qty * item.sales_price).quantize(_CENT),
+                    )
+                )
+            return self._keep_txn(
+                SimTxn(
+                    kind=tt.kind,
+                    txn_id=txn_id,
+                    ref_number=None,
+                    memo=memo,
+                    customer=None,
+                    txn_date=stamp.date(),
+                    lines=sim_lines,
+                    time_created=stamp,
+                    time_modified=stamp,
+                    edit_sequence=str(self._epoch(stamp)),
+                )
+            )
 
     def _keep_txn(self, txn: SimTxn) -> SimTxn:
         self._txn_number += 1
@@ -812,9 +835,7 @@ class QuickBooksSim:
                 raise fail()
         if root.find("QBXMLMsgsRq") is None:
             # A valid document without QBXMLMsgsRq: a subscription message set or nothing at all.
-            raise QBXMLRequestError(
-                "0x80040402", "Only QBXMLMsgsRq message sets are supported by the simulator."
-            )
+            raise QBXMLRequestError("0x80040402", "Only QBXMLMsgsRq message sets are supported by the simulator.")
         return root, too_long
 
     # ------------------------------------------------------------------ dispatch
@@ -859,9 +880,7 @@ class QuickBooksSim:
         return self._status(rq, 1000, "Error", message)
 
     def _no_match(self, rq, extra: Iterable[tuple[str, str]] = ()) -> _Rs:
-        return self._status(
-            rq, 1, "Info", "A query request did not find a matching object in QuickBooks", [], extra
-        )
+        return self._status(rq, 1, "Info", "A query request did not find a matching object in QuickBooks", [], extra)
 
     @staticmethod
     def _missing_message(missing: str) -> str:
@@ -1301,8 +1320,7 @@ class QuickBooksSim:
             matched = [
                 t
                 for t in pool
-                if t.ref_number is not None
-                and (t.ref_number.lower() in wanted or t.ref_number in wanted_cs)
+                if t.ref_number is not None and (t.ref_number.lower() in wanted or t.ref_number in wanted_cs)
             ]
         else:
             max_returned = _int(_text(rq, "MaxReturned"))
@@ -1326,9 +1344,7 @@ class QuickBooksSim:
                 lo_d = _parse_date(f, "FromTxnDate") if f else None
                 hi_d = _parse_date(t_, "ToTxnDate") if t_ else None
                 matched = [
-                    t
-                    for t in matched
-                    if (lo_d is None or t.txn_date >= lo_d) and (hi_d is None or t.txn_date <= hi_d)
+                    t for t in matched if (lo_d is None or t.txn_date >= lo_d) and (hi_d is None or t.txn_date <= hi_d)
                 ]
             ef = rq.find("EntityFilter")
             if ef is not None:
@@ -1364,9 +1380,7 @@ class QuickBooksSim:
                 matched = [t for t in matched if t.total == 0]
             elif paid == "NotPaidOnly":
                 matched = [t for t in matched if t.total != 0]
-        matched = sorted(
-            matched, key=lambda t: (t.time_modified or t.time_created, self._txn_order[t.txn_id])
-        )
+        matched = sorted(matched, key=lambda t: (t.time_modified or t.time_created, self._txn_order[t.txn_id]))
         return self._page(
             rq,
             [t.txn_id for t in matched],

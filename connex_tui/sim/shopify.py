@@ -466,9 +466,7 @@ class _CostAnalysis:
     def _object_cost(self, named: Any, nodes: list[FieldNode]) -> int:
         """An object 1 plus its selection; an interface "Maximum of possible selections" (shopify.dev)."""
         if isinstance(named, GraphQLInterfaceType):
-            return max(
-                (self._object_cost(kind, nodes) for kind in self.schema.get_possible_types(named)), default=1
-            )
+            return max((self._object_cost(kind, nodes) for kind in self.schema.get_possible_types(named)), default=1)
         assert isinstance(named, GraphQLObjectType)
         return 1 + self._selection_cost(named, self._sub(named, nodes))
 
@@ -623,13 +621,13 @@ def _is_connection(named: Any) -> bool:
 # ----------------------------------------------------------------------------------- emulator
 
 
-
 Term = tuple[bool, str | None, str, str]  # (negated, field or None, operator, value)
 
 
 def _matches(thing: Any, groups: list[list[Term]], term_holds: Callable[[Any, Term], bool]) -> bool:
     """Shopify's search syntax: groups joined by OR, terms in a group by AND; no query matches all."""
     return not groups or any(all(term_holds(thing, term) for term in group) for group in groups)
+
 
 class ShopifyEmulator:
     """One shop with one location, its products, orders and the Admin GraphQL endpoint."""
@@ -1315,7 +1313,11 @@ class ShopifyEmulator:
                     continue
                 if name in TIME_FILTERS and _parse_when(value) is None and value.lower() != "now":
                     warnings.append(
-                        {"field": name or "", "message": f"Input `{value}` is not a valid date.", "code": "invalid_value"}
+                        {
+                            "field": name or "",
+                            "message": f"Input `{value}` is not a valid date.",
+                            "code": "invalid_value",
+                        }
                     )
                     continue
                 kept.append(term)

@@ -69,6 +69,10 @@ class EmulatedStore:
     def storefront_config(self) -> dict[str, str]:
         """The [storefront] section that points connex-tui at this emulator."""
         if self.platform == "shopify":
-            return {"platform": "shopify", "url": self.url, "access_token": "shpat_test",
-                    "location_id": self.emulator.location_id}
+            return {
+                "platform": "shopify",
+                "url": self.url,
+                "access_token": "shpat_test",
+                "location_id": self.emulator.location_id,
+            }
         return {"platform": "woocommerce", "url": self.url, "consumer_key": "ck_test", "consumer_secret": "cs_test"}

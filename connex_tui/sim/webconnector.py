@@ -174,7 +174,9 @@ class WebConnectorSim:
             result.close_message = await call("closeConnection", ticket=ticket)
         return result
 
-    async def _connection_error(self, result: RunResult, call: Any, ticket: str, hresult: str, message: str) -> RunResult:
+    async def _connection_error(
+        self, result: RunResult, call: Any, ticket: str, hresult: str, message: str
+    ) -> RunResult:
         answer = await call("connectionError", ticket=ticket, hresult=hresult, message=message)
         result.last_error = await call("getLastError", ticket=ticket) if answer != "done" else None
         result.close_message = await call("closeConnection", ticket=ticket)
@@ -211,7 +213,9 @@ class WebConnectorSim:
             if self.drop_after is not None and len(result.requests) >= self.drop_after:
                 result.dropped = True  # QuickBooks did the work; the answer never reaches the server
                 return
-            percent = int(await call("receiveResponseXML", ticket=ticket, response=response, hresult=hresult, message=message))
+            percent = int(
+                await call("receiveResponseXML", ticket=ticket, response=response, hresult=hresult, message=message)
+            )
             result.percents.append(percent)
             if percent < 0:
                 result.last_error = await call("getLastError", ticket=ticket)

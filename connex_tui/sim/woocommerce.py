@@ -202,8 +202,8 @@ ERROR_BODIES: dict[int, tuple[str, str]] = {
     429: ("woocommerce_rest_too_many_requests", "Too many requests. Please wait and try again."),
     500: (
         "internal_server_error",
-        "<p>There has been a critical error on this website.</p><p><a href=\"https://wordpress.org/"
-        "documentation/article/faq-troubleshooting/\">Learn more about troubleshooting WordPress.</a></p>",
+        '<p>There has been a critical error on this website.</p><p><a href="https://wordpress.org/'
+        'documentation/article/faq-troubleshooting/">Learn more about troubleshooting WordPress.</a></p>',
     ),
     502: ("http_502", "Bad Gateway"),
     503: ("http_503", "Service Unavailable"),
@@ -482,10 +482,25 @@ class WooCommerceEmulator:
                 raise ValueError(f"SKU {each!r} is already used on this store")
         now = self._now()
         parent = _Product(
-            id=self._next_post_id(), name=name, sku=sku, type="variable", created=now, modified=now, price=price,
-            manage_stock=stock is not None, stock_quantity=stock,
-            attributes=[{"id": 0, "name": "Option", "position": 0, "visible": True, "variation": True,
-                         "options": [s or f"#{n}" for n, (s, _) in enumerate(pairs, start=1)]}],
+            id=self._next_post_id(),
+            name=name,
+            sku=sku,
+            type="variable",
+            created=now,
+            modified=now,
+            price=price,
+            manage_stock=stock is not None,
+            stock_quantity=stock,
+            attributes=[
+                {
+                    "id": 0,
+                    "name": "Option",
+                    "position": 0,
+                    "visible": True,
+                    "variation": True,
+                    "options": [s or f"#{n}" for n, (s, _) in enumerate(pairs, start=1)],
+                }
+            ],
         )
         self._products[parent.id] = parent
         ids: dict[str, int] = {}
@@ -574,8 +589,15 @@ class WooCommerceEmulator:
         first, _, last = customer.partition(" ")
         order_id = self._next_post_id()
         order = _Order(
-            id=order_id, number=number or str(order_id), status="pending", created=now, modified=now,
-            first_name=first, last_name=last, email=email, lines=items,
+            id=order_id,
+            number=number or str(order_id),
+            status="pending",
+            created=now,
+            modified=now,
+            first_name=first,
+            last_name=last,
+            email=email,
+            lines=items,
         )
         self._orders[order_id] = order
         self._change_status(order, status)
@@ -868,12 +890,29 @@ class WooCommerceEmulator:
             "prices_include_tax": False,
             "customer_id": 0,
             "billing": {
-                "first_name": o.first_name, "last_name": o.last_name, "company": "", "address_1": "",
-                "address_2": "", "city": "", "state": "", "postcode": "", "country": "", "email": o.email,
+                "first_name": o.first_name,
+                "last_name": o.last_name,
+                "company": "",
+                "address_1": "",
+                "address_2": "",
+                "city": "",
+                "state": "",
+                "postcode": "",
+                "country": "",
+                "email": o.email,
                 "phone": "",
             },
-            "shipping": {"first_name": o.first_name, "last_name": o.last_name, "company": "", "address_1": "",
-                         "address_2": "", "city": "", "state": "", "postcode": "", "country": ""},
+            "shipping": {
+                "first_name": o.first_name,
+                "last_name": o.last_name,
+                "company": "",
+                "address_1": "",
+                "address_2": "",
+                "city": "",
+                "state": "",
+                "postcode": "",
+                "country": "",
+            },
             "payment_method": "bacs",
             "payment_method_title": "Direct bank transfer",
             "transaction_id": "",
@@ -893,46 +932,53 @@ class WooCommerceEmulator:
     def _refund_json(self, r: _Refund) -> dict[str, Any]:
         lines = []
         for line in r.lines:
-            lines.append({
-                "id": line.id,
-                "name": line.item.name,
-                "product_id": line.item.product_id,
-                "variation_id": line.item.variation_id,
-                "quantity": -line.quantity,
-                "tax_class": "",
-                "subtotal": "-" + _money(line.total),
-                "subtotal_tax": "0.00",
-                "total": "-" + _money(line.total),
-                "total_tax": "0.00",
-                "taxes": [],
-                # wc_create_refund: the refund's copy of the line carries _refunded_item_id, nothing
-                # about stock (restocking happens after, on the order's own line item).
-                "meta_data": [self._meta(line.id * 10 + 1, "_refunded_item_id", str(line.item.id))],
-                "sku": self._line_sku(line.item),
-                "price": _number(line.total / line.quantity),
-            })
-        return self._render_json("refund", {
-            "id": r.id,
-            "date_created": _gmt(r.created),
-            "date_created_gmt": _gmt(r.created),
-            "amount": _money(r.amount),
-            "reason": r.reason,
-            "refunded_by": 1,
-            "refunded_payment": False,
-            "meta_data": [],
-            "line_items": lines,
-            "shipping_lines": [],
-            "tax_lines": [],
-            "fee_lines": [],
-        })
+            lines.append(
+                {
+                    "id": line.id,
+                    "name": line.item.name,
+                    "product_id": line.item.product_id,
+                    "variation_id": line.item.variation_id,
+                    "quantity": -line.quantity,
+                    "tax_class": "",
+                    "subtotal": "-" + _money(line.total),
+                    "subtotal_tax": "0.00",
+                    "total": "-" + _money(line.total),
+                    "total_tax": "0.00",
+                    "taxes": [],
+                    # wc_create_refund: the refund's copy of the line carries _refunded_item_id, nothing
+                    # about stock (restocking happens after, on the order's own line item).
+                    "meta_data": [self._meta(line.id * 10 + 1, "_refunded_item_id", str(line.item.id))],
+                    "sku": self._line_sku(line.item),
+                    "price": _number(line.total / line.quantity),
+                }
+            )
+        return self._render_json(
+            "refund",
+            {
+                "id": r.id,
+                "date_created": _gmt(r.created),
+                "date_created_gmt": _gmt(r.created),
+                "amount": _money(r.amount),
+                "reason": r.reason,
+                "refunded_by": 1,
+                "refunded_payment": False,
+                "meta_data": [],
+                "line_items": lines,
+                "shipping_lines": [],
+                "tax_lines": [],
+                "fee_lines": [],
+            },
+        )
 
     # ------------------------------------------------------------------ HTTP plumbing
     def _route_table(self) -> list[_Route]:
         list_denied = ("woocommerce_rest_cannot_view", "Sorry, you cannot list resources.")
         view_denied = ("woocommerce_rest_cannot_view", "Sorry, you cannot view this resource.")
         edit_denied = ("woocommerce_rest_cannot_edit", "Sorry, you are not allowed to edit this resource.")
-        batch_denied = ("woocommerce_rest_cannot_batch",
-                        "Sorry, you are not allowed to batch manipulate this resource.")
+        batch_denied = (
+            "woocommerce_rest_cannot_batch",
+            "Sorry, you are not allowed to batch manipulate this resource.",
+        )
         table: list[tuple[str, str, Callable[..., Any], tuple[str, str]]] = [
             ("GET", r"orders", self._h_list_orders, list_denied),
             ("GET", r"orders/(?P<id>\d+)", self._h_get_order, view_denied),
@@ -969,14 +1015,21 @@ class WooCommerceEmulator:
                 if len(self._hits) >= limit:
                     wait = max(1, math.ceil(self._hits[0] + window - now))
                     return web.Response(
-                        status=429, body=self.error_body(429), content_type="application/json",
+                        status=429,
+                        body=self.error_body(429),
+                        content_type="application/json",
                         headers={"Retry-After": str(wait)},
                     )
                 self._hits.append(now)
             return await handler(request)
 
-        app = web.Application(middlewares=[
-            fault_middleware(self.faults, self.route_of, self.error_body), rate_limiter, self.capacity.middleware()])
+        app = web.Application(
+            middlewares=[
+                fault_middleware(self.faults, self.route_of, self.error_body),
+                rate_limiter,
+                self.capacity.middleware(),
+            ]
+        )
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         return app
 
@@ -1035,11 +1088,15 @@ class WooCommerceEmulator:
         if auth.logged_in and auth.error is None:
             write = request.method in ("POST", "PUT", "PATCH", "DELETE")
             if write and self.permissions not in ("write", "read_write"):
-                auth.error = WPError("woocommerce_rest_authentication_error",
-                                     "The API key provided does not have write permissions.", 401)
+                auth.error = WPError(
+                    "woocommerce_rest_authentication_error",
+                    "The API key provided does not have write permissions.",
+                    401,
+                )
             elif not write and self.permissions not in ("read", "read_write"):
-                auth.error = WPError("woocommerce_rest_authentication_error",
-                                     "The API key provided does not have read permissions.", 401)
+                auth.error = WPError(
+                    "woocommerce_rest_authentication_error", "The API key provided does not have read permissions.", 401
+                )
         return auth
 
     def _basic(self, request: web.Request, auth: _Auth) -> None:
@@ -1082,8 +1139,9 @@ class WooCommerceEmulator:
             return  # not even trying OAuth
         if missing:
             word = "parameter" if len(missing) == 1 else "parameters"
-            auth.error = WPError("woocommerce_rest_authentication_missing_parameter",
-                                 f"Missing OAuth {word} {', '.join(missing)}", 401)
+            auth.error = WPError(
+                "woocommerce_rest_authentication_missing_parameter", f"Missing OAuth {word} {', '.join(missing)}", 401
+            )
             return
         if params["oauth_consumer_key"] != self.consumer_key:
             auth.error = WPError("woocommerce_rest_authentication_error", "Consumer key is invalid.", 401)
@@ -1097,16 +1155,18 @@ class WooCommerceEmulator:
         string_to_sign = f"{request.method.upper()}&{_rfc3986(base_url)}&{'%26'.join(pairs)}"
         method = params["oauth_signature_method"]
         if method not in ("HMAC-SHA1", "HMAC-SHA256"):
-            auth.error = WPError("woocommerce_rest_authentication_error",
-                                 "Invalid signature - signature method is invalid.", 401)
+            auth.error = WPError(
+                "woocommerce_rest_authentication_error", "Invalid signature - signature method is invalid.", 401
+            )
             return
         digest = hashlib.sha1 if method == "HMAC-SHA1" else hashlib.sha256
         expected = base64.b64encode(
             hmac.new(f"{self.consumer_secret}&".encode(), string_to_sign.encode(), digest).digest()
         ).decode()
         if not hmac.compare_digest(expected.encode(), given.encode()):
-            auth.error = WPError("woocommerce_rest_authentication_error",
-                                 "Invalid signature - provided signature does not match.", 401)
+            auth.error = WPError(
+                "woocommerce_rest_authentication_error", "Invalid signature - provided signature does not match.", 401
+            )
             return
         # check_oauth_timestamp_and_nonce
         now = int(self._wall())
@@ -1119,8 +1179,9 @@ class WooCommerceEmulator:
             return
         nonce = params["oauth_nonce"]
         if nonce in self._nonces.values():
-            auth.error = WPError("woocommerce_rest_authentication_error",
-                                 "Invalid nonce - nonce has already been used.", 401)
+            auth.error = WPError(
+                "woocommerce_rest_authentication_error", "Invalid nonce - nonce has already been used.", 401
+            )
             return
         self._nonces[timestamp] = nonce
         for stamp in [s for s in self._nonces if s < now - NONCE_WINDOW]:
@@ -1134,7 +1195,11 @@ class WooCommerceEmulator:
         return values[-1] if values else None
 
     def _int_param(
-        self, request: web.Request, name: str, default: int | None, minimum: int | None = None,
+        self,
+        request: web.Request,
+        name: str,
+        default: int | None,
+        minimum: int | None = None,
         maximum: int | None = None,
     ) -> int | None:
         raw = self._param(request, name)
@@ -1144,8 +1209,9 @@ class WooCommerceEmulator:
             raise _invalid_param(name, f"{name} is not of type integer.", "rest_invalid_type")
         value = int(raw)
         if minimum is not None and maximum is not None and not minimum <= value <= maximum:
-            raise _invalid_param(name, f"{name} must be between {minimum} (inclusive) and {maximum} (inclusive)",
-                                 "rest_out_of_bounds")
+            raise _invalid_param(
+                name, f"{name} must be between {minimum} (inclusive) and {maximum} (inclusive)", "rest_out_of_bounds"
+            )
         if minimum is not None and maximum is None and value < minimum:
             raise _invalid_param(name, f"{name} must be greater than or equal to {minimum}", "rest_out_of_bounds")
         return value
@@ -1196,8 +1262,13 @@ class WooCommerceEmulator:
         return ids
 
     def _page(
-        self, request: web.Request, rows: list[Any], sort_keys: dict[str, Callable[[Any], Any]],
-        render: Callable[[Any], dict[str, Any]], denied: tuple[str, str], auth: _Auth,
+        self,
+        request: web.Request,
+        rows: list[Any],
+        sort_keys: dict[str, Callable[[Any], Any]],
+        render: Callable[[Any], dict[str, Any]],
+        denied: tuple[str, str],
+        auth: _Auth,
         default_orderby: str = "date",
     ) -> web.Response:
         """Validate the collection parameters, check permission, sort, slice and add the headers."""
@@ -1244,8 +1315,13 @@ class WooCommerceEmulator:
         try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
-            raise WPError("rest_invalid_json", "Invalid JSON body passed.", 400, json_error_code=4,
-                          json_error_message="Syntax error") from None
+            raise WPError(
+                "rest_invalid_json",
+                "Invalid JSON body passed.",
+                400,
+                json_error_code=4,
+                json_error_message="Syntax error",
+            ) from None
         if not isinstance(data, dict):
             return {}
         return data
@@ -1257,8 +1333,9 @@ class WooCommerceEmulator:
         allowed = ("any", *ORDER_STATUSES)
         for index, status in enumerate(statuses):
             if status not in allowed:
-                raise _invalid_param("status", f"status[{index}] is not one of {', '.join(allowed)}.",
-                                     "rest_not_in_enum")
+                raise _invalid_param(
+                    "status", f"status[{index}] is not one of {', '.join(allowed)}.", "rest_not_in_enum"
+                )
         self._bool_param(request, "dates_are_gmt")  # validated; the site runs on UTC, so both agree
         after = self._date_param(request, "after")
         before = self._date_param(request, "before")
@@ -1290,8 +1367,14 @@ class WooCommerceEmulator:
     async def _h_list_orders(self, request: web.Request, auth: _Auth, denied: tuple[str, str]) -> web.Response:
         keep = self._order_filters(request)
         rows = [o for o in self._orders.values() if keep(o)]
-        keys = {"date": lambda o: o.created, "id": lambda o: o.id, "modified": lambda o: o.modified,
-                "title": lambda o: o.created, "slug": lambda o: o.id, "include": lambda o: o.id}
+        keys = {
+            "date": lambda o: o.created,
+            "id": lambda o: o.id,
+            "modified": lambda o: o.modified,
+            "title": lambda o: o.created,
+            "slug": lambda o: o.id,
+            "include": lambda o: o.id,
+        }
         return self._page(request, rows, keys, self._order_json, denied, auth)
 
     def _get_order(self, order_id: int) -> _Order:
@@ -1324,8 +1407,14 @@ class WooCommerceEmulator:
         if order is None:
             self._require(auth, denied)
             raise WPError("woocommerce_rest_invalid_order_id", "Invalid order ID.", 404)
-        keys = {"date": lambda r: r.created, "id": lambda r: r.id, "modified": lambda r: r.created,
-                "title": lambda r: r.created, "slug": lambda r: r.id, "include": lambda r: r.id}
+        keys = {
+            "date": lambda r: r.created,
+            "id": lambda r: r.id,
+            "modified": lambda r: r.created,
+            "title": lambda r: r.created,
+            "slug": lambda r: r.id,
+            "include": lambda r: r.id,
+        }
         return self._page(request, list(order.refunds), keys, self._refund_json, denied, auth)
 
     # ------------------------------------------------------------------ product routes
@@ -1369,8 +1458,14 @@ class WooCommerceEmulator:
             return modified_before is None or p.modified < modified_before
 
         rows = [p for p in self._products.values() if keep(p)]
-        keys = {"date": lambda p: p.created, "id": lambda p: p.id, "modified": lambda p: p.modified,
-                "title": lambda p: p.name, "slug": lambda p: p.name.lower(), "include": lambda p: p.id}
+        keys = {
+            "date": lambda p: p.created,
+            "id": lambda p: p.id,
+            "modified": lambda p: p.modified,
+            "title": lambda p: p.name,
+            "slug": lambda p: p.name.lower(),
+            "include": lambda p: p.id,
+        }
         return self._page(request, rows, keys, lambda p: self._product_json(p, base), denied, auth)
 
     async def _h_get_product(self, request: web.Request, auth: _Auth, denied: tuple[str, str], id: int) -> web.Response:
@@ -1388,8 +1483,14 @@ class WooCommerceEmulator:
         rows = [p for p in self._products.values() if p.type == "variation" and p.parent_id == parent]
         if sku_raw:
             rows = [p for p in rows if p.sku.casefold() == sku_raw.casefold()]
-        keys = {"date": lambda p: p.created, "id": lambda p: p.id, "modified": lambda p: p.modified,
-                "title": lambda p: p.name, "slug": lambda p: p.name.lower(), "include": lambda p: p.id}
+        keys = {
+            "date": lambda p: p.created,
+            "id": lambda p: p.id,
+            "modified": lambda p: p.modified,
+            "title": lambda p: p.name,
+            "slug": lambda p: p.name.lower(),
+            "include": lambda p: p.id,
+        }
         return self._page(request, rows, keys, lambda p: self._variation_json(p, base), denied, auth)
 
     async def _h_get_variation(
@@ -1437,19 +1538,25 @@ class WooCommerceEmulator:
         self._require(auth, denied)
         total = sum(len(body.get(key) or []) for key in ("create", "update", "delete"))
         if total > self.batch_limit:  # check_batch_limit
-            raise WPError("woocommerce_rest_request_entity_too_large",
-                          f"Unable to accept more than {self.batch_limit} items for this request.", 413)
+            raise WPError(
+                "woocommerce_rest_request_entity_too_large",
+                f"Unable to accept more than {self.batch_limit} items for this request.",
+                413,
+            )
         base = self._base(request)
         answer: dict[str, list[Any]] = {}
         if "create" in body:
-            answer["create"] = [self._inline(partial(self._create_item, item, parent, base), item)
-                                for item in body["create"]]
+            answer["create"] = [
+                self._inline(partial(self._create_item, item, parent, base), item) for item in body["create"]
+            ]
         if "update" in body:
-            answer["update"] = [self._inline(partial(self._update_item, item, parent, base), item)
-                                for item in body["update"]]
+            answer["update"] = [
+                self._inline(partial(self._update_item, item, parent, base), item) for item in body["update"]
+            ]
         if "delete" in body:
-            answer["delete"] = [self._inline(partial(self._delete_item, item, parent, base), {"id": item})
-                                for item in body["delete"]]
+            answer["delete"] = [
+                self._inline(partial(self._delete_item, item, parent, base), {"id": item}) for item in body["delete"]
+            ]
         return _wp_json(self._render_json("batch", answer))
 
     @staticmethod
@@ -1458,13 +1565,16 @@ class WooCommerceEmulator:
             return run()
         except WPError as exc:
             item_id = item.get("id", 0) if isinstance(item, dict) else 0
-            return {"id": item_id, "error": {"code": exc.code, "message": exc.message, "data": {"status": exc.status,
-                                                                                                 **exc.data}}}
+            return {
+                "id": item_id,
+                "error": {"code": exc.code, "message": exc.message, "data": {"status": exc.status, **exc.data}},
+            }
 
     def _target(self, item_id: Any, parent: int | None) -> _Product:
         """The product an update or delete names, checked against the endpoint it came to."""
-        code = ("woocommerce_rest_product_invalid_id" if parent is None
-                else "woocommerce_rest_product_variation_invalid_id")
+        code = (
+            "woocommerce_rest_product_invalid_id" if parent is None else "woocommerce_rest_product_variation_invalid_id"
+        )
         product = self._products.get(_php_intval(item_id)) if item_id is not None else None
         if product is None:
             raise WPError(code, "Invalid ID.", 400)
@@ -1528,7 +1638,11 @@ class WooCommerceEmulator:
         product = _Product(
             id=self._next_post_id(),
             name=str(item.get("name") or (f"{self._products[parent].name} - {sku}" if parent else "Product")),
-            sku=sku, type=kind, created=now, modified=now, parent_id=parent or 0,
+            sku=sku,
+            type=kind,
+            created=now,
+            modified=now,
+            parent_id=parent or 0,
             price=str(item.get("regular_price") or "10.00"),
         )
         self._products[product.id] = product

@@ -87,10 +87,7 @@ def render_result(method: str, value: str | int | list[str]) -> bytes:
         inner = "".join(f"<string>{_text(item)}</string>" for item in value)
     else:
         inner = _text(str(value))
-    xml = (
-        f'{_HEAD}<{method}Response xmlns="{TNS}"><{method}Result>{inner}</{method}Result>'
-        f"</{method}Response>{_TAIL}"
-    )
+    xml = f'{_HEAD}<{method}Response xmlns="{TNS}"><{method}Result>{inner}</{method}Result></{method}Response>{_TAIL}'
     return xml.encode("utf-8")
 
 

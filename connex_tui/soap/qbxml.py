@@ -98,7 +98,9 @@ _ITEM_RETURNS = (
 _RET_FIELDS = frozenset(_ADD_RETURNS + _QUERY_RETURNS + _ITEM_RETURNS)
 
 # DATETIMETYPE from qbxmltypes130.xsd (without its empty-string alternative).
-_DATETIME_RE = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(T[0-9]{1,2}(:[0-9]{1,2}(:[0-9]{1,2}([+-][0-9]{1,2}:[0-9]{1,2})?)?)?)?")
+_DATETIME_RE = re.compile(
+    r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(T[0-9]{1,2}(:[0-9]{1,2}(:[0-9]{1,2}([+-][0-9]{1,2}:[0-9]{1,2})?)?)?)?"
+)
 _VERSION_RE = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}")
 # IDTYPE: at most 36 characters; QuickBooks writes "80000003-1446676743".
 _LIST_ID_RE = re.compile(r"[0-9A-Za-z-]{1,36}")
@@ -115,12 +117,33 @@ _TIME_RE = re.compile(
 
 # Typographic characters NFKD leaves alone but that have an obvious Latin-1 spelling.
 _TYPOGRAPHIC: dict[str, str] = {
-    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u2035": "'",
-    "\u2039": "'", "\u203a": "'",
-    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"', "\u2036": '"',
-    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-",
-    "\u2212": "-", "\u2043": "-", "\ufe58": "-", "\ufe63": "-", "\uff0d": "-",
-    "\u2022": "*", "\u2026": "...",
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u201a": "'",
+    "\u201b": "'",
+    "\u2032": "'",
+    "\u2035": "'",
+    "\u2039": "'",
+    "\u203a": "'",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u201e": '"',
+    "\u201f": '"',
+    "\u2033": '"',
+    "\u2036": '"',
+    "\u2010": "-",
+    "\u2011": "-",
+    "\u2012": "-",
+    "\u2013": "-",
+    "\u2014": "-",
+    "\u2015": "-",
+    "\u2212": "-",
+    "\u2043": "-",
+    "\ufe58": "-",
+    "\ufe63": "-",
+    "\uff0d": "-",
+    "\u2022": "*",
+    "\u2026": "...",
 }
 
 
@@ -172,9 +195,7 @@ def _latin1(value: str) -> str:
             continue
         decomposed = unicodedata.normalize("NFKD", ch)
         kept = [
-            c
-            for c in decomposed
-            if ord(c) < 0x100 and not unicodedata.combining(c) and unicodedata.category(c) != "Cc"
+            c for c in decomposed if ord(c) < 0x100 and not unicodedata.combining(c) and unicodedata.category(c) != "Cc"
         ]
         out.append("".join(kept) if kept else "?")
     return "".join(out)
@@ -600,9 +621,7 @@ def _show(value: str, limit: int = 60) -> str:
     return repr(value) if len(value) <= limit else repr(value[:limit]) + f"... ({len(value)} characters)"
 
 
-def _int_attr(
-    element: etree._Element, name: str, attr: str, *, required: bool, minimum: int = _INT_MIN
-) -> int | None:
+def _int_attr(element: etree._Element, name: str, attr: str, *, required: bool, minimum: int = _INT_MIN) -> int | None:
     raw = element.get(attr)
     if raw is None:
         if required:

@@ -268,8 +268,10 @@ async def _read_body(
             head = await _read_upto(request, small + 1)
         if len(head) <= small:
             return head
-        if not _RECEIVE.search(head) or not (found := _TICKET.search(head)) or not tickets.valid(
-            found.group(1).decode("ascii", "replace")
+        if (
+            not _RECEIVE.search(head)
+            or not (found := _TICKET.search(head))
+            or not tickets.valid(found.group(1).decode("ascii", "replace"))
         ):
             await _discard(request)
             raise _too_large(small, " for a call without a session's ticket (only receiveResponseXML may be larger)")
@@ -482,8 +484,12 @@ async def start_endpoint(
     guard = app.get(GUARD_KEY)
     keepalive = guard.limits.keepalive_seconds if guard is not None else EndpointLimits.keepalive_seconds
     runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, auto_decompress=False,
-        keepalive_timeout=keepalive, lingering_time=0,
+        app,
+        access_log=None,
+        handle_signals=False,
+        auto_decompress=False,
+        keepalive_timeout=keepalive,
+        lingering_time=0,
     )
     await runner.setup()
     if guard is not None and runner.server is not None:

@@ -34,7 +34,7 @@ def _types() -> str:
     )
     return (
         f'<wsdl:types><s:schema elementFormDefault="qualified" targetNamespace="{TNS}">'
-        f'{"".join(elements)}{array}</s:schema></wsdl:types>'
+        f"{''.join(elements)}{array}</s:schema></wsdl:types>"
     )
 
 

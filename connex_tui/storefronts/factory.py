@@ -25,14 +25,24 @@ def make_storefront(
         from .woocommerce import WooCommerceClient
 
         return WooCommerceClient(
-            c.url, c.consumer_key.reveal(), c.consumer_secret.reveal(), ssl=verify, policy=policy, session=session,
+            c.url,
+            c.consumer_key.reveal(),
+            c.consumer_secret.reveal(),
+            ssl=verify,
+            policy=policy,
+            session=session,
             concurrency=c.max_concurrency,
         )
     if c.platform == "shopify":
         from .shopify import ShopifyClient
 
         return ShopifyClient(
-            c.url, c.access_token.reveal(), c.location_id, api_version=c.api_version, ssl=verify, policy=policy,
+            c.url,
+            c.access_token.reveal(),
+            c.location_id,
+            api_version=c.api_version,
+            ssl=verify,
+            policy=policy,
             concurrency=c.max_concurrency,
             session=session,
         )

@@ -74,7 +74,7 @@ def percentile(values: list[float], fraction: float) -> float | None:
 
 
 def request_kind(what: str) -> str:
-    """"WooCommerce POST /products/123/variations/batch" -> "WooCommerce POST /products/#/variations/batch":
+    """ "WooCommerce POST /products/123/variations/batch" -> "WooCommerce POST /products/#/variations/batch":
     round trips are compared within one kind of request."""
     return re.sub(r"\d+", "#", what)
 

@@ -109,8 +109,11 @@ async def request_with_retry(
             last_retry_after = None
             outcome = Outcome.FAILED
         else:
-            outcome = Outcome.THROTTLED if result.status == 429 else (
-                Outcome.FAILED if result.status in RETRY_STATUSES else Outcome.OK)
+            outcome = (
+                Outcome.THROTTLED
+                if result.status == 429
+                else (Outcome.FAILED if result.status in RETRY_STATUSES else Outcome.OK)
+            )
             if result.status in (401, 403):
                 hint = " (or a firewall in front of the store refused us)" if result.status == 403 else ""
                 raise CredentialsError(

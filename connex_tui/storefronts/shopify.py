@@ -646,9 +646,7 @@ class ShopifyClient:
         if not self.budget.known:  # no cost extension: assume the standard plan, and learn later
             self.budget.seed(maximum=2000, available=1000, restore_rate=100, now=self._clock())
 
-    async def _call(
-        self, operation: str, query: str, plan: Plan, learner: CostLine | None = None
-    ) -> dict[str, Any]:
+    async def _call(self, operation: str, query: str, plan: Plan, learner: CostLine | None = None) -> dict[str, Any]:
         """One GraphQL call that the bucket can afford, retried on THROTTLED; returns `data`.
         `learner` is told the requestedQueryCost Shopify reports for the page size sent."""
         for _ in range(THROTTLE_ATTEMPTS):
@@ -800,8 +798,9 @@ class ShopifyClient:
                 gone[_text(line.get("id"))] = quantity - current
             money = ((line.get("discountedUnitPriceAfterAllDiscountsSet") or {}).get("shopMoney")) or {}
             price = _amount(money.get("amount"), f"{what} unit price")
-            store_line = StoreLine(sku=_text(line.get("sku")), quantity=Decimal(quantity), price=price,
-                                   name=_text(line.get("name")))
+            store_line = StoreLine(
+                sku=_text(line.get("sku")), quantity=Decimal(quantity), price=price, name=_text(line.get("name"))
+            )
             lines_by_gid[_text(line.get("id"))] = store_line
             lines.append(store_line)
         data = StoreOrderData(
@@ -871,7 +870,9 @@ class ShopifyClient:
                         node = await self._returns_alone(order.data.store_id)
                     returned = self._stock_returns(node, order.lines_by_gid)  # checks every number first
                     if "agreements" not in node and _edited(node, order.gone):
-                        returned = self._stock_returns(await self._returns_alone(order.data.store_id), order.lines_by_gid)
+                        returned = self._stock_returns(
+                            await self._returns_alone(order.data.store_id), order.lines_by_gid
+                        )
                     outcome[order.data.store_id] = returned
                 except BadValue as exc:
                     outcome[order.data.store_id] = str(exc)
@@ -945,7 +946,9 @@ class ShopifyClient:
             line = lines_by_gid.get(_line_gid(sale), _UNKNOWN_LINE)
             # "The number of units either ordered or intended to be returned": the sign is not
             # documented, so the size is what counts.
-            quantity = abs(_count(sale.get("quantity"), f"order edit {agreement_id} quantity of {line.sku}", signed=True))
+            quantity = abs(
+                _count(sale.get("quantity"), f"order edit {agreement_id} quantity of {line.sku}", signed=True)
+            )
             if quantity:
                 lines.append(replace(line, quantity=Decimal(quantity)))
         return StoreRefund(refund_id=agreement_id, lines=tuple(lines), created_at=_text(agreement.get("happenedAt")))
@@ -993,7 +996,11 @@ class ShopifyClient:
         quantity = None
         if isinstance(level, dict):
             raw = next(
-                (q.get("quantity") for q in level.get("quantities") or [] if isinstance(q, dict) and q.get("name") == "available"),
+                (
+                    q.get("quantity")
+                    for q in level.get("quantities") or []
+                    if isinstance(q, dict) and q.get("name") == "available"
+                ),
                 None,
             )
             if raw is not None:
@@ -1051,7 +1058,9 @@ class ShopifyClient:
             variables["key"] = key
         return variables
 
-    async def _send_set(self, pending: list[tuple[int, StockUpdate]], expected: dict[int, int | None]) -> dict[str, Any]:
+    async def _send_set(
+        self, pending: list[tuple[int, StockUpdate]], expected: dict[int, int | None]
+    ) -> dict[str, Any]:
         """One inventorySetQuantities call. Its key is reused by the HTTP retries of the call; a key
         whose first attempt failed on Shopify's side gets IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED ("Retry
         with a new idempotency key", the real schema's description), so then a fresh key is made."""
@@ -1133,8 +1142,12 @@ class ShopifyClient:
                 keep += stale
             else:
                 for index, update in stale:
-                    fail(index, update, "the stock in Shopify kept changing while we set it; it will be set on the next run",
-                         permanent=False)
+                    fail(
+                        index,
+                        update,
+                        "the stock in Shopify kept changing while we set it; it will be set on the next run",
+                        permanent=False,
+                    )
             pending = sorted(keep, key=lambda pair: pair[0])
         for index, update in pending:
             fail(index, update, "Shopify kept rejecting the batch; will retry", permanent=False)

@@ -225,7 +225,8 @@ def restocks(lines: list[_OrderLine], refunds: Iterable[dict[str, Any]]) -> list
         units_by_item = shares.get(refund_id, {})
         entry_lines = tuple(
             StoreLine(by_item[i].line.sku, Decimal(u), by_item[i].line.price, by_item[i].line.name)
-            for i, u in units_by_item.items() if u > 0 and by_item[i].line.sku
+            for i, u in units_by_item.items()
+            if u > 0 and by_item[i].line.sku
         )
         result.append(StoreRefund(refund_id, entry_lines, created))
     return result
@@ -324,8 +325,9 @@ def _stock_entry(sku: str, item_id: str, parent: str | None, managed: bool, quan
     try:
         stock = None if quantity is None else count(quantity, f"{sku}: stock_quantity", minimum=-MAX_UNITS)
     except BadValue as exc:
-        return CatalogEntry(sku=sku, item_id=item_id, parent_id=parent, managed=True,
-                            problem=f"WooCommerce product {item_id}: {exc}")
+        return CatalogEntry(
+            sku=sku, item_id=item_id, parent_id=parent, managed=True, problem=f"WooCommerce product {item_id}: {exc}"
+        )
     return CatalogEntry(sku=sku, item_id=item_id, parent_id=parent, quantity=stock, managed=True)
 
 
@@ -351,5 +353,11 @@ def variation_entry(row: dict[str, Any], parent: dict[str, Any]) -> CatalogEntry
         return _stock_entry(entry.sku, parent_id, None, True, row.get("stock_quantity"))
     if entry.problem:
         return entry
-    return CatalogEntry(sku=entry.sku, item_id=entry.item_id, parent_id=parent_id, quantity=entry.quantity,
-                        managed=entry.managed, problem=entry.problem)
+    return CatalogEntry(
+        sku=entry.sku,
+        item_id=entry.item_id,
+        parent_id=parent_id,
+        quantity=entry.quantity,
+        managed=entry.managed,
+        problem=entry.problem,
+    )

@@ -96,15 +96,17 @@ from .retry import HTTPResult, RetryPolicy, request_with_retry
 
 API_PATH = "/wp-json/wc/v3"
 PER_PAGE = 100
-PERMANENT_CODES = frozenset({
-    "woocommerce_rest_product_invalid_id",
-    "woocommerce_rest_product_variation_invalid_id",
-    "woocommerce_rest_invalid_product_id",
-    "product_invalid_sku",
-    "woocommerce_rest_product_invalid_sku",
-    "woocommerce_rest_cannot_edit",
-    "rest_invalid_param",
-})
+PERMANENT_CODES = frozenset(
+    {
+        "woocommerce_rest_product_invalid_id",
+        "woocommerce_rest_product_variation_invalid_id",
+        "woocommerce_rest_invalid_product_id",
+        "product_invalid_sku",
+        "woocommerce_rest_product_invalid_sku",
+        "woocommerce_rest_cannot_edit",
+        "rest_invalid_param",
+    }
+)
 
 
 class WooCommerceError(StorefrontError):
@@ -120,8 +122,9 @@ def rfc3986(value: str) -> str:
     return quote(value, safe="~")
 
 
-def oauth_signature(method: str, base_url: str, params: Iterable[tuple[str, str]], secret: str,
-                    algorithm: str = "HMAC-SHA1") -> str:
+def oauth_signature(
+    method: str, base_url: str, params: Iterable[tuple[str, str]], secret: str, algorithm: str = "HMAC-SHA1"
+) -> str:
     """OAuth 1.0a HMAC signature over `params` (without oauth_signature), key ``secret&``."""
     encoded = sorted((rfc3986(k), rfc3986(v)) for k, v in params)
     normalized = "&".join(f"{k}={v}" for k, v in encoded)
@@ -322,8 +325,15 @@ class WooCommerceClient:
             middlewares = (self._signing(url, probe), *getattr(session, "_middlewares", ()))
             try:
                 result = await request_with_retry(
-                    session, method, url, what=what, policy=self.policy, stats=self.stats, gate=self.gate,
-                    middlewares=middlewares, **kwargs,
+                    session,
+                    method,
+                    url,
+                    what=what,
+                    policy=self.policy,
+                    stats=self.stats,
+                    gate=self.gate,
+                    middlewares=middlewares,
+                    **kwargs,
                 )
             except CredentialsError:
                 if nonce_retry and self._auth == "oauth" and b"nonce has already been used" in (probe.body or b""):
@@ -383,8 +393,9 @@ class WooCommerceClient:
                     code,
                 )
             detail = f"{code}: {message}" if code else (message or "no explanation")
-            raise WooCommerceError(self._scrub(f"{what}: the store refused the request (HTTP {status} {detail})"),
-                                   status, code)
+            raise WooCommerceError(
+                self._scrub(f"{what}: the store refused the request (HTTP {status} {detail})"), status, code
+            )
         if data is _NOT_JSON:
             kind = result.headers.get("Content-Type", "unknown content").split(";")[0]
             raise StorefrontError(
@@ -476,8 +487,11 @@ class WooCommerceClient:
         products = await self._all_pages("products", [("orderby", "id"), ("order", "asc")], keep=keep)
         # A variable product lists its variation ids; fetch only those that have some (or when the
         # field is missing altogether). A parent whose id is unusable cannot be asked.
-        variable = [p for p in products if p.get("type") == "variable" and ("variations" not in p or p["variations"])
-                    and _has_id(p)]
+        variable = [
+            p
+            for p in products
+            if p.get("type") == "variable" and ("variations" not in p or p["variations"]) and _has_id(p)
+        ]
         by_id = [("orderby", "id"), ("order", "asc")]
         variations = await asyncio.gather(
             *(self._all_pages(f"products/{p['id']}/variations", by_id, keep=keep) for p in variable)
@@ -496,8 +510,13 @@ class WooCommerceClient:
         for index, update in enumerate(updates):
             entry = update.entry
             if not str(entry.item_id).isdigit() or (entry.parent_id and not str(entry.parent_id).isdigit()):
-                results[index] = StockResult(update.sku, ok=False, before=entry.quantity, permanent=True,
-                                             reason=f"{update.sku} has no WooCommerce product id; refresh the catalog")
+                results[index] = StockResult(
+                    update.sku,
+                    ok=False,
+                    before=entry.quantity,
+                    permanent=True,
+                    reason=f"{update.sku} has no WooCommerce product id; refresh the catalog",
+                )
                 continue
             groups.setdefault(entry.parent_id or None, []).append(index)
         outcomes = await asyncio.gather(
@@ -510,21 +529,29 @@ class WooCommerceClient:
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
-        return [r if r is not None else StockResult(u.sku, ok=False, before=u.entry.quantity,
-                                                    reason="no answer from WooCommerce for this SKU")
-                for r, u in zip(results, updates)]
+        return [
+            r
+            if r is not None
+            else StockResult(u.sku, ok=False, before=u.entry.quantity, reason="no answer from WooCommerce for this SKU")
+            for r, u in zip(results, updates)
+        ]
 
     async def _push(
         self, parent: str | None, indexes: list[int], updates: Sequence[StockUpdate], results: list[StockResult | None]
     ) -> None:
         path = "products/batch" if parent is None else f"products/{parent}/variations/batch"
-        body = {"update": [{"id": int(updates[i].entry.item_id), "manage_stock": True,
-                            "stock_quantity": int(updates[i].quantity)} for i in indexes]}
+        body = {
+            "update": [
+                {"id": int(updates[i].entry.item_id), "manage_stock": True, "stock_quantity": int(updates[i].quantity)}
+                for i in indexes
+            ]
+        }
 
         def fail_all(reason: str, permanent: bool) -> None:
             for i in indexes:
-                results[i] = StockResult(updates[i].sku, ok=False, before=updates[i].entry.quantity,
-                                         reason=reason, permanent=permanent)
+                results[i] = StockResult(
+                    updates[i].sku, ok=False, before=updates[i].entry.quantity, reason=reason, permanent=permanent
+                )
 
         try:
             _, data = await self._call("POST", path, body=body)
@@ -562,8 +589,9 @@ class WooCommerceClient:
     def _result(update: StockUpdate, answer: dict[str, Any] | None) -> StockResult:
         sku, before = update.sku, update.entry.quantity
         if answer is None:
-            return StockResult(sku, ok=False, before=before,
-                               reason="WooCommerce did not answer for this SKU in the batch")
+            return StockResult(
+                sku, ok=False, before=before, reason="WooCommerce did not answer for this SKU in the batch"
+            )
         error = answer.get("error")
         if isinstance(error, dict):
             code = str(error.get("code") or "")
@@ -573,8 +601,10 @@ class WooCommerceClient:
             status = data.get("status") if isinstance(data.get("status"), int) else None
             permanent = code in PERMANENT_CODES or (status is not None and 400 <= status < 500)
             if code.endswith("_invalid_id"):
-                reason = (f"WooCommerce has no product or variation with id {update.entry.item_id} for {sku} "
-                          f"(deleted, or moved to another product); refresh the catalog [{code}: {message}]")
+                reason = (
+                    f"WooCommerce has no product or variation with id {update.entry.item_id} for {sku} "
+                    f"(deleted, or moved to another product); refresh the catalog [{code}: {message}]"
+                )
             elif "sku" in code:
                 reason = f"WooCommerce refused the SKU {sku} [{code}: {message}]"
             else:
@@ -582,14 +612,22 @@ class WooCommerceClient:
             return StockResult(sku, ok=False, before=before, reason=reason, permanent=permanent)
         after = answer.get("stock_quantity")
         try:
-            after_int = None if after is None else woo_parse.count(after, "stock_quantity", minimum=-woo_parse.MAX_UNITS)
+            after_int = (
+                None if after is None else woo_parse.count(after, "stock_quantity", minimum=-woo_parse.MAX_UNITS)
+            )
         except woo_parse.BadValue as exc:
             return StockResult(sku, ok=False, before=before, reason=f"WooCommerce answered for {sku}: {exc}")
         if after_int != update.quantity:
             return StockResult(
-                sku, ok=False, before=before, after=after_int, permanent=True,
-                reason=(f"WooCommerce kept the stock of {sku} at {after_int if after_int is not None else 'untracked'} "
-                        f"instead of {update.quantity}"),
+                sku,
+                ok=False,
+                before=before,
+                after=after_int,
+                permanent=True,
+                reason=(
+                    f"WooCommerce kept the stock of {sku} at {after_int if after_int is not None else 'untracked'} "
+                    f"instead of {update.quantity}"
+                ),
             )
         return StockResult(sku, ok=True, before=before, after=after_int)
 

@@ -53,7 +53,7 @@ def _span(seconds: float) -> str:
 
 
 def relative(value: str | None, now: datetime, *, empty: str = "-") -> str:
-    """"12 s ago", "in 4 min", "now"."""
+    """ "12 s ago", "in 4 min", "now"."""
     moment = parse_time(value)
     if moment is None:
         return empty
@@ -73,7 +73,7 @@ def due(value: str | None, now: datetime) -> str:
 
 
 def clock_time(value: str | None, now: datetime) -> str:
-    """"14:03:27" today (in the clock's time zone), else "03-09 14:03"."""
+    """ "14:03:27" today (in the clock's time zone), else "03-09 14:03"."""
     moment = parse_time(value)
     if moment is None:
         return "-"
@@ -85,7 +85,7 @@ def clock_time(value: str | None, now: datetime) -> str:
 
 
 def hms(value: str | None, now: datetime) -> str:
-    """"14:03:27" in the clock's time zone, whatever the day."""
+    """ "14:03:27" in the clock's time zone, whatever the day."""
     moment = parse_time(value)
     if moment is None:
         return "--:--:--"
@@ -162,8 +162,7 @@ def to_text(cell: Cell, styles: dict[str, Style]) -> Text:
     """A cell as Rich Text: never parsed as markup (SKUs and errors may contain brackets), control
     characters and bidi overrides written as escapes, cut with an ellipsis where the column ends."""
     if isinstance(cell, Styled):
-        return Text(visible(cell.text), style=styles.get(cell.role, Style()), no_wrap=True, overflow="ellipsis",
-                    end="")
+        return Text(visible(cell.text), style=styles.get(cell.role, Style()), no_wrap=True, overflow="ellipsis", end="")
     return Text(visible(cell), no_wrap=True, overflow="ellipsis", end="")
 
 
