@@ -297,6 +297,17 @@ def _request_attrs(request_id: str, **extra: str | None) -> str:
     return out
 
 
+def _iterator_attrs(request_id: str, iterator: str, iterator_id: str | None) -> str:
+    """The attributes of an iterated query: `iterator="Start"`, or `"Continue"` with its iteratorID."""
+    if iterator == "Start":
+        if iterator_id is not None:
+            raise ValueError("iterator_id is only sent with iterator='Continue'")
+        return _request_attrs(request_id, iterator="Start")
+    if iterator == "Continue":
+        return _request_attrs(request_id, iterator="Continue", iteratorID=_attr_value("iterator_id", iterator_id))
+    raise ValueError(f"iterator must be 'Start' or 'Continue', got {iterator!r}")
+
+
 def _attr_value(what: str, value: object) -> str:
     """An id we put in an attribute and expect echoed back verbatim: refuse, never alter, it."""
     if not isinstance(value, str) or not value:
@@ -479,14 +490,7 @@ def txn_changes_rq(
         raise ValueError(f"max_returned must be a positive int, got {max_returned!r}")
     if not isinstance(from_modified, str) or not _DATETIME_RE.fullmatch(from_modified):
         raise ValueError(f"from_modified is not a qbXML DATETIMETYPE: {from_modified!r}")
-    if iterator == "Start":
-        if iterator_id is not None:
-            raise ValueError("iterator_id is only sent with iterator='Continue'")
-        attrs = _request_attrs(request_id, iterator="Start")
-    elif iterator == "Continue":
-        attrs = _request_attrs(request_id, iterator="Continue", iteratorID=_attr_value("iterator_id", iterator_id))
-    else:
-        raise ValueError(f"iterator must be 'Start' or 'Continue', got {iterator!r}")
+    attrs = _iterator_attrs(request_id, iterator, iterator_id)
     name = f"{source.qb_name}QueryRq"
     return (
         f"<{name}{attrs}>{_el('MaxReturned', str(max_returned))}"
@@ -544,14 +548,7 @@ def item_query_rq(
         raise ValueError(f"unknown item kind {kind!r}; expected one of {sorted(_ITEM_QUERY)}") from None
     if isinstance(max_returned, bool) or not isinstance(max_returned, int) or max_returned < 1:
         raise ValueError(f"max_returned must be a positive int, got {max_returned!r}")
-    if iterator == "Start":
-        if iterator_id is not None:
-            raise ValueError("iterator_id is only sent with iterator='Continue'")
-        attrs = _request_attrs(request_id, iterator="Start")
-    elif iterator == "Continue":
-        attrs = _request_attrs(request_id, iterator="Continue", iteratorID=_attr_value("iterator_id", iterator_id))
-    else:
-        raise ValueError(f"iterator must be 'Start' or 'Continue', got {iterator!r}")
+    attrs = _iterator_attrs(request_id, iterator, iterator_id)
     parts = [f"<{name}{attrs}>", _el("MaxReturned", str(max_returned)), _el("ActiveStatus", "All")]
     if from_modified is not None:
         if not isinstance(from_modified, str) or not _DATETIME_RE.fullmatch(from_modified):
