@@ -16,12 +16,10 @@ import asyncio
 import io
 import json
 import os
-import pty
 import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -44,6 +42,7 @@ from connex_tui.widgets.diff_table import DiffTable
 
 from .conftest import PASSWORD, make_config
 from .hostile_text import HOSTILE, escapes_in, has_terminal_command, seed_hostile
+from .pty_terminal import start_on_terminal
 from .tui_fixtures import (  # noqa: F401 - fixtures
     _template,
     _template_dir,
@@ -696,38 +695,12 @@ def test_monitor_on_a_real_terminal_sends_no_data_made_command(tmp_path: Path, h
         '[database]\npath = "connex.db"\n[qbwc]\npassword = "pty-Pa55word-x"\n[storefront]\nplatform = "none"\n'
     )
     config.chmod(0o600)
-    master, slave = pty.openpty()
-    env = {
-        **os.environ,
-        "TERM": "xterm-256color",
-        "COLUMNS": "160",
-        "LINES": "45",
-        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "connex_tui.cli", "monitor", "--config", str(config), "--no-mouse"],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env=env,
-        start_new_session=True,
-        close_fds=True,
+    proc, master, screen, reader = start_on_terminal(
+        ["monitor", "--config", str(config), "--no-mouse"],
+        columns=160,
+        lines=45,
+        env={"PYTHONPATH": str(Path(__file__).resolve().parents[1])},
     )
-    os.close(slave)
-    screen: list[bytes] = []
-
-    def drain() -> None:
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:
-                return
-            if not data:
-                return
-            screen.append(data)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
 
     def keys(*sequence: str, pause: float = 0.35) -> None:
         for key in sequence:

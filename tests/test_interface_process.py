@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import signal
 import subprocess
-import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from .pty_terminal import start_on_terminal
 from .test_headless import free_port
 
 PASSWORD = "pty-Pa55word-x"
@@ -29,31 +27,9 @@ def start_in_terminal(tmp_path: Path, port: int) -> tuple[subprocess.Popen, int,
         '[storefront]\nplatform = "none"\n'
     )
     config.chmod(0o600)
-    master, slave = pty.openpty()
-    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "connex_tui.cli", "run", "--config", str(config), "--no-mouse"],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env=env,
-        start_new_session=True,
-        close_fds=True,
+    proc, master, screen, _reader = start_on_terminal(
+        ["run", "--config", str(config), "--no-mouse"], columns=100, lines=30
     )
-    os.close(slave)
-    screen: list[bytes] = []
-
-    def drain() -> None:  # the terminal's side: read everything the app draws
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:
-                return
-            if not data:
-                return
-            screen.append(data)
-
-    threading.Thread(target=drain, daemon=True).start()
     return proc, master, screen
 
 
