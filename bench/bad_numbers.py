@@ -24,7 +24,7 @@ from typing import Any
 
 from bench.common import bench_config
 from connex_tui.engine.catalog import refresh_catalog
-from connex_tui.engine.db import Database, utcnow
+from connex_tui.engine.db import Database
 from connex_tui.engine.items import queue_stock
 from connex_tui.engine.order_import import OrderImporter
 from connex_tui.engine.pusher import InventoryPusher
@@ -100,7 +100,7 @@ async def one(value: Any, folder: Path) -> dict[str, int]:
 
         emu.faults.add("POST /wp-json/wc/v3/products/batch", rewrite=batch, times=1000)
         async with db.transaction() as conn:
-            await queue_stock(conn, {f"S{n}": Decimal(5 + n) for n in range(10)}, utcnow())
+            await queue_stock(conn, {f"S{n}": Decimal(5 + n) for n in range(10)}, db.clock.stamp())
         outcome = await InventoryPusher(db, client).push_once()
         tally["in_flight"] = await db.fetchval("SELECT count(*) FROM pending WHERE state = 'in_flight'")
         tally["pushed"], tally["failed"] = outcome.pushed, outcome.failed

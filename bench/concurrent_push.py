@@ -53,7 +53,7 @@ import structlog
 from aiohttp import web
 
 from bench.common import bench_config, finish, item_names
-from connex_tui.engine.db import Database, utcnow
+from connex_tui.engine.db import Database
 from connex_tui.engine.items import queue_stock
 from connex_tui.engine.sync_tasks import SyncTasks
 from connex_tui.sim.shopify import ShopifyEmulator
@@ -75,7 +75,7 @@ def quiet_logs() -> None:
 
 async def queue(db: Database, quantities: dict[str, int]) -> None:
     async with db.transaction() as conn:
-        await queue_stock(conn, {sku: Decimal(q) for sku, q in quantities.items()}, utcnow())
+        await queue_stock(conn, {sku: Decimal(q) for sku, q in quantities.items()}, db.clock.stamp())
 
 
 async def push_all(tasks: SyncTasks, db: Database) -> None:

@@ -259,12 +259,16 @@ async def run_phases(response: Response, repeats: int, folder: Path) -> tuple[di
 
     async def record(db: Database) -> Any:
         async with db.transaction() as conn:
-            return await record_items(conn, "inventory", rets, match=MATCH, quantity_mode=QUANTITY_MODE)
+            return await record_items(
+                conn, "inventory", rets, match=MATCH, quantity_mode=QUANTITY_MODE, now=db.clock.stamp()
+            )
 
     async def both(db: Database) -> Any:
         responses = parse_response(response.text)
         async with db.transaction() as conn:
-            return await record_items(conn, "inventory", responses[0].rets, match=MATCH, quantity_mode=QUANTITY_MODE)
+            return await record_items(
+                conn, "inventory", responses[0].rets, match=MATCH, quantity_mode=QUANTITY_MODE, now=db.clock.stamp()
+            )
 
     async def check_record(db: Database, result: Any) -> None:
         recorded.count, recorded.queued = result.count, result.queued
@@ -284,7 +288,9 @@ async def profile_once(response: Response, folder: Path, path: Path) -> None:
         with profiled(path, interval=0.0005):  # finer than the 1 ms default: one parse + record is short
             responses = parse_response(response.text)
             async with db.transaction() as conn:
-                await record_items(conn, "inventory", responses[0].rets, match=MATCH, quantity_mode=QUANTITY_MODE)
+                await record_items(
+                    conn, "inventory", responses[0].rets, match=MATCH, quantity_mode=QUANTITY_MODE, now=db.clock.stamp()
+                )
     finally:
         await db.close()
 

@@ -93,7 +93,7 @@ async def insert_orders(db: Database, orders: Sequence[StoreOrder]) -> None:
     """All the orders in one transaction, as a store import of a backlog would."""
     async with db.transaction() as conn:
         for order in orders:
-            await insert_order(conn, order, "sales_receipt")
+            await insert_order(conn, order, "sales_receipt", db.clock.stamp())
 
 
 # --------------------------------------------------------------------------- measuring

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
 from .engine import admin_commands, views
+from .engine.clock import SYSTEM_CLOCK, Clock, parse_stamp, stamp
 from .engine.config import Config
 from .engine.db import Database
 from .textsafe import safe_json, visible
@@ -149,28 +150,24 @@ def utc_text(value: str | None) -> str:
     if not value:
         return "-"
     try:
-        moment = datetime.fromisoformat(value)
+        moment = parse_stamp(value)
     except ValueError:
         return value
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_since(text: str, now: datetime | None = None) -> str:
-    """--since WHEN as a stored-format timestamp; naive dates and times are UTC."""
-    now = now or datetime.now(timezone.utc)
+def parse_since(text: str, now: datetime) -> str:
+    """--since WHEN ("15m" before `now`, or a date or time) as a stored timestamp; naive dates
+    and times are UTC."""
     age = _AGE.match(text)
     if age:
         moment = now - timedelta(**{_UNITS[age.group(2).lower()]: int(age.group(1))})
     else:
         try:
-            moment = datetime.fromisoformat(text.strip())
+            moment = parse_stamp(text.strip())
         except ValueError:
             raise UsageError(f"--since {text!r}: not a time; use {SINCE_FORMS}") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+    return stamp(moment)
 
 
 def _clean(value: Any) -> str:
@@ -399,7 +396,9 @@ LOG_COLUMNS: list[Column] = [
 
 
 async def cmd_log(db: Database, args: argparse.Namespace, out: TextIO) -> int:
-    since = getattr(args, "since_at", None) or (parse_since(args.since) if getattr(args, "since", None) else None)
+    since = getattr(args, "since_at", None) or (
+        parse_since(args.since, db.clock.now()) if getattr(args, "since", None) else None
+    )
     rows = await views.sku_log_page(
         db,
         failed_only=getattr(args, "failed", False),
@@ -510,10 +509,10 @@ async def cmd_tasks(db: Database, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _check(args: argparse.Namespace) -> None:
+def _check(args: argparse.Namespace, clock: Clock) -> None:
     """Usage errors found before the database is opened."""
     if args.command == "log" and getattr(args, "since", None):
-        args.since_at = parse_since(args.since)
+        args.since_at = parse_since(args.since, clock.now())
     if args.command == "queue" and getattr(args, "queue_action", None) in ("retry", "drop"):
         action, skus = args.queue_action, getattr(args, "skus", None) or []
         all_failed = getattr(args, "all_failed", False)
@@ -525,15 +524,16 @@ def _check(args: argparse.Namespace) -> None:
             )
 
 
-async def run_admin(args: argparse.Namespace, config: Config, out: TextIO) -> int:
-    """Run one admin command against the configured database; returns the exit code."""
+async def run_admin(args: argparse.Namespace, config: Config, out: TextIO, clock: Clock = SYSTEM_CLOCK) -> int:
+    """Run one admin command against the configured database; returns the exit code. `clock`
+    says what time it is (ages such as --since 15m, the status's "today")."""
     command = args.command
     if command == "queue":
         handler = cmd_queue_list if getattr(args, "queue_action", None) in (None, "list") else cmd_queue_change
     else:
         handler = {"status": cmd_status, "log": cmd_log, "orders": cmd_orders, "tasks": cmd_tasks}[command]
     try:
-        _check(args)
+        _check(args, clock)
     except UsageError as exc:
         _error(str(exc))
         return 2
@@ -544,7 +544,7 @@ async def run_admin(args: argparse.Namespace, config: Config, out: TextIO) -> in
         )
         return 2
     try:
-        db = await Database.open(path)
+        db = await Database.open(path, clock)
     except (sqlite3.Error, OSError) as exc:
         _error(f"cannot open the database: {exc}")
         return 1

@@ -17,7 +17,6 @@ import gc
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -289,7 +288,7 @@ class ConnexApp(App[None], inherit_bindings=False):
     def _nudge(self) -> None:
         if self._nudge_pending:
             return
-        wait = NUDGE_SECONDS - (time.monotonic() - self._last_nudge)
+        wait = NUDGE_SECONDS - (self.backend.clock.monotonic() - self._last_nudge)
         if wait <= 0:
             self._do_nudge()
         else:
@@ -298,7 +297,7 @@ class ConnexApp(App[None], inherit_bindings=False):
 
     def _do_nudge(self) -> None:
         self._nudge_pending = False
-        self._last_nudge = time.monotonic()
+        self._last_nudge = self.backend.clock.monotonic()
         self.refresh_visible()
 
     # ------------------------------------------------------------------ actions

@@ -1,7 +1,9 @@
 """The interface's only door to the engine.
 
 A `Backend` holds a `Database` (the engine's own connection when attached, a separate one in
-monitor mode), an optional `EventBus` (in-process only) and a clock. Every read goes through the
+monitor mode), an optional `EventBus` (in-process only) and the engine's `Clock` (the engine's own
+when attached; its database is opened with it in monitor mode), whose time the interface shows in
+`zone` (the machine's time zone unless given). Every read goes through the
 bounded queries of `engine.views`, every action through `engine.admin_commands`, so the interface
 works the same inside the engine's process and from another one (no SQL here).
 
@@ -21,11 +23,12 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .engine import admin_commands, views
+from .engine.clock import SYSTEM_CLOCK, Clock
 from .engine.db import Database
 from .engine.events import Event, EventBus
 
@@ -33,7 +36,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .engine.runtime import Engine
 
 T = TypeVar("T")
-Clock = Callable[[], datetime]
 MASK = "***"
 PAGE = views.PAGE
 
@@ -53,11 +55,6 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         rf"\1{MASK}",
     ),
 )
-
-
-def local_clock() -> datetime:
-    """The wall clock in the machine's time zone (times are shown in the clock's zone)."""
-    return datetime.now(timezone.utc).astimezone()
 
 
 class Redactor:
@@ -113,14 +110,16 @@ class Backend:
         db: Database | None,
         *,
         bus: EventBus | None = None,
-        now: Clock | None = None,
+        clock: Clock | None = None,
+        zone: tzinfo | None = None,
         secrets: Iterable[str] = (),
         db_path: Path | str | None = None,
         mode: str = "attached",
     ) -> None:
         self.db_or_none = db
         self.bus = bus
-        self.now: Clock = now or local_clock
+        self.clock = clock or (db.clock if db is not None else SYSTEM_CLOCK)
+        self.zone = zone  # None: the machine's time zone
         self.redact = Redactor(secrets)
         self.db_path = Path(db_path) if db_path is not None else (db.path if db is not None else None)
         self.mode = mode  # "attached" (in the engine's process) or "monitor"
@@ -130,25 +129,44 @@ class Backend:
     # ------------------------------------------------------------------ constructors
 
     @classmethod
-    def attached(cls, engine: Engine, *, now: Clock | None = None) -> Backend:
+    def attached(cls, engine: Engine, *, zone: tzinfo | None = None) -> Backend:
         """In the engine's process: its database connection and its event bus."""
         if engine.db is None:
             raise RuntimeError("start the engine before attaching the interface")
-        return cls(engine.db, bus=engine.bus, now=now, secrets=engine.config.secrets(), mode="attached")
+        return cls(engine.db, bus=engine.bus, zone=zone, secrets=engine.config.secrets(), mode="attached")
 
     @classmethod
-    async def open(cls, db_path: Path | str, *, now: Clock | None = None, secrets: Iterable[str] = ()) -> Backend:
+    async def open(
+        cls,
+        db_path: Path | str,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        zone: tzinfo | None = None,
+        secrets: Iterable[str] = (),
+    ) -> Backend:
         """Monitor mode: a connection of our own to the engine's database; polling only."""
-        backend = cls(await Database.open(db_path), now=now, secrets=secrets, db_path=db_path, mode="monitor")
+        database = await Database.open(db_path, clock)
+        backend = cls(database, zone=zone, secrets=secrets, db_path=db_path, mode="monitor")
         backend._owns_db = True
         return backend
 
     @classmethod
-    def lazy(cls, db_path: Path | str, *, now: Clock | None = None, secrets: Iterable[str] = ()) -> Backend:
+    def lazy(
+        cls,
+        db_path: Path | str,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        zone: tzinfo | None = None,
+        secrets: Iterable[str] = (),
+    ) -> Backend:
         """Monitor mode for synchronous callers: the App opens the connection on mount."""
-        backend = cls(None, now=now, secrets=secrets, db_path=db_path, mode="monitor")
+        backend = cls(None, clock=clock, zone=zone, secrets=secrets, db_path=db_path, mode="monitor")
         backend._lazy = True
         return backend
+
+    def now(self) -> datetime:
+        """The engine's time in the zone times are shown in."""
+        return self.clock.now().astimezone(self.zone)
 
     # ------------------------------------------------------------------ lifetime
 
@@ -168,7 +186,7 @@ class Backend:
         if self.db_or_none is None:
             if self.db_path is None:
                 raise RuntimeError("backend has neither a database nor a path")
-            self.db_or_none = await Database.open(self.db_path)
+            self.db_or_none = await Database.open(self.db_path, self.clock)
             self._owns_db = True
 
     async def release(self) -> None:

@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from .engine.clock import SYSTEM_CLOCK, Clock
 from .engine.config import Config, ConfigError, load_config, permission_warning
 from .engine.schema import MIGRATIONS
 from .storefronts.base import StorefrontError
@@ -54,8 +55,6 @@ SERVER_VERSION = (
     "</soap:Body></soap:Envelope>"
 )
 
-Clock = Callable[[], datetime]
-
 
 @dataclass(frozen=True)
 class Check:
@@ -72,7 +71,7 @@ class Check:
 @dataclass
 class Doctor:
     config: Config
-    now: Clock
+    clock: Clock  # the engine's kind: what time this machine says it is
     endpoint_ssl: ssl.SSLContext | None = None  # None: the system's trust store, as the Web Connector's
     store_date: datetime | None = None
     store_checked_at: datetime | None = None
@@ -134,10 +133,12 @@ class Doctor:
         trace.on_request_end.append(self._remember_date)
         async with aiohttp.ClientSession(trace_configs=[trace]) as session:
             # Two tries, not six with backoff: a person is waiting for the answer.
-            client = make_storefront(c, session=session, policy=RetryPolicy(attempts=2, timeout=TIMEOUT))
+            client = make_storefront(
+                c, session=session, policy=RetryPolicy(attempts=2, timeout=TIMEOUT), clock=self.clock
+            )
             assert client is not None
             try:
-                await asyncio.wait_for(client.list_orders(self.now()), TIMEOUT * 3)  # one read: orders since now
+                await asyncio.wait_for(client.list_orders(self.clock.now()), TIMEOUT * 3)  # one read: orders since now
             except StorefrontError as exc:
                 return Check("store", "fail", f"{c.url}: {exc}")
             except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
@@ -156,9 +157,9 @@ class Doctor:
                 self.store_date = parsedate_to_datetime(value)
             except (TypeError, ValueError):
                 return
-            self.store_checked_at = self.now()
+            self.store_checked_at = self.clock.now()
 
-    def clock(self) -> Check:
+    def clock_skew(self) -> Check:
         if self.store_date is None or self.store_checked_at is None:
             return Check("clock", "skip", "no Date header from the store to compare with")
         skew = self.store_checked_at - self.store_date
@@ -225,7 +226,7 @@ class Doctor:
         if "notAfter" not in cert:
             return Check("tls", "fail", f"{parts.hostname}: the certificate has no expiry date")
         expires = datetime.fromtimestamp(ssl.cert_time_to_seconds(cert["notAfter"]), timezone.utc)
-        left = expires - self.now()
+        left = expires - self.clock.now()
         when = expires.strftime("%Y-%m-%d %H:%M UTC")
         if left <= timedelta(0):
             return Check("tls", "fail", f"{parts.hostname}: the certificate expired {when}")
@@ -257,7 +258,7 @@ async def run_doctor(
     out: TextIO,
     *,
     environ: dict[str, str] | None = None,
-    now: Clock | None = None,
+    clock: Clock = SYSTEM_CLOCK,
     endpoint_ssl: ssl.SSLContext | None = None,
 ) -> int:
     """Print one line per check; 1 when any failed, else 0."""
@@ -272,11 +273,11 @@ async def run_doctor(
     if config is None:
         print("      (the other checks need a valid configuration)", file=out)
         return 1
-    doctor = Doctor(config, now or (lambda: datetime.now(timezone.utc)), endpoint_ssl)
+    doctor = Doctor(config, clock, endpoint_ssl)
     steps: list[Callable[[], Awaitable[Check]]] = [doctor.database, doctor.store]
     for step in steps:
         report(await step())
-    report(doctor.clock())
+    report(doctor.clock_skew())
     report(await doctor.endpoint())
     report(await doctor.tls())
     return 1 if any(check.status == "fail" for check in checks) else 0

@@ -20,7 +20,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connex_tui.engine.db import Database, utcnow
+from connex_tui.engine.db import Database
 from connex_tui.engine.items import queue_stock
 from connex_tui.engine.numbers import (
     BadNumber,
@@ -91,7 +91,7 @@ class Shop:
 
     async def queue(self, **quantities: int | str) -> None:
         async with self.db.transaction() as conn:
-            await queue_stock(conn, {sku: Decimal(q) for sku, q in quantities.items()}, utcnow())
+            await queue_stock(conn, {sku: Decimal(q) for sku, q in quantities.items()}, self.db.clock.stamp())
 
     async def pending(self) -> dict[str, tuple[str, str | None]]:
         rows = await self.db.fetchall("SELECT sku, state, last_error FROM pending ORDER BY sku")
@@ -195,7 +195,7 @@ def test_a_nan_quantity_from_quickbooks_is_never_pushed_as_zero(tmp_path: Path) 
             shop.emu.add_product("GOOD", 1)
             shop.emu.add_product("ODD", 5)
             async with shop.db.transaction() as conn:
-                await queue_stock(conn, {"GOOD": Decimal(3), "ODD": Decimal("NaN")}, utcnow())
+                await queue_stock(conn, {"GOOD": Decimal(3), "ODD": Decimal("NaN")}, shop.db.clock.stamp())
             outcome = await InventoryPusher(shop.db, shop.client).push_once()
             left = await shop.pending()
             assert outcome.pushed == 1 and left["ODD"][0] == "failed" and "not a finite number" in left["ODD"][1]
@@ -516,7 +516,7 @@ def test_a_nan_in_a_shopify_mutation_answer_leaves_nothing_in_flight(tmp_path: P
             )
             try:
                 async with db.transaction() as conn:
-                    await queue_stock(conn, {f"W{n}": Decimal(10 + n) for n in range(6)}, utcnow())
+                    await queue_stock(conn, {f"W{n}": Decimal(10 + n) for n in range(6)}, db.clock.stamp())
                 outcome = await InventoryPusher(db, client).push_once()
                 rows = await db.fetchall("SELECT sku, state, last_error FROM pending")
                 # The client reads the rest of the answer and reports W4's line as unusable, or

@@ -18,10 +18,12 @@ import pytest
 import trustme
 
 from connex_tui.doctor import run_doctor
+from connex_tui.engine.clock import SYSTEM_CLOCK
 from connex_tui.engine.config import load_config
 from connex_tui.engine.runtime import Engine
 from connex_tui.sim.stores import EmulatedStore
 
+from .clocks import ManualClock
 from .test_headless import PASSWORD, free_port
 
 ENV = {"QBWC_PW": PASSWORD}
@@ -112,15 +114,15 @@ async def test_wrong_credentials_fail_the_store_check(site: Site, tmp_path: Path
 
 async def test_a_skewed_clock_and_an_expiring_certificate_are_reported(site: Site) -> None:
     # Ten minutes ahead of the store: past the order import's 5-minute overlap.
-    code, lines = await doctor(site, now=lambda: datetime.now(timezone.utc) + timedelta(minutes=10))
+    code, lines = await doctor(site, clock=ManualClock(datetime.now(timezone.utc) + timedelta(minutes=10)))
     status, detail = by_name(lines)["clock"]
     assert status == "FAIL" and detail.startswith(("599 s ahead", "600 s ahead", "601 s ahead")), lines
     assert code == 1
     # The certificate is valid for 90 days: seen 80 days on, it is about to expire; 100 days on, expired.
-    code, lines = await doctor(site, now=lambda: datetime.now(timezone.utc) + timedelta(days=80))
+    code, lines = await doctor(site, clock=ManualClock(datetime.now(timezone.utc) + timedelta(days=80)))
     status, detail = by_name(lines)["tls"]
     assert status == "warn" and "in 9 days" in detail, lines
-    code, lines = await doctor(site, now=lambda: datetime.now(timezone.utc) + timedelta(days=100))
+    code, lines = await doctor(site, clock=ManualClock(datetime.now(timezone.utc) + timedelta(days=100)))
     status, detail = by_name(lines)["tls"]
     assert status == "FAIL" and "expired" in detail, lines
 
@@ -206,4 +208,4 @@ def test_an_engine_on_every_address_is_checked_on_loopback(tmp_path: Path) -> No
     from connex_tui.engine.config import parse_config
 
     config = parse_config({"qbwc": {"host": "0.0.0.0", "port": 8123, "password": "x-password"}}, None, {})
-    assert Doctor(config, lambda: datetime.now(timezone.utc))._endpoint_url() == "http://127.0.0.1:8123/qbwc"
+    assert Doctor(config, SYSTEM_CLOCK)._endpoint_url() == "http://127.0.0.1:8123/qbwc"

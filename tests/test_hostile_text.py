@@ -47,8 +47,6 @@ from .tui_fixtures import (  # noqa: F401 - fixtures
     _template,
     _template_dir,
     db,
-    fixed_clock,
-    frozen_clock,
     make_app,
     seed_database,
     seeded_path,
@@ -306,7 +304,7 @@ def keys_of(prefix: str = "") -> list[str]:
     return [f"{prefix}{value}H{n}" for n, value in enumerate(VALUES)]
 
 
-async def test_every_screen_shows_hostile_text_as_text(hostile_path: Path, frozen_clock: Any) -> None:
+async def test_every_screen_shows_hostile_text_as_text(hostile_path: Path) -> None:
     app = make_app(hostile_path)
     async with app.run_test(size=BIG, notifications=True) as pilot:
         await settled(pilot, "dashboard")
@@ -330,7 +328,7 @@ async def test_every_screen_shows_hostile_text_as_text(hostile_path: Path, froze
             await pilot.press("escape")
 
 
-async def test_pending_keys_on_hostile_rows(hostile_path: Path, frozen_clock: Any, db: Database) -> None:
+async def test_pending_keys_on_hostile_rows(hostile_path: Path, db: Database) -> None:
     app = make_app(hostile_path)
     async with app.run_test(size=BIG, notifications=True) as pilot:
         await go(pilot, "2", "pending")
@@ -389,7 +387,7 @@ async def test_pending_keys_on_hostile_rows(hostile_path: Path, frozen_clock: An
         assert "matching '[/]'" in text
 
 
-async def test_sku_log_keys_on_hostile_rows(hostile_path: Path, frozen_clock: Any) -> None:
+async def test_sku_log_keys_on_hostile_rows(hostile_path: Path) -> None:
     app = make_app(hostile_path)
     async with app.run_test(size=BIG, notifications=True) as pilot:
         screen = await go(pilot, "3", "sku_log")
@@ -422,7 +420,7 @@ async def test_sku_log_keys_on_hostile_rows(hostile_path: Path, frozen_clock: An
         assert "SKU contains '[bold]'" in assert_intact(app, "log filter")
 
 
-async def test_orders_keys_on_hostile_rows(hostile_path: Path, frozen_clock: Any, db: Database) -> None:
+async def test_orders_keys_on_hostile_rows(hostile_path: Path, db: Database) -> None:
     app = make_app(hostile_path)
     async with app.run_test(size=BIG, notifications=True) as pilot:
         screen = await go(pilot, "4", "orders")
@@ -447,7 +445,7 @@ async def test_orders_keys_on_hostile_rows(hostile_path: Path, frozen_clock: Any
         assert set(keys_of()) <= requeued
 
 
-async def test_tasks_and_events_with_hostile_text(hostile_path: Path, frozen_clock: Any) -> None:
+async def test_tasks_and_events_with_hostile_text(hostile_path: Path) -> None:
     app = make_app(hostile_path)
     async with app.run_test(size=BIG, notifications=True) as pilot:
         await go(pilot, "5", "tasks")
@@ -470,7 +468,7 @@ async def test_tasks_and_events_with_hostile_text(hostile_path: Path, frozen_clo
         assert_intact(app, "events live")
 
 
-async def test_command_palette_runs_actions_on_hostile_rows(hostile_path: Path, frozen_clock: Any) -> None:
+async def test_command_palette_runs_actions_on_hostile_rows(hostile_path: Path) -> None:
     app = make_app(hostile_path)
     async with app.run_test(size=BIG, notifications=True) as pilot:
         await go(pilot, "2", "pending")
@@ -489,7 +487,7 @@ async def test_command_palette_runs_actions_on_hostile_rows(hostile_path: Path, 
         assert_intact(app, "palette retry")
 
 
-async def test_the_dashboard_cuts_long_values(hostile_path: Path, frozen_clock: Any) -> None:
+async def test_the_dashboard_cuts_long_values(hostile_path: Path) -> None:
     app = make_app(hostile_path)
     async with app.run_test(size=BIG, notifications=True) as pilot:
         await settled(pilot, "dashboard")
@@ -506,9 +504,7 @@ async def test_the_dashboard_cuts_long_values(hostile_path: Path, frozen_clock: 
         assert "result [/] | [@click=app.quit]x[/] |…" in text
 
 
-async def test_a_pasted_control_character_is_removed_by_the_last_line_of_defence(
-    seeded_path: Path, frozen_clock: Any
-) -> None:
+async def test_a_pasted_control_character_is_removed_by_the_last_line_of_defence(seeded_path: Path) -> None:
     """Text typed or pasted into an input is rendered by Textual itself: the line filter removes
     what would drive the terminal there, keeping the layout (those characters take no cell)."""
     app = make_app(seeded_path)
@@ -561,9 +557,7 @@ def keys_of_values(values: list[str]) -> list[str]:
     max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 )
 @given(values=st.lists(STORABLE, min_size=2, max_size=3))
-def test_random_hostile_text_through_every_screen(
-    values: list[str], _template_dir: Path, frozen_clock: Any, tmp_path: Path
-) -> None:
+def test_random_hostile_text_through_every_screen(values: list[str], _template_dir: Path, tmp_path: Path) -> None:
     path = tmp_path / f"walk-{time.monotonic_ns()}.db"
     shutil.copyfile(_template("small", seed_database, _template_dir), path)
     asyncio.run(seed_hostile(path, values))

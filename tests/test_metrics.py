@@ -19,6 +19,7 @@ from connex_tui.sim.quickbooks import QuickBooksSim
 from connex_tui.sim.stores import EmulatedStore
 from connex_tui.sim.webconnector import WebConnectorSim
 
+from .clocks import ManualClock, use_clock
 from .conftest import PASSWORD, make_config
 
 # One sample line of the text exposition format: name, optional {labels}, value.
@@ -137,7 +138,7 @@ async def test_queue_age_comes_from_the_engine_clock(world, http: aiohttp.Client
             "INSERT INTO pending(sku, quantity, state, next_attempt, updated_at) VALUES ('x', '4', 'pending', ?, ?)",
             (queued.isoformat(), queued.isoformat()),
         )
-    engine.sessions.now = lambda: queued + timedelta(seconds=95)
+    use_clock(engine, ManualClock(queued + timedelta(seconds=95)))
     m = parse((await scrape(http, engine))[1])
     assert m["connex_pending_oldest_age_seconds"] == 95
     assert m['connex_pending_queue_depth{state="pending"}'] == 1

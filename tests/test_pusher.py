@@ -9,9 +9,13 @@ from decimal import Decimal
 
 import pytest
 
-from connex_tui.engine.db import Database, utcnow
+from connex_tui.engine.clock import parse_stamp
+from connex_tui.engine.db import Database
 from connex_tui.engine.items import queue_stock
-from connex_tui.engine.pusher import NOT_ON_STORE, InventoryPusher, backoff_seconds
+from connex_tui.engine.pusher import NOT_ON_STORE, SKU_BACKOFF, InventoryPusher
+from connex_tui.storefronts.retry import backoff
+
+from .clocks import ManualClock
 from connex_tui.engine.admin_commands import drop, retry_failed_skus, retry_skus
 from connex_tui.storefronts.base import (
     CatalogEntry,
@@ -65,14 +69,16 @@ class ScriptedStore:
 
 @pytest.fixture
 async def db(tmp_path):
-    database = await Database.open(tmp_path / "p.db")
+    # Time moves only when a test says so (`db.clock.advance`): a retry becomes due by waiting, not
+    # by rewriting the queue.
+    database = await Database.open(tmp_path / "p.db", ManualClock(datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)))
     yield database
     await database.close()
 
 
 async def queue(db: Database, **quantities: int) -> None:
     async with db.transaction() as conn:
-        await queue_stock(conn, {sku: Decimal(q) for sku, q in quantities.items()}, utcnow())
+        await queue_stock(conn, {sku: Decimal(q) for sku, q in quantities.items()}, db.clock.stamp())
 
 
 async def pending(db: Database) -> dict[str, tuple]:
@@ -123,10 +129,9 @@ async def test_transient_failures_back_off_then_fail_after_max_attempts(db) -> N
         await pusher.push_once()
         row = await db.fetchone("SELECT state, attempts, next_attempt, last_error FROM pending WHERE sku = 'a'")
         assert (row[0], row[1]) == ("pending", attempt) and "500" in row[3]
-        assert row[2] > utcnow()  # not due again at once
+        assert row[2] > db.clock.stamp()  # not due again at once
         assert (await pusher.push_once()).taken == 0
-        async with db.transaction() as conn:
-            await conn.execute("UPDATE pending SET next_attempt = ?", (utcnow(),))
+        db.clock.advance(seconds=5 * 2 ** (attempt - 1))  # the backoff's ceiling for this attempt
     await queue(db, ok=9)
     store.fail_next.append(busy)
     await pusher.push_once()
@@ -148,10 +153,9 @@ async def test_a_store_outage_holds_the_queue_without_using_up_attempts(db) -> N
         assert (await pusher.push_once()).taken == 0  # the whole queue waits for the store
         rows = await pending(db)
         assert all(state == "pending" and attempts == 0 for _, state, attempts, _ in rows.values())
-        due = datetime.fromisoformat(await pusher.next_due())
-        waits.append((due - datetime.now(timezone.utc)).total_seconds())
-        async with db.transaction() as conn:
-            await conn.execute("UPDATE pending SET next_attempt = ?", (utcnow(),))
+        due = parse_stamp(await pusher.next_due())
+        waits.append((due - db.clock.now()).total_seconds())
+        db.clock.at = due
     assert waits[0] <= 5.5 and max(waits) <= 300 and waits[-1] > waits[0]  # growing, bounded
     log = await db.fetchall("SELECT reason FROM sku_log WHERE ok = 0")
     assert len(log) == 10 and all("store seems down" in r[0] and "HTTP 503" in r[0] for r in log)
@@ -165,7 +169,7 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
     import random
 
     rng = random.Random(7)
-    first, fifth, huge = backoff_seconds(1, rng), backoff_seconds(5, rng), backoff_seconds(40, rng)
+    first, fifth, huge = (backoff(n - 1, SKU_BACKOFF, least=0.5, rng=rng) for n in (1, 5, 40))
     assert 2.5 <= first <= 5 and 40 <= fifth <= 80 and 1800 <= huge <= 3600
 
 
@@ -218,11 +222,12 @@ async def test_rows_left_in_flight_by_a_crash_are_recovered_after_the_store_time
     assert (await pusher.push_once()).taken == 0
     row = await db.fetchone("SELECT state, attempts, next_attempt FROM pending")
     assert (row[0], row[1]) == ("pending", 1)
-    assert (datetime.fromisoformat(row[2]) - datetime.now(timezone.utc)).total_seconds() > 55
+    assert (parse_stamp(row[2]) - db.clock.now()).total_seconds() == 60  # the store's request timeout
     await queue(db, a=6)  # QuickBooks changes it meanwhile: the wait is kept, the quantity is new
     assert (await pusher.push_once()).taken == 0
-    async with db.transaction() as conn:
-        await conn.execute("UPDATE pending SET next_attempt = ?", (utcnow(),))
+    db.clock.advance(seconds=59)
+    assert (await pusher.push_once()).taken == 0
+    db.clock.advance(seconds=1)
     await pusher.push_once()
     assert store.stock["a"] == 6
 
@@ -244,7 +249,7 @@ async def test_refreshes_asked_for_together_read_the_store_once(db) -> None:
     index = CatalogIndex(db, store)
     pusher = InventoryPusher(db, store, index=index)
     await queue(db, a=1, b=2)
-    asked = utcnow()
+    asked = db.clock.stamp()
     counts = await asyncio.gather(index.refresh(unless_newer_than=asked), pusher.push_once())
     assert store.catalog_calls == 1 and counts[0] == 2 and counts[1].pushed == 2
     assert await index.refresh(unless_newer_than=asked) is None  # fresh enough: not read again

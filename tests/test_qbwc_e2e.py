@@ -17,6 +17,7 @@ from connex_tui.engine.runtime import Engine
 from connex_tui.sim.quickbooks import QuickBooksSim
 from connex_tui.sim.webconnector import WebConnectorSim
 
+from .clocks import ManualClock, use_clock
 from .conftest import EDITIONS, PASSWORD
 
 pytestmark = pytest.mark.parametrize("qb", EDITIONS, indirect=True)
@@ -132,8 +133,8 @@ async def test_dropped_connection_after_add_posts_no_duplicate(
     assert (await qb_state(engine, "wc-7"))[0] == "sent"  # we never heard back
 
     # The next scheduled run (a minute later) supersedes the dropped session at once.
-    moved = engine.sessions.now() + timedelta(minutes=1)
-    engine.sessions.now = lambda: moved
+    assert engine.db is not None
+    use_clock(engine, ManualClock(engine.db.clock.now() + timedelta(minutes=1)))
     follow_up = WebConnectorSim(engine.url, "qbwc", PASSWORD, qb, http=http)
     run2 = await follow_up.run_once()
     assert run2.auth[1] == ""

@@ -8,7 +8,6 @@ import contextlib
 import io
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import aiohttp
@@ -21,27 +20,15 @@ from connex_tui.sim.quickbooks import QuickBooksSim
 from connex_tui.sim.webconnector import WebConnectorSim
 from connex_tui.soap.qbxml import TxnDoc, TxnLine, message_set, txn_add_rq
 
+from .clocks import ShiftedClock, use_clock
 from .conftest import PASSWORD
 from .test_sync_e2e import Sync, start_sync
 
 
-class ShiftedClock:
-    """The engine's clock moved forward by hand: the Web Connector's schedule without sleeping."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return datetime.now(timezone.utc) + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += timedelta(seconds=seconds)
-
-
 def shift_engine_clock(engine: Engine) -> ShiftedClock:
+    """The engine's clock moved forward by hand: the Web Connector's schedule without sleeping."""
     clock = ShiftedClock()
-    assert engine.sessions is not None
-    engine.sessions.now = clock
+    use_clock(engine, clock)
     return clock
 
 

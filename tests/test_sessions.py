@@ -17,23 +17,16 @@ from connex_tui.engine.qbwc_session import QBWCSessions, hash_ticket
 from connex_tui.sim.quickbooks import QuickBooksSim
 from connex_tui.sim.webconnector import WebConnectorSim
 
+from .clocks import ManualClock
 from .conftest import PASSWORD
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
 async def planner(config_factory):
     config = config_factory()
-    db = await Database.open(config.database.path)
-    clock = Clock()
-    yield QBWCSessions(db, config, now=clock), clock, db
+    clock = ManualClock(datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc))
+    db = await Database.open(config.database.path, clock)
+    yield QBWCSessions(db, config), clock, db
     await db.close()
 
 
@@ -50,9 +43,9 @@ async def test_tickets_are_random_stored_hashed_and_expire_after_30_idle_minutes
     assert stored == hash_ticket(ticket) and ticket not in stored
     assert await send(sessions, ticket)  # in use: fine
 
-    clock.now += timedelta(minutes=29)
+    clock.at += timedelta(minutes=29)
     assert await send(sessions, ticket)  # 29 idle minutes: still valid
-    clock.now += timedelta(minutes=31)
+    clock.at += timedelta(minutes=31)
     assert await send(sessions, ticket) == ""
     assert await sessions.receive_response_xml(ticket, "<QBXML/>", "", "") == -1
     assert "expired" in await sessions.get_last_error(ticket)
@@ -65,9 +58,9 @@ async def test_a_quiet_session_is_superseded_at_once_and_only_a_live_one_answers
     call seconds ago belongs to a second Web Connector, which is told when to come back."""
     sessions, clock, db = planner
     first, _ = await sessions.authenticate("qbwc", PASSWORD, "10.0.0.1")
-    clock.now += timedelta(seconds=5)
+    clock.at += timedelta(seconds=5)
     assert await sessions.authenticate("qbwc", PASSWORD, "10.0.0.2") == ["", "busy", "10", ""]
-    clock.now += timedelta(seconds=10)  # 15 s without a call: the first run is over
+    clock.at += timedelta(seconds=10)  # 15 s without a call: the first run is over
     second, answer = await sessions.authenticate("qbwc", PASSWORD, "10.0.0.2")
     assert second and answer == ""
     assert await send(sessions, first) == ""  # the superseded ticket is dead
@@ -81,7 +74,7 @@ async def test_a_session_superseded_with_orders_handed_over_keeps_them_in_doubt(
     await add_order(db, StoreOrder("s-1", "S1", (OrderLine("redwine", Decimal(1)),)))
     first, _ = await sessions.authenticate("qbwc", PASSWORD, "10.0.0.1")
     assert "SalesReceiptAddRq" in await send(sessions, first)  # handed over; the answer never comes
-    clock.now += timedelta(seconds=90)
+    clock.at += timedelta(seconds=90)
     second, answer = await sessions.authenticate("qbwc", PASSWORD, "10.0.0.1")
     assert answer == ""
     # The new session looks the order up first; it is not added again.
@@ -93,13 +86,13 @@ async def test_a_session_superseded_with_orders_handed_over_keeps_them_in_doubt(
 async def test_none_when_items_were_read_recently_and_no_orders_wait(planner) -> None:
     sessions, clock, db = planner
     async with db.transaction() as conn:
-        await db.set_meta(conn, "items.last_complete", clock.now.isoformat())
-    clock.now += timedelta(seconds=30)
+        await db.set_meta(conn, "items.last_complete", clock.at.isoformat())
+    clock.at += timedelta(seconds=30)
     ticket, answer, come_back, _ = await sessions.authenticate("qbwc", PASSWORD, "")
     assert answer == "none" and ticket
     assert come_back == "30"  # items are due for a read in 30 s: the Web Connector postpones until then
     assert await db.fetchval("SELECT ended IS NOT NULL FROM qbwc_sessions") == 1
-    clock.now += timedelta(seconds=31)  # read_min_interval_seconds = 60 has passed
+    clock.at += timedelta(seconds=31)  # read_min_interval_seconds = 60 has passed
     assert (await sessions.authenticate("qbwc", PASSWORD, ""))[1] == ""
 
 

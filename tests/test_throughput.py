@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 
 from connex_tui.engine import views
-from connex_tui.engine.db import Database, utcnow
+from connex_tui.engine.db import Database
 from connex_tui.engine.dispatch import BatchDispatcher
 from connex_tui.engine.items import queue_stock
 from connex_tui.engine.pusher import InventoryPusher, PushOutcome
@@ -99,7 +99,7 @@ async def woo_client(woo: tuple[WooCommerceEmulator, Probe]) -> AsyncIterator[Wo
 
 async def queue(db: Database, quantities: dict[str, int]) -> None:
     async with db.transaction() as conn:
-        await queue_stock(conn, {sku: Decimal(q) for sku, q in quantities.items()}, utcnow())
+        await queue_stock(conn, {sku: Decimal(q) for sku, q in quantities.items()}, db.clock.stamp())
 
 
 async def drain_all(dispatcher: BatchDispatcher, **kwargs: Any) -> PushOutcome:

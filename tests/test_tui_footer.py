@@ -4,21 +4,20 @@ data_bind watchers; every full garbage collection then walks them, stalling the 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from textual.widgets._footer import FooterKey
 
 from connex_tui.widgets.footer import ConnexFooter
 
 from .test_tui_keys import go
-from .tui_fixtures import SIZE, _template_dir, frozen_clock, make_app, seeded_path  # noqa: F401 - fixtures
+from .tui_fixtures import SIZE, _template_dir, make_app, seeded_path  # noqa: F401 - fixtures
 
 
 def watchers_of(footer: ConnexFooter) -> int:
     return sum(len(entries) for entries in getattr(footer, "__watchers", {}).values())
 
 
-async def test_switching_screens_many_times_keeps_the_footer_bounded(seeded_path: Path, frozen_clock: Any) -> None:
+async def test_switching_screens_many_times_keeps_the_footer_bounded(seeded_path: Path) -> None:
     app = make_app(seeded_path)
     async with app.run_test(size=SIZE) as pilot:
         counts = []

@@ -12,6 +12,7 @@ from textual.command import CommandPalette
 from textual.widgets import Input, OptionList
 
 from connex_tui.app import SCREEN_CLASSES, ConnexApp, ConnexCommands
+from connex_tui.engine.clock import parse_stamp, stamp
 from connex_tui.engine.config import ConfigError
 from connex_tui.engine.db import Database
 from connex_tui.keymap import check_keymap
@@ -21,13 +22,13 @@ from connex_tui.widgets.fmt import plain
 from tests.tui_fixtures import (  # noqa: F401 - fixtures
     FAILED_ORDER_NUMBERS,
     FAILED_SKUS,
+    FIXED_NOW,
     LEAKED_KEY,
     LOG_LINES,
     PENDING_COUNT,
     SIZE,
     _template_dir,
     db,
-    frozen_clock,
     make_app,
     screen_text,
     seeded_path,
@@ -76,7 +77,7 @@ async def fresh_load(pilot: Any) -> None:
 # ---------------------------------------------------------------------- screens, help, quit
 
 
-async def test_number_keys_switch_screens(seeded_path: Path, frozen_clock: Any) -> None:
+async def test_number_keys_switch_screens(seeded_path: Path) -> None:
     app = make_app(seeded_path)
     async with app.run_test(size=SIZE) as pilot:
         await settled(pilot, "dashboard")
@@ -86,7 +87,7 @@ async def test_number_keys_switch_screens(seeded_path: Path, frozen_clock: Any) 
             assert f" {key} {screen.TITLE} " in screen_text(app).splitlines()[0]
 
 
-async def test_question_mark_shows_the_keys(seeded_path: Path, frozen_clock: Any) -> None:
+async def test_question_mark_shows_the_keys(seeded_path: Path) -> None:
     app = make_app(seeded_path)
     async with app.run_test(size=SIZE) as pilot:
         await go(pilot, "2", "pending")
@@ -100,7 +101,7 @@ async def test_question_mark_shows_the_keys(seeded_path: Path, frozen_clock: Any
         assert app.current_mode == "pending"
 
 
-async def test_q_quits(seeded_path: Path, frozen_clock: Any) -> None:
+async def test_q_quits(seeded_path: Path) -> None:
     app = make_app(seeded_path)
     async with app.run_test(size=SIZE) as pilot:
         await settled(pilot, "dashboard")
@@ -113,7 +114,7 @@ async def test_q_quits(seeded_path: Path, frozen_clock: Any) -> None:
 # ---------------------------------------------------------------------- pending
 
 
-async def test_r_retries_the_selected_failed_sku(seeded_path: Path, frozen_clock: Any, db: Database) -> None:
+async def test_r_retries_the_selected_failed_sku(seeded_path: Path, db: Database) -> None:
     app = make_app(seeded_path)
     async with app.run_test(size=SIZE) as pilot:
         await go(pilot, "2", "pending")
@@ -129,7 +130,7 @@ async def test_r_retries_the_selected_failed_sku(seeded_path: Path, frozen_clock
         assert table(app).keys[0] == FAILED_SKUS[1]
 
 
-async def test_shift_r_retries_all_failed_after_confirming(seeded_path: Path, frozen_clock: Any, db: Database) -> None:
+async def test_shift_r_retries_all_failed_after_confirming(seeded_path: Path, db: Database) -> None:
     app = make_app(seeded_path)
     async with app.run_test(size=SIZE) as pilot:
         await go(pilot, "2", "pending")
@@ -151,7 +152,7 @@ async def test_shift_r_retries_all_failed_after_confirming(seeded_path: Path, fr
         assert "R" not in {key for key, b in app.screen.active_bindings.items() if b.enabled}
 
 
-async def test_d_drops_the_selected_sku_after_confirming(seeded_path: Path, frozen_clock: Any, db: Database) -> None:
+async def test_d_drops_the_selected_sku_after_confirming(seeded_path: Path, db: Database) -> None:
     app = make_app(seeded_path)
     async with app.run_test(size=SIZE) as pilot:
         await go(pilot, "2", "pending")
@@ -168,7 +169,7 @@ async def test_d_drops_the_selected_sku_after_confirming(seeded_path: Path, froz
         assert table(app).row_count == PENDING_COUNT - 1
 
 
-async def test_slash_filters_the_queue(seeded_path: Path, frozen_clock: Any) -> None:
+async def test_slash_filters_the_queue(seeded_path: Path) -> None:
     app = make_app(seeded_path)
     async with app.run_test(size=SIZE) as pilot:
         await go(pilot, "2", "pending")
@@ -188,7 +189,7 @@ async def test_slash_filters_the_queue(seeded_path: Path, frozen_clock: Any) -> 
         assert not box.display
 
 
-async def test_enter_shows_the_detail(seeded_path: Path, frozen_clock: Any) -> None:
+async def test_enter_shows_the_detail(seeded_path: Path) -> None:
     app = make_app(seeded_path)
     async with app.run_test(size=SIZE) as pilot:
         await go(pilot, "2", "pending")
@@ -202,7 +203,7 @@ async def test_enter_shows_the_detail(seeded_path: Path, frozen_clock: Any) -> N
         await wait_for(pilot, lambda: app.screen.MODE == "pending" if hasattr(app.screen, "MODE") else False)
 
 
-async def test_retry_does_not_apply_to_a_row_being_sent(seeded_path: Path, frozen_clock: Any, db: Database) -> None:
+async def test_retry_does_not_apply_to_a_row_being_sent(seeded_path: Path, db: Database) -> None:
     app = make_app(seeded_path)
     async with app.run_test(size=SIZE) as pilot:
         await go(pilot, "2", "pending")
@@ -221,7 +222,7 @@ async def test_retry_does_not_apply_to_a_row_being_sent(seeded_path: Path, froze
 # ---------------------------------------------------------------------- SKU log
 
 
-async def test_f_toggles_failed_only(seeded_path: Path, frozen_clock: Any, db: Database) -> None:
+async def test_f_toggles_failed_only(seeded_path: Path, db: Database) -> None:
     failed = await db.fetchval("SELECT count(*) FROM sku_log WHERE ok = 0")
     app = make_app(seeded_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -237,7 +238,7 @@ async def test_f_toggles_failed_only(seeded_path: Path, frozen_clock: Any, db: D
         assert {cells(app, key)[5] for key in table(app).keys} == {"ok", "FAIL"}
 
 
-async def test_sku_log_filter(seeded_path: Path, frozen_clock: Any) -> None:
+async def test_sku_log_filter(seeded_path: Path) -> None:
     app = make_app(seeded_path)
     async with app.run_test(size=SIZE) as pilot:
         await go(pilot, "3", "sku_log")
@@ -246,7 +247,7 @@ async def test_sku_log_filter(seeded_path: Path, frozen_clock: Any) -> None:
         assert cells(app, table(app).keys[0])[2] == "redwine"
 
 
-async def test_sku_log_pages_with_the_cursor(seeded_path: Path, frozen_clock: Any) -> None:
+async def test_sku_log_pages_with_the_cursor(seeded_path: Path) -> None:
     app = make_app(seeded_path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await go(pilot, "3", "sku_log")
@@ -258,7 +259,7 @@ async def test_sku_log_pages_with_the_cursor(seeded_path: Path, frozen_clock: An
         assert ids == sorted(ids, reverse=True) and len(set(ids)) == len(ids)
 
 
-async def test_new_log_lines_arrive_at_the_top(seeded_path: Path, frozen_clock: Any, db: Database) -> None:
+async def test_new_log_lines_arrive_at_the_top(seeded_path: Path, db: Database) -> None:
     app = make_app(seeded_path, refresh_seconds=0.1)
     async with app.run_test(size=SIZE) as pilot:
         await go(pilot, "3", "sku_log")
@@ -278,7 +279,7 @@ async def test_new_log_lines_arrive_at_the_top(seeded_path: Path, frozen_clock: 
 # ---------------------------------------------------------------------- orders, tasks
 
 
-async def test_r_requeues_a_failed_order(seeded_path: Path, frozen_clock: Any, db: Database) -> None:
+async def test_r_requeues_a_failed_order(seeded_path: Path, db: Database) -> None:
     app = make_app(seeded_path)
     async with app.run_test(size=SIZE) as pilot:
         await go(pilot, "4", "orders")
@@ -291,7 +292,7 @@ async def test_r_requeues_a_failed_order(seeded_path: Path, frozen_clock: Any, d
         assert cells(app, key)[3] == "new"
 
 
-async def test_r_does_not_apply_to_a_posted_order(seeded_path: Path, frozen_clock: Any, db: Database) -> None:
+async def test_r_does_not_apply_to_a_posted_order(seeded_path: Path, db: Database) -> None:
     app = make_app(seeded_path)
     async with app.run_test(size=SIZE) as pilot:
         await go(pilot, "4", "orders")
@@ -308,26 +309,26 @@ async def test_r_does_not_apply_to_a_posted_order(seeded_path: Path, frozen_cloc
         ]
 
 
-async def test_enter_runs_the_selected_task_now(seeded_path: Path, frozen_clock: Any, db: Database) -> None:
+async def test_enter_runs_the_selected_task_now(seeded_path: Path, db: Database) -> None:
     app = make_app(seeded_path)
     async with app.run_test(size=SIZE) as pilot:
         await go(pilot, "5", "tasks")
         await pilot.press("down")
         name = table(app).cursor_key
         assert name == "cleanup"
-        before = datetime.now(timezone.utc)
+        assert await db.fetchval("SELECT next_run FROM tasks WHERE name = ?", (name,)) != stamp(FIXED_NOW)
         await pilot.press("enter")
         await fresh_load(pilot)
-        next_run = datetime.fromisoformat(await db.fetchval("SELECT next_run FROM tasks WHERE name = ?", (name,)))
-        assert before.timestamp() - 1 <= next_run.timestamp() <= datetime.now(timezone.utc).timestamp() + 1
+        # Due "now" by the interface's clock (the engine's one), not by the machine's wall clock.
+        assert await db.fetchval("SELECT next_run FROM tasks WHERE name = ?", (name,)) == stamp(FIXED_NOW)
         other = await db.fetchval("SELECT next_run FROM tasks WHERE name = 'catalog'")
-        assert datetime.fromisoformat(other) > datetime(2026, 3, 10, 14, 30, tzinfo=timezone.utc)
+        assert parse_stamp(other) > FIXED_NOW
 
 
 # ---------------------------------------------------------------------- pause, palette
 
 
-async def test_p_pauses_and_resumes(seeded_path: Path, frozen_clock: Any, db: Database) -> None:
+async def test_p_pauses_and_resumes(seeded_path: Path, db: Database) -> None:
     app = make_app(seeded_path)
     async with app.run_test(size=SIZE) as pilot:
         await settled(pilot, "dashboard")
@@ -338,16 +339,15 @@ async def test_p_pauses_and_resumes(seeded_path: Path, frozen_clock: Any, db: Da
         await fresh_load(pilot)
         assert "PAUSED" in screen_text(app)
         assert app.screen.active_bindings["p"].binding.description == "Resume"
-        resumed = datetime.now(timezone.utc)
+        assert await db.fetchval("SELECT next_run FROM tasks WHERE name = 'inventory'") != stamp(FIXED_NOW)
         await pilot.press("p")
         await wait_for(pilot, lambda: app.paused is False)
         assert await db.get_meta("inventory.paused") == "0"
         # Resuming nudges the inventory task (admin_commands.set_paused): it runs now.
-        next_run = await db.fetchval("SELECT next_run FROM tasks WHERE name = 'inventory'")
-        assert datetime.fromisoformat(next_run).timestamp() >= resumed.timestamp() - 1
+        assert await db.fetchval("SELECT next_run FROM tasks WHERE name = 'inventory'") == stamp(FIXED_NOW)
 
 
-async def test_pause_flag_set_elsewhere_shows_up(seeded_path: Path, frozen_clock: Any, db: Database) -> None:
+async def test_pause_flag_set_elsewhere_shows_up(seeded_path: Path, db: Database) -> None:
     app = make_app(seeded_path, refresh_seconds=0.1)
     async with app.run_test(size=SIZE) as pilot:
         await settled(pilot, "dashboard")
@@ -356,7 +356,7 @@ async def test_pause_flag_set_elsewhere_shows_up(seeded_path: Path, frozen_clock
         await wait_for(pilot, lambda: app.paused is True and "PAUSED" in screen_text(app), what="paused shown")
 
 
-async def test_command_palette_lists_every_action(seeded_path: Path, frozen_clock: Any) -> None:
+async def test_command_palette_lists_every_action(seeded_path: Path) -> None:
     app = make_app(seeded_path)
     async with app.run_test(size=SIZE) as pilot:
         await settled(pilot, "dashboard")
@@ -393,7 +393,7 @@ async def test_command_palette_lists_every_action(seeded_path: Path, frozen_cloc
         await wait_for(pilot, lambda: app.current_mode == "tasks", what="palette switched screens")
 
 
-async def test_palette_action_runs_on_its_screen(seeded_path: Path, frozen_clock: Any) -> None:
+async def test_palette_action_runs_on_its_screen(seeded_path: Path) -> None:
     app = make_app(seeded_path)
     async with app.run_test(size=SIZE) as pilot:
         await settled(pilot, "dashboard")
@@ -405,7 +405,7 @@ async def test_palette_action_runs_on_its_screen(seeded_path: Path, frozen_clock
 # ---------------------------------------------------------------------- bindings, secrets
 
 
-async def test_every_binding_has_an_id_and_a_description(seeded_path: Path, frozen_clock: Any) -> None:
+async def test_every_binding_has_an_id_and_a_description(seeded_path: Path) -> None:
     app = make_app(seeded_path)
     async with app.run_test(size=SIZE) as pilot:
         await settled(pilot, "dashboard")
@@ -429,7 +429,7 @@ async def test_every_binding_has_an_id_and_a_description(seeded_path: Path, froz
         assert {"screen.dashboard", "screen.events", "sync.pause", "app.help", "app.quit", "app.palette"} <= app_ids
 
 
-async def test_secrets_never_appear(seeded_path: Path, frozen_clock: Any) -> None:
+async def test_secrets_never_appear(seeded_path: Path) -> None:
     app = make_app(seeded_path)
     async with app.run_test(size=(160, 40)) as pilot:
         await go(pilot, "4", "orders")
@@ -444,9 +444,7 @@ async def test_secrets_never_appear(seeded_path: Path, frozen_clock: Any) -> Non
 # ---------------------------------------------------------------------- [interface] keymap
 
 
-async def test_a_remapped_key_runs_the_action_and_the_old_one_does_not(
-    seeded_path: Path, frozen_clock: Any, db: Database
-) -> None:
+async def test_a_remapped_key_runs_the_action_and_the_old_one_does_not(seeded_path: Path, db: Database) -> None:
     app = make_app(seeded_path, keymap=check_keymap([("pending.retry", "t"), ("screen.pending", "f2")]))
     async with app.run_test(size=SIZE) as pilot:
         await settled(pilot, "dashboard")
@@ -462,7 +460,7 @@ async def test_a_remapped_key_runs_the_action_and_the_old_one_does_not(
         assert (row["state"], row["attempts"]) == ("pending", 0)
 
 
-async def test_the_keys_screen_and_the_palette_show_the_remapped_key(seeded_path: Path, frozen_clock: Any) -> None:
+async def test_the_keys_screen_and_the_palette_show_the_remapped_key(seeded_path: Path) -> None:
     app = make_app(seeded_path, keymap=check_keymap([("pending.retry", "t")]))
     async with app.run_test(size=SIZE) as pilot:
         await go(pilot, "2", "pending")

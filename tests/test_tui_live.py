@@ -29,7 +29,6 @@ from tests.tui_fixtures import (  # noqa: F401 - fixtures
     _template_dir,
     db,
     big_path,
-    frozen_clock,
     make_app,
     screen_text,
     seeded_path,
@@ -138,7 +137,7 @@ def test_redactor_masks_known_secrets_and_credential_shapes() -> None:
 # ---------------------------------------------------------------------- monitor mode: polling, by difference
 
 
-async def test_events_are_appended_incrementally(seeded_path: Path, frozen_clock: Any, db: Database) -> None:
+async def test_events_are_appended_incrementally(seeded_path: Path, db: Database) -> None:
     app = make_app(seeded_path, refresh_seconds=0.1)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("6")
@@ -159,7 +158,7 @@ async def test_events_are_appended_incrementally(seeded_path: Path, frozen_clock
         assert log_text(app).splitlines()[-1].endswith("order 1060 failed: x")
 
 
-async def test_a_burst_of_events_is_bounded(seeded_path: Path, frozen_clock: Any, db: Database) -> None:
+async def test_a_burst_of_events_is_bounded(seeded_path: Path, db: Database) -> None:
     app = make_app(seeded_path, refresh_seconds=0.1)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("6")
@@ -175,7 +174,7 @@ async def test_a_burst_of_events_is_bounded(seeded_path: Path, frozen_clock: Any
         assert "250 more events arrived at once" in log_text(app)
 
 
-async def test_refresh_updates_by_difference(seeded_path: Path, frozen_clock: Any, db: Database) -> None:
+async def test_refresh_updates_by_difference(seeded_path: Path, db: Database) -> None:
     app = make_app(seeded_path, refresh_seconds=0.05)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("2")
@@ -202,7 +201,7 @@ async def test_refresh_updates_by_difference(seeded_path: Path, frozen_clock: An
         assert app.harness.counted(table, "full_rebuilds") == 0
 
 
-async def test_only_the_visible_screen_refreshes(seeded_path: Path, frozen_clock: Any) -> None:
+async def test_only_the_visible_screen_refreshes(seeded_path: Path) -> None:
     app = make_app(seeded_path, refresh_seconds=0.05)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("2")
@@ -217,7 +216,7 @@ async def test_only_the_visible_screen_refreshes(seeded_path: Path, frozen_clock
 # ---------------------------------------------------------------------- big data
 
 
-async def test_big_data_loads_one_page_and_switches_fast(big_path: Path, frozen_clock: Any) -> None:
+async def test_big_data_loads_one_page_and_switches_fast(big_path: Path) -> None:
     """100,000 log lines and 10,000 queued SKUs: a screen switch reads one page and costs < 200 ms.
 
     Cost is measured as this process's CPU time (all threads, the database's included) from the
@@ -269,9 +268,7 @@ def _cell_style(app: ConnexApp, text: str, row_text: str) -> Any:
 
 
 @pytest.mark.parametrize("system", ["standard", "256", "truecolor"])
-async def test_readable_at_every_colour_depth(
-    seeded_path: Path, frozen_clock: Any, monkeypatch: pytest.MonkeyPatch, system: str
-) -> None:
+async def test_readable_at_every_colour_depth(seeded_path: Path, monkeypatch: pytest.MonkeyPatch, system: str) -> None:
     import textual.constants
 
     monkeypatch.setattr(textual.constants, "COLOR_SYSTEM", system)
@@ -294,9 +291,7 @@ async def test_readable_at_every_colour_depth(
         assert style != plain
 
 
-async def test_no_color_uses_the_monochrome_filter(
-    seeded_path: Path, frozen_clock: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_no_color_uses_the_monochrome_filter(seeded_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
     app = make_app(seeded_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -331,7 +326,7 @@ def test_logging_is_kept_off_the_screen(tmp_path: Path, capsys: pytest.CaptureFi
         structlog.reset_defaults()
 
 
-async def test_start_up_warm_up_keeps_a_screen_key_pressed_meanwhile(seeded_path: Path, frozen_clock: Any) -> None:
+async def test_start_up_warm_up_keeps_a_screen_key_pressed_meanwhile(seeded_path: Path) -> None:
     app = make_app(seeded_path, warm_up=True)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("3")

@@ -15,7 +15,6 @@ from tests.tui_fixtures import (  # noqa: F401 - fixtures
     SIZE,
     SMALL,
     _template_dir,
-    frozen_clock,
     make_app,
     seeded_path,
     wait_for,
@@ -48,23 +47,23 @@ def ready(mode: str, *then: str):
 
 
 @pytest.mark.parametrize("mode", list(KEYS))
-def test_screen(snap_compare: Any, seeded_path: Path, frozen_clock: Any, mode: str) -> None:
+def test_screen(snap_compare: Any, seeded_path: Path, mode: str) -> None:
     assert snap_compare(make_app(seeded_path), run_before=ready(mode), terminal_size=SIZE)
 
 
-def test_dashboard_80x24(snap_compare: Any, seeded_path: Path, frozen_clock: Any) -> None:
+def test_dashboard_80x24(snap_compare: Any, seeded_path: Path) -> None:
     assert snap_compare(make_app(seeded_path), run_before=ready("dashboard"), terminal_size=SMALL)
 
 
-def test_pending_80x24(snap_compare: Any, seeded_path: Path, frozen_clock: Any) -> None:
+def test_pending_80x24(snap_compare: Any, seeded_path: Path) -> None:
     assert snap_compare(make_app(seeded_path), run_before=ready("pending"), terminal_size=SMALL)
 
 
-def test_pending_detail(snap_compare: Any, seeded_path: Path, frozen_clock: Any) -> None:
+def test_pending_detail(snap_compare: Any, seeded_path: Path) -> None:
     assert snap_compare(make_app(seeded_path), run_before=ready("pending", "enter"), terminal_size=SIZE)
 
 
-def test_keys_80x24(snap_compare: Any, seeded_path: Path, frozen_clock: Any) -> None:
+def test_keys_80x24(snap_compare: Any, seeded_path: Path) -> None:
     assert snap_compare(make_app(seeded_path), run_before=ready("pending", "question_mark"), terminal_size=SMALL)
 
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from connex_tui.engine import admin_commands, views
-from connex_tui.engine.db import Database, utcnow
+from connex_tui.engine.db import Database
 from connex_tui.engine.event_log import EventRecorder, trim_events
 from connex_tui.engine.events import EventBus, OrderFailed, PendingQueued, SessionEnded
 from connex_tui.engine.items import queue_stock
@@ -48,7 +48,7 @@ async def test_dashboard_counts_and_health(db: Database) -> None:
         await conn.execute(
             "UPDATE orders SET qb_state = 'failed', error = 'QuickBooks said 3140' WHERE store_id = 'o2'"
         )
-        await queue_stock(conn, {"a": Decimal(1), "b": Decimal(2), "c": Decimal(3)}, utcnow())
+        await queue_stock(conn, {"a": Decimal(1), "b": Decimal(2), "c": Decimal(3)}, db.clock.stamp())
         await conn.execute("UPDATE pending SET state = 'failed', last_error = 'SKU not found' WHERE sku = 'c'")
         await conn.execute(
             "INSERT INTO qbwc_sessions(ticket_hash, started, last_seen, ended, requests, result, state)"
@@ -76,7 +76,7 @@ async def test_dashboard_counts_and_health(db: Database) -> None:
 
 async def test_pending_page_failed_first_filtered_and_counted(db: Database) -> None:
     async with db.transaction() as conn:
-        await queue_stock(conn, {f"sku-{n:03d}": Decimal(n) for n in range(250)}, utcnow())
+        await queue_stock(conn, {f"sku-{n:03d}": Decimal(n) for n in range(250)}, db.clock.stamp())
         await conn.execute("UPDATE pending SET state = 'failed' WHERE sku = 'sku-200'")
     rows, total = await views.pending_page(db, limit=10)
     assert total == 250 and len(rows) == 10 and rows[0].sku == "sku-200" and rows[0].state == "failed"
@@ -104,10 +104,10 @@ async def test_sku_log_keyset_pages_through_everything_once(db: Database) -> Non
 
 async def test_commands_retry_drop_pause_and_run_now(db: Database) -> None:
     async with db.transaction() as conn:
-        await queue_stock(conn, {"a": Decimal(1), "b": Decimal(2)}, utcnow())
+        await queue_stock(conn, {"a": Decimal(1), "b": Decimal(2)}, db.clock.stamp())
         await conn.execute("UPDATE pending SET state = 'failed', attempts = 8, last_error = 'x'")
         await conn.execute("INSERT INTO tasks(name, interval_seconds, next_run) VALUES ('inventory', 30, '2999-01-01')")
-        await db.set_meta(conn, "catalog.refreshed_at", utcnow())
+        await db.set_meta(conn, "catalog.refreshed_at", db.clock.stamp())
     assert await admin_commands.retry(db, ["a"]) == 1
     assert await db.get_meta("catalog.refreshed_at") is None  # the store's index is read again
     row = await db.fetchone("SELECT state, attempts, last_error FROM pending WHERE sku = 'a'")

@@ -596,3 +596,31 @@ async def test_several_clients_share_a_session(
         assert a == b
         await one.close()
         assert not session.closed  # a session handed in is not ours to close
+
+
+async def test_oauth_timestamps_come_from_the_engine_clock(emu: WooCommerceEmulator, tmp_path: Path) -> None:
+    """Over http the client signs with OAuth 1.0a, whose timestamp WooCommerce holds to within 15
+    minutes of its own clock: the store client the engine builds reads the engine's clock for it,
+    so a clock 20 minutes off is refused with the hint, and the machine's time is accepted."""
+    from datetime import datetime, timedelta, timezone
+
+    from connex_tui.engine.clock import SYSTEM_CLOCK
+    from connex_tui.storefronts.factory import make_storefront
+
+    from .clocks import ManualClock
+    from .conftest import make_config
+
+    emu.add_product("A", 1)
+    woo = {"platform": "woocommerce", "url": emu.base_url, "consumer_key": KEY, "consumer_secret": SECRET}
+    config = make_config(tmp_path, storefront=woo).storefront
+    off = make_storefront(config, policy=FAST, clock=ManualClock(datetime.now(timezone.utc) + timedelta(minutes=20)))
+    right = make_storefront(config, policy=FAST, clock=SYSTEM_CLOCK)
+    assert off is not None and right is not None
+    try:
+        with pytest.raises(CredentialsError) as caught:
+            await off.catalog()
+        assert "clock is more than 15 minutes off" in str(caught.value)
+        assert [e.sku for e in await right.catalog()] == ["A"]
+    finally:
+        await off.close()
+        await right.close()

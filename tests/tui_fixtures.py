@@ -3,11 +3,11 @@
 `seed_database(path)` writes a merchant's afternoon into a real SQLite file through the engine's
 own `Database` (so the schema is the real one): Web Connector sessions, scheduled tasks, orders in
 every QuickBooks state, a pending queue with failures, a few hundred SKU log lines (more than one
-keyset page) and an event log. Times are relative to `FIXED_NOW`; the interface is given a clock
-that always returns `FIXED_NOW`, and `engine.views._now` is pinned to it, so every snapshot renders
-the same text on any day.
+keyset page) and an event log. Times are relative to `FIXED_NOW`; the interface and the `db`
+fixture are given `FIXED_CLOCK`, which always says `FIXED_NOW` (in UTC, shown in UTC), so every
+snapshot renders the same text on any day and in any time zone.
 
-Import the fixtures explicitly: `from tests.tui_fixtures import seeded_path, frozen_clock, ...`.
+Import the fixtures explicitly: `from tests.tui_fixtures import seeded_path, db, ...`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 import shutil
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -25,9 +25,11 @@ import pytest
 from connex_tui.app import ConnexApp
 from connex_tui.backend import Backend
 from connex_tui.harness import Harness
-from connex_tui.engine import views
+from connex_tui.engine.clock import stamp
 from connex_tui.engine.db import Database
 from connex_tui.engine.throughput import Throughput
+
+from .clocks import ManualClock
 
 FIXED_NOW = datetime(2026, 3, 10, 14, 30, 0, tzinfo=timezone.utc)
 LEAKED_KEY = "ck_5f2b8c1d9e7a6b4c3d2e1f0a9b8c7d6e5f4a3b2c"  # in an order's error: must never be shown
@@ -36,12 +38,11 @@ SIZE = (100, 30)
 SMALL = (80, 24)
 
 
-def fixed_clock() -> datetime:
-    return FIXED_NOW
+FIXED_CLOCK = ManualClock(FIXED_NOW)  # nothing moves it
 
 
 def iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds")
+    return stamp(moment)
 
 
 def ago(**delta: float) -> str:
@@ -270,16 +271,9 @@ def big_path(tmp_path: Path, _template_dir: Path) -> Path:
 
 
 @pytest.fixture
-def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], datetime]]:
-    """The views' own "now" (today's counts, pushes per minute) pinned to FIXED_NOW."""
-    monkeypatch.setattr(views, "_now", fixed_clock)
-    yield fixed_clock
-
-
-@pytest.fixture
 async def db(seeded_path: Path) -> AsyncIterator[Database]:
     """A second connection to the same file: what the engine (or `monitor`) sees."""
-    database = await Database.open(seeded_path)
+    database = await Database.open(seeded_path, FIXED_CLOCK)
     yield database
     await database.close()
 
@@ -292,7 +286,12 @@ def make_app(path: Path, *, refresh_seconds: float = 0.5, warm_up: bool = False,
     half a second and only matters for the timing of a first visit.
     """
     harness = Harness(cursor_blink=False, strict=True, warm_up=warm_up, counting=True)
-    app = ConnexApp(Backend.lazy(path, now=fixed_clock), refresh_seconds=refresh_seconds, harness=harness, **kwargs)
+    app = ConnexApp(
+        Backend.lazy(path, clock=FIXED_CLOCK, zone=timezone.utc),
+        refresh_seconds=refresh_seconds,
+        harness=harness,
+        **kwargs,
+    )
     app.animation_level = "none"
     return app
 

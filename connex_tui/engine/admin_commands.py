@@ -16,10 +16,9 @@ Two levels:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
 
 from .catalog import REFRESHED_KEY
-from .db import Database, utcnow
+from .db import Database
 from .numbers import BadNumber, line_quantity
 
 PAUSE_KEY = "inventory.paused"
@@ -32,22 +31,24 @@ async def retry_skus(db: Database, skus: Sequence[str]) -> int:
     """Failed (or waiting) SKUs become due now with a fresh count of attempts; returns how many."""
     if not skus:
         return 0
+    now = db.clock.stamp()
     async with db.transaction() as conn:
         cur = await conn.executemany(
             "UPDATE pending SET state = 'pending', attempts = 0, next_attempt = ?, last_error = NULL, updated_at = ?"
             " WHERE sku = ? AND state != 'in_flight'",
-            [(utcnow(), utcnow(), sku) for sku in skus],
+            [(now, now, sku) for sku in skus],
         )
         return cur.rowcount
 
 
 async def retry_failed_skus(db: Database) -> int:
     """Every failed SKU becomes due now with a fresh count of attempts; returns how many."""
+    now = db.clock.stamp()
     async with db.transaction() as conn:
         cur = await conn.execute(
             "UPDATE pending SET state = 'pending', attempts = 0, next_attempt = ?, last_error = NULL, updated_at = ?"
             " WHERE state = 'failed'",
-            (utcnow(), utcnow()),
+            (now, now),
         )
         return cur.rowcount
 
@@ -94,7 +95,7 @@ async def requeue_order(db: Database, order_id: int) -> bool:
         cur = await conn.execute(
             "UPDATE orders SET qb_state = 'new', error = NULL, sent_session = NULL, updated_at = ?"
             " WHERE id = ? AND qb_state = 'failed'",
-            (utcnow(), order_id),
+            (db.clock.stamp(), order_id),
         )
         return cur.rowcount > 0
 
@@ -111,7 +112,7 @@ async def run_task_now(db: Database, name: str) -> None:
     async with db.transaction() as conn:
         await conn.execute(
             "UPDATE tasks SET next_run = ? WHERE name = ?",
-            (datetime.now(timezone.utc).isoformat(timespec="milliseconds"), name),
+            (db.clock.stamp(), name),
         )
 
 

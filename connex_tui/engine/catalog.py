@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..storefronts.base import CatalogEntry, Storefront
-from .db import Database, chunked, utcnow
+from .db import Database, chunked
 from .numbers import BadNumber, whole_number
 from .skus import SKU_COLUMN, ambiguity, mapped_store_skus
 from .skus_rule import matches, sku_key
@@ -70,7 +70,7 @@ def _row(entry: Any, now: str) -> tuple[Any, ...] | None:
 async def refresh_catalog(db: Database, store: Storefront) -> int:
     """Replace the index with what the store lists now (one transaction); returns the SKU count."""
     entries = await store.catalog()
-    now = utcnow()
+    now = db.clock.stamp()
     rows = [row for row in (_row(e, now) for e in entries) if row is not None]
     async with db.transaction() as conn:
         await conn.execute("DELETE FROM catalog")

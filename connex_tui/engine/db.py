@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from .clock import SYSTEM_CLOCK, Clock
 from .private_files import create_private, database_warnings
 from .schema import MIGRATIONS
 from .skus_rule import sql_sku_key
@@ -23,26 +23,23 @@ from .skus_rule import sql_sku_key
 BUSY_TIMEOUT_MS = 10_000
 
 
-def utcnow() -> str:
-    """Timestamps are stored as ISO 8601 UTC text, which sorts and compares as text."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
 class Database:
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: Path, clock: Clock = SYSTEM_CLOCK) -> None:
         self.conn = conn
         self.path = path
+        # The engine's one clock: whatever reads or writes this database's times asks it.
+        self.clock = clock
         self._write_lock = asyncio.Lock()
         self.permission_warnings: list[str] = []  # files others can read; the engine logs them
 
     @classmethod
-    async def open(cls, path: Path | str) -> Database:
+    async def open(cls, path: Path | str, clock: Clock = SYSTEM_CLOCK) -> Database:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         create_private(path)  # before SQLite: its -wal/-shm/-journal files take this file's mode
         conn = await aiosqlite.connect(str(path), isolation_level=None)
         conn.row_factory = aiosqlite.Row
-        db = cls(conn, path)
+        db = cls(conn, path, clock)
         db.permission_warnings = database_warnings(path)
         await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         await conn.execute("PRAGMA journal_mode = WAL")

@@ -17,11 +17,10 @@ current drain, at most once a second and at the end of each drain.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 
 from ..storefronts.limiter import StoreGate
-from .db import Database, utcnow
+from .db import Database
 from .pusher import InventoryPusher, PushOutcome
 from .throughput import THROUGHPUT_KEY, Throughput
 
@@ -34,13 +33,11 @@ class BatchDispatcher:
         db: Database,
         pusher: InventoryPusher,
         gate: StoreGate | None,
-        *,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.db = db
         self.pusher = pusher
         self.gate = gate  # None (a store without one): one batch at a time
-        self._clock = clock
+        self._clock = db.clock.monotonic  # elapsed time for the figures
         self._published = float("-inf")
 
     def width(self) -> int:
@@ -98,7 +95,7 @@ class BatchDispatcher:
             rtt_p50=snap.rtt_p50,
             rtt_p95=snap.rtt_p95,
             updates_per_second=round(pushed / elapsed, 1) if pushed and elapsed > 0 else None,
-            at=utcnow(),
+            at=self.db.clock.stamp(),
         )
         await self.db.set_meta_now(THROUGHPUT_KEY, figures.to_json())
 

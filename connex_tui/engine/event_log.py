@@ -7,8 +7,6 @@ half second, so a burst (a session posting 1,000 orders) costs a handful of writ
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
-
 import structlog
 
 from .db import Database
@@ -32,7 +30,7 @@ class EventRecorder:
         if isinstance(event, QUIET):
             return
         level, message = event.describe()
-        at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        at = self.db.clock.stamp()
         self._buffer.append((at, level, type(event).__name__, message[:2000]))
 
     def start(self) -> None:

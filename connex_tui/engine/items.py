@@ -14,7 +14,7 @@ from typing import Any
 
 import aiosqlite
 
-from .db import chunked, utcnow
+from .db import chunked
 from .skus import (
     SKU_COLUMN,
     QBItemRef,
@@ -111,9 +111,10 @@ async def record_items(
     *,
     match: str,
     quantity_mode: str,
+    now: str,
 ) -> ItemsRecorded:
-    """Upsert a page of ItemInventoryRet/ItemInventoryAssemblyRet and queue their quantities."""
-    now = utcnow()
+    """Upsert a page of ItemInventoryRet/ItemInventoryAssemblyRet and queue their quantities;
+    `now` (stored text) stamps the rows."""
     rows = []
     latest: str | None = None
     for ret in rets:

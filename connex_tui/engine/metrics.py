@@ -17,9 +17,9 @@ cumulative with `+Inf`, `_sum`, `_count`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 import structlog
 from aiohttp import web
@@ -27,6 +27,7 @@ from aiohttp import web
 from ..storefronts.base import RoundTrips, Storefront
 from .auth_throttle import AuthThrottle
 from .admin_commands import PAUSE_KEY
+from .clock import parse_stamp
 from .db import Database
 from .events import Event, OrderFailed, OrderPosted, SessionEnded, StockPushed
 from .pusher import OUTAGE_KEY
@@ -119,19 +120,17 @@ class EngineCounters:
 
 def _parse_time(text: str) -> datetime | None:
     try:
-        moment = datetime.fromisoformat(text)
+        return parse_stamp(text)
     except (TypeError, ValueError):
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 @dataclass
 class MetricsSource:
-    """Everything a scrape reads; `now` is the engine's clock."""
+    """Everything a scrape reads; times against the engine's clock (`db.clock`)."""
 
     db: Database
     counters: EngineCounters
-    now: Callable[[], datetime]
     store: Storefront | None = None
     auth_throttle: AuthThrottle | None = None
 
@@ -178,7 +177,7 @@ class MetricsSource:
         )
         first = await self.db.fetchone("SELECT MIN(updated_at) FROM pending WHERE state != 'failed'")
         since = _parse_time(first[0]) if first is not None and first[0] is not None else None
-        oldest.add(max(0.0, (self.now() - since).total_seconds()) if since else 0.0)
+        oldest.add(max(0.0, (self.db.clock.now() - since).total_seconds()) if since else 0.0)
         orders = MetricFamily("orders", "gauge", "Store orders known, by QuickBooks state")
         for row in await self.db.fetchall("SELECT qb_state, COUNT(*) FROM orders GROUP BY qb_state ORDER BY 1"):
             orders.add(int(row[1]), {"qb_state": str(row[0])})

@@ -32,7 +32,8 @@ import structlog
 from ..soap.qbxml import ref_number_for
 from ..storefronts.base import Storefront, StoreLine, StoreOrderData, StoreRefund
 from .config import Config
-from .db import Database, utcnow
+from .clock import parse_stamp
+from .db import Database
 from .numbers import BadNumber, line_quantity, money
 from .orders import OrderLine, StoreOrder, insert_order, kept_raw
 from .skus import sku_key
@@ -107,7 +108,7 @@ class OrderImporter:
 
     async def run(self) -> ImportOutcome:
         watermark = await self.db.get_meta(WATERMARK_KEY)
-        since = datetime.fromisoformat(watermark) - OVERLAP if watermark else None
+        since = parse_stamp(watermark) - OVERLAP if watermark else None
         orders = await self.store.list_orders(since)
         outcome = ImportOutcome(seen=len(orders))
         latest, held = watermark, False
@@ -147,7 +148,7 @@ class OrderImporter:
             await conn.execute("RELEASE one_order")
             log.warning("order_unreadable", order=str(data.number)[:60], error=repr(exc)[:300])
             return await _keep_as_failed(
-                conn, data, f"the store's order could not be read: {type(exc).__name__}: {exc}"
+                conn, data, f"the store's order could not be read: {type(exc).__name__}: {exc}", self.db.clock.stamp()
             )
         await conn.execute("RELEASE one_order")
         return True
@@ -162,7 +163,7 @@ class OrderImporter:
                 await self._unreadable(conn, data, outcome)
                 return
             order, problems = _to_order(data)
-            order_id = await insert_order(conn, order, self.config.orders.post_as)
+            order_id = await insert_order(conn, order, self.config.orders.post_as, self.db.clock.stamp())
             if order_id is None:
                 return
             outcome.imported += 1
@@ -173,7 +174,7 @@ class OrderImporter:
         order_id, state = row[0], row[1]
         await conn.execute(
             "UPDATE orders SET status = ?, modified_at = ?, updated_at = ? WHERE id = ?",
-            (data.status, data.modified_at, utcnow(), order_id),
+            (data.status, data.modified_at, self.db.clock.stamp(), order_id),
         )
         if data.problem:
             log.warning("order_unreadable", order=data.number, reason=data.problem[:300])
@@ -205,7 +206,7 @@ class OrderImporter:
             modified_at=data.modified_at,
             raw=kept_raw(data.raw),
         )
-        order_id = await insert_order(conn, order, self.config.orders.post_as)
+        order_id = await insert_order(conn, order, self.config.orders.post_as, self.db.clock.stamp())
         if order_id is None:
             return
         await conn.execute("UPDATE orders SET qb_state = 'failed', error = ? WHERE id = ?", (data.problem, order_id))
@@ -252,7 +253,7 @@ class OrderImporter:
                 lines=tuple(OrderLine(l.sku, l.quantity, l.price, l.name) for l in lines),
                 raw={"refund_of": data.store_id, "refund_id": refund_id},
             )
-            new_id = await insert_order(conn, memo, "credit_memo")
+            new_id = await insert_order(conn, memo, "credit_memo", self.db.clock.stamp())
             if new_id is not None:
                 taken.add(store_id)
                 await conn.execute("UPDATE orders SET parent_order_id = ? WHERE id = ?", (order_id, new_id))
@@ -287,7 +288,7 @@ class OrderImporter:
                 lines=(),
                 raw={"refund_of": data.store_id, "refund_id": refund.refund_id},
             )
-            new_id = await insert_order(conn, memo, "credit_memo")
+            new_id = await insert_order(conn, memo, "credit_memo", self.db.clock.stamp())
             if new_id is not None:  # once: the same refund read again finds it there
                 await conn.execute(
                     "UPDATE orders SET parent_order_id = ?, qb_state = 'failed', error = ? WHERE id = ?",
@@ -298,11 +299,11 @@ class OrderImporter:
         return data if len(good) == len(data.refunds) else dataclasses.replace(data, refunds=tuple(good))
 
 
-async def _keep_as_failed(conn: aiosqlite.Connection, data: StoreOrderData, reason: str) -> bool:
-    """The order's bare identity with the reason, so a person sees it and the watermark can move."""
+async def _keep_as_failed(conn: aiosqlite.Connection, data: StoreOrderData, reason: str, now: str) -> bool:
+    """The order's bare identity with the reason, so a person sees it and the watermark can move;
+    `now` (stored text) is when."""
     try:
         store_id, number = str(data.store_id)[:200], str(data.number)[:200] or str(data.store_id)[:200]
-        now = utcnow()
         await conn.execute(
             "INSERT INTO orders(store_id, number, status, qb_state, error, ref_number, imported_at, updated_at)"
             " VALUES (?,?,?,'failed',?,?,?,?) ON CONFLICT(store_id) DO NOTHING",
@@ -422,6 +423,6 @@ def _refund_time(data: StoreOrderData, refund_id: str) -> str | None:
 
 def _after(a: str, b: str) -> bool:
     try:
-        return datetime.fromisoformat(a) > datetime.fromisoformat(b)
+        return parse_stamp(a) > parse_stamp(b)
     except ValueError:
         return a > b

@@ -12,7 +12,8 @@ from typing import Any
 import aiosqlite
 
 from ..soap.qbxml import TxnDoc, TxnLine, memo_for, ref_number_for
-from .db import Database, utcnow
+from .clock import stamp
+from .db import Database
 from .skus import qb_targets, sku_key
 
 
@@ -133,9 +134,9 @@ def _line_quantity(text: str) -> Decimal:
         return Decimal("NaN")
 
 
-async def insert_order(conn: aiosqlite.Connection, order: StoreOrder, qb_kind: str) -> int | None:
-    """Keep a new store order once; returns its row id, or None when it was already known."""
-    now = utcnow()
+async def insert_order(conn: aiosqlite.Connection, order: StoreOrder, qb_kind: str, now: str) -> int | None:
+    """Keep a new store order once, `now` (stored text) its import time; returns its row id, or
+    None when it was already known."""
     cur = await conn.execute(
         "INSERT INTO orders(store_id, number, status, customer, placed_at, modified_at, raw, qb_kind,"
         " ref_number, imported_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
@@ -182,14 +183,14 @@ async def drop_raw_orders(db: Database, before: datetime) -> int:
     async with db.transaction() as conn:
         cur = await conn.execute(
             "UPDATE orders SET raw = '{}' WHERE raw != '{}' AND qb_kind != 'credit_memo' AND imported_at < ?",
-            (before.isoformat(timespec="milliseconds"),),
+            (stamp(before),),
         )
         return cur.rowcount
 
 
 async def add_order(db: Database, order: StoreOrder, qb_kind: str = "sales_receipt") -> int | None:
     async with db.transaction() as conn:
-        return await insert_order(conn, order, qb_kind)
+        return await insert_order(conn, order, qb_kind, db.clock.stamp())
 
 
 class TxnDocs(dict[int, TxnDoc]):

@@ -10,9 +10,8 @@ harmless.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -27,21 +26,23 @@ from ..storefronts.base import (
     Storefront,
     StorefrontError,
 )
+from ..storefronts.retry import RetryPolicy, backoff
 from .catalog import CatalogIndex, lookup
-from .db import Database, utcnow
+from .clock import stamp
+from .db import Database
 from .numbers import BadNumber, shown, stock_level, whole_number
 from .skus_rule import sku_key
 
 log = structlog.get_logger("connex.inventory")
 
 NOT_ON_STORE = "SKU not found on the store: does the QuickBooks item name match the store SKU?"
-BACKOFF_BASE = 5.0  # seconds; doubles per attempt
-BACKOFF_MAX = 3600.0
+# A SKU the store refused for a passing reason waits 5 s, 10 s, 20 s... (at most an hour) times a
+# random factor between 0.5 and 1 (`backoff` with least=0.5), so a crowd of failed SKUs spreads out.
+SKU_BACKOFF = RetryPolicy(base_delay=5.0, max_delay=3600.0)
 CATALOG_REFRESH_MIN_SECONDS = 30.0  # a missing SKU refreshes the index at most this often
 # When a whole batch fails for passing reasons, the store is down, not the SKUs: nothing counts
 # against their attempts, and the queue waits for the store with its own bounded backoff.
-OUTAGE_BACKOFF_BASE = 5.0
-OUTAGE_BACKOFF_MAX = 300.0
+OUTAGE_BACKOFF = RetryPolicy(base_delay=5.0, max_delay=300.0)
 OUTAGE_KEY = "store.outages"
 
 
@@ -54,14 +55,6 @@ class PushOutcome:
 
     def __str__(self) -> str:
         return f"{self.pushed} pushed, {self.failed} failed, {self.retrying} to retry"
-
-
-def backoff_seconds(
-    attempts: int, rng: random.Random | None = None, *, ceiling_base: float = BACKOFF_BASE, cap: float = BACKOFF_MAX
-) -> float:
-    """Exponential with jitter: between half and all of base * 2^(attempts-1), capped."""
-    ceiling = min(cap, ceiling_base * (2 ** min(max(attempts - 1, 0), 30)))
-    return (rng or random).uniform(ceiling / 2, ceiling)
 
 
 def _quantity(sku: str, text: str) -> int | StockResult:
@@ -109,9 +102,7 @@ class InventoryPusher:
         """Rows a crash left in flight go back to pending (start-up only). Not at once: the request
         that carried them may still land on the store, and a newer quantity pushed before it would
         lose to it; after the store's request timeout, the last write is ours."""
-        later = (datetime.now(timezone.utc) + timedelta(seconds=self.request_timeout)).isoformat(
-            timespec="milliseconds"
-        )
+        later = self.db.clock.stamp(after_seconds=self.request_timeout)
         async with self.db.transaction() as conn:
             cur = await conn.execute(
                 "UPDATE pending SET state = 'pending', attempts = attempts + 1, next_attempt = ?,"
@@ -178,7 +169,7 @@ class InventoryPusher:
         return True
 
     async def _take_due(self, at_least: int) -> list[tuple[str, str]]:
-        now = utcnow()
+        now = self.db.clock.stamp()
         async with self.db.transaction() as conn:
             async with conn.execute(
                 "SELECT sku, quantity FROM pending WHERE state = 'pending' AND next_attempt <= ?"
@@ -201,8 +192,8 @@ class InventoryPusher:
         if missing:
             # One refresh of the index before calling a SKU missing (it may be new on the store),
             # unless the index is younger than CATALOG_REFRESH_MIN_SECONDS.
-            recent = datetime.now(timezone.utc) - timedelta(seconds=CATALOG_REFRESH_MIN_SECONDS)
-            count = await self.index.refresh(unless_newer_than=recent.isoformat(timespec="milliseconds"))
+            recent = self.db.clock.stamp(after_seconds=-CATALOG_REFRESH_MIN_SECONDS)
+            count = await self.index.refresh(unless_newer_than=recent)
             if count is not None:
                 log.info("catalog_refreshed", skus=count, reason="unknown SKU", missing=len(missing))
             entries = await lookup(self.db, skus, match=self.match)
@@ -233,12 +224,9 @@ class InventoryPusher:
         """Every update in the batch failed for passing reasons: wait for the store, keep the SKUs'
         attempts as they are, and say so once per SKU in the log."""
         outages = int(await self.db.get_meta(OUTAGE_KEY) or 0) + 1
-        wait = backoff_seconds(outages, ceiling_base=OUTAGE_BACKOFF_BASE, cap=OUTAGE_BACKOFF_MAX)
-        now_dt = datetime.now(timezone.utc)
-        now, until = (
-            now_dt.isoformat(timespec="milliseconds"),
-            (now_dt + timedelta(seconds=wait)).isoformat(timespec="milliseconds"),
-        )
+        wait = backoff(outages - 1, OUTAGE_BACKOFF, least=0.5)
+        at = self.db.clock.now()
+        now, until = stamp(at), stamp(at + timedelta(seconds=wait))
         note = f"{reason} (the store seems down; retrying in {wait:.0f} s)"
         async with self.db.transaction() as conn:
             await self.db.set_meta(conn, OUTAGE_KEY, str(outages))
@@ -269,8 +257,8 @@ class InventoryPusher:
     async def _record(self, rows: list[tuple[str, str]], results: dict[str, StockResult], outcome: PushOutcome) -> None:
         """All outcomes of a batch in one transaction, with one statement per kind of change (the
         write lock is held briefly: the Web Connector's calls wait on the same lock)."""
-        now_dt = datetime.now(timezone.utc)
-        now = now_dt.isoformat(timespec="milliseconds")
+        now_dt = self.db.clock.now()
+        now = stamp(now_dt)
         missing = StockResult("", ok=False, reason="the store gave no answer for this SKU")
         done = [(sku, quantity, results.get(sku) or missing) for sku, quantity in rows]
         pushed = [(sku, quantity, r) for sku, quantity, r in done if r.ok]
@@ -308,7 +296,7 @@ class InventoryPusher:
         now_dt: datetime,
         outcome: PushOutcome,
     ) -> None:
-        now = now_dt.isoformat(timespec="milliseconds")
+        now = stamp(now_dt)
         async with conn.execute("SELECT attempts FROM pending WHERE sku = ?", (sku,)) as cur:
             row = await cur.fetchone()
         attempts = (row[0] if row else 0) + 1
@@ -327,7 +315,7 @@ class InventoryPusher:
             log.warning("stock_push_failed", sku=sku, reason=reason[:300], attempts=attempts)
         else:
             outcome.retrying += 1
-            next_attempt = (now_dt + timedelta(seconds=backoff_seconds(attempts))).isoformat(timespec="milliseconds")
+            next_attempt = stamp(now_dt + timedelta(seconds=backoff(attempts - 1, SKU_BACKOFF, least=0.5)))
             await conn.execute(
                 "UPDATE pending SET state = 'pending', attempts = ?, next_attempt = ?, last_error = ?, updated_at = ?"
                 " WHERE sku = ?",

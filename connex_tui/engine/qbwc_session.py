@@ -1,7 +1,7 @@
 """The Web Connector session: the endpoint's QBWCHandler on top of the database.
 
-It puts three units together, sharing one `SessionContext` (database, configuration, the one
-injectable clock):
+It puts three units together, sharing one `SessionContext` (the database, whose clock is the
+engine's one, and the configuration):
   * tickets and sessions (`session_tickets`): who may begin, which session a call belongs to,
     the typed state saved with each session row (`session_state`);
   * planning (`session_plan`): what to ask QuickBooks next, and how much is left;
@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Callable
-from datetime import datetime, timezone
 
 import aiosqlite
 import structlog
@@ -58,26 +56,17 @@ class QBWCSessions:
         db: Database,
         config: Config,
         bus: EventBus | None = None,
-        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
         self.db = db
-        self.ctx = SessionContext(db, config, now)
+        self.ctx = SessionContext(db, config)
         self.bus = bus or EventBus()
-        self.auth_throttle = AuthThrottle()
+        self.auth_throttle = AuthThrottle(clock=db.clock.monotonic)
         self.book = SessionBook(self.ctx)
         self.planner = Planner(self.ctx)
         self.recorder = Recorder(self.ctx, self.planner)
 
-    # The clock and the configuration live in the shared context: setting them here sets them
-    # for every unit (tests move the clock; a reload swaps the configuration).
-    @property
-    def now(self) -> Callable[[], datetime]:
-        return self.ctx.now
-
-    @now.setter
-    def now(self, clock: Callable[[], datetime]) -> None:
-        self.ctx.now = clock
-
+    # The configuration lives in the shared context: setting it here sets it for every unit (a
+    # reload swaps it). The clock is the database's (`db.clock`), the engine's one.
     @property
     def config(self) -> Config:
         return self.ctx.config
@@ -121,7 +110,7 @@ class QBWCSessions:
                 await asyncio.sleep(hold)
             return ["", "nvu"]
         self.auth_throttle.succeeded(username, client)
-        now = self.now()
+        now = self.ctx.now()
         ticket = new_ticket()
         async with self.db.transaction() as conn:
             await self.book.expire_idle(conn, now)

@@ -17,6 +17,7 @@ from ..soap.qwc import app_url_for_qwc, new_guid, qwc_document
 from ..soap.server import CallObserver, EndpointLimits, make_app, start_endpoint
 from ..storefronts.base import Storefront
 from ..storefronts.factory import make_storefront
+from .clock import SYSTEM_CLOCK, Clock
 from .config import Config
 from .db import Database
 from .event_log import EventRecorder
@@ -67,8 +68,10 @@ class Engine:
         bus: EventBus | None = None,
         observer: CallObserver | None = None,
         storefront: Storefront | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.config = config
+        self.clock = clock  # the one clock; every part reads it through the database (`db.clock`)
         self.bus = bus or EventBus()
         self.observer = observer
         self.store = storefront
@@ -92,7 +95,7 @@ class Engine:
 
     async def start(self, *, serve: bool = True, sync: bool = True) -> None:
         """`serve`: the Web Connector endpoint; `sync`: the storefront tasks (when a store is set)."""
-        self.db = await Database.open(self.config.database.path)
+        self.db = await Database.open(self.config.database.path, self.clock)
         for warning in self.db.permission_warnings:
             log.warning("file_permissions", problem=warning)
         self.sessions = QBWCSessions(self.db, self.config, self.bus)
@@ -111,7 +114,7 @@ class Engine:
     async def _start_sync(self) -> None:
         assert self.db is not None
         if self.store is None:
-            self.store = make_storefront(self.config.storefront)
+            self.store = make_storefront(self.config.storefront, clock=self.clock)
         if self.store is None:
             return
         self.tasks = SyncTasks(self.db, self.store, self.config, self.bus)
@@ -138,6 +141,7 @@ class Engine:
             trusted_proxies=q.trusted_proxies,
             ticket_ttl=q.ticket_idle_minutes * 60.0,
             observer=self.observer,
+            clock=self.clock.monotonic,
         )
         self._runner, self.port = await start_endpoint(app, q.host, q.port, self._ssl_context())
         log.info("qbwc_endpoint_listening", url=self.url)
@@ -145,10 +149,7 @@ class Engine:
     async def _serve_metrics(self) -> None:
         assert self.db is not None and self.sessions is not None
         m = self.config.metrics
-        sessions = self.sessions
-        source = MetricsSource(
-            self.db, self.counters, lambda: sessions.now(), store=self.store, auth_throttle=sessions.auth_throttle
-        )  # the sessions' clock, read at each scrape (tests replace it)
+        source = MetricsSource(self.db, self.counters, store=self.store, auth_throttle=self.sessions.auth_throttle)
         self._metrics_runner, self.metrics_port = await start_metrics_site(source, m.host, m.port or 0)
         log.info("metrics_listening", url=f"http://{m.host}:{self.metrics_port}/metrics")
 

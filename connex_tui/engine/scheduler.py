@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import structlog
 
+from .clock import parse_stamp, stamp
 from .db import Database
 from .events import EventBus, TaskFinished
 
@@ -40,14 +41,6 @@ class TaskSpec:
     first_run_delay: float = 0.0  # seconds after start-up
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds")
-
-
 class Scheduler:
     def __init__(self, db: Database, specs: list[TaskSpec], bus: EventBus | None = None) -> None:
         self.db = db
@@ -58,14 +51,14 @@ class Scheduler:
         self._running: dict[str, asyncio.Future[str]] = {}
 
     async def start(self) -> None:
-        now = _now()
+        now = self.db.clock.now()
         async with self.db.transaction() as conn:
             for spec in self.specs.values():
                 await conn.execute(
                     "INSERT INTO tasks(name, interval_seconds, next_run) VALUES (?, ?, ?)"
                     " ON CONFLICT(name) DO UPDATE SET interval_seconds = excluded.interval_seconds,"
                     " next_run = min(coalesce(tasks.next_run, excluded.next_run), excluded.next_run)",
-                    (spec.name, spec.interval_seconds, _iso(now + timedelta(seconds=spec.first_run_delay))),
+                    (spec.name, spec.interval_seconds, stamp(now + timedelta(seconds=spec.first_run_delay))),
                 )
         self._loops = [asyncio.create_task(self._loop(spec), name=f"task:{spec.name}") for spec in self.specs.values()]
 
@@ -84,7 +77,7 @@ class Scheduler:
         if name not in self.specs:
             raise KeyError(f"unknown task {name!r}; known: {', '.join(sorted(self.specs))}")
         async with self.db.transaction() as conn:
-            await conn.execute("UPDATE tasks SET next_run = ? WHERE name = ?", (_iso(_now()), name))
+            await conn.execute("UPDATE tasks SET next_run = ? WHERE name = ?", (self.db.clock.stamp(), name))
         self.wake(name)
 
     async def run_and_wait(self, name: str) -> str:
@@ -98,7 +91,7 @@ class Scheduler:
         next_run = await self.db.fetchval("SELECT next_run FROM tasks WHERE name = ?", (name,))
         if next_run is None:
             return 0.0
-        return (datetime.fromisoformat(next_run) - _now()).total_seconds()
+        return (parse_stamp(next_run) - self.db.clock.now()).total_seconds()
 
     async def _wait_due(self, name: str) -> None:
         event = self._wake[name]
@@ -116,7 +109,7 @@ class Scheduler:
         while True:
             await self._wait_due(spec.name)
             due_at = await self.db.fetchval("SELECT next_run FROM tasks WHERE name = ?", (spec.name,))
-            started = _now()
+            started = self.db.clock.now()
             try:
                 result = await spec.run()
                 summary = f"ok: {result.summary}"
@@ -132,13 +125,13 @@ class Scheduler:
                 self.bus.emit(TaskFinished(spec.name, summary, ok))
             next_run = started + timedelta(seconds=spec.interval_seconds)
             if result.again_at is not None and result.again_at < next_run:
-                next_run = max(result.again_at, _now())
+                next_run = max(result.again_at, self.db.clock.now())
             async with self.db.transaction() as conn:
                 await conn.execute(
                     "UPDATE tasks SET last_run = ?, next_run = CASE WHEN next_run IS ? THEN ? ELSE next_run END,"
                     " last_result = ? WHERE name = ?",
                     # A run-now request that arrived while this run was going keeps its time.
-                    (_iso(started), due_at, _iso(next_run), summary[:500], spec.name),
+                    (stamp(started), due_at, stamp(next_run), summary[:500], spec.name),
                 )
             future = self._running.pop(spec.name, None)
             if future is not None and not future.done():

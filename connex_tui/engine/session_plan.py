@@ -31,7 +31,8 @@ from .events import ItemsRead
 from .orders import txn_docs
 from .session_orders import fail_orders
 from .session_state import ITEM_KINDS, Outstanding, SessionState, TxnScan
-from .session_tickets import Session, SessionContext, parse_time
+from .clock import parse_stamp
+from .session_tickets import Session, SessionContext
 
 # 3250 "This feature is not enabled or not available in this version of QuickBooks": an edition
 # without the list asked for (QuickBooks Pro has no inventory assemblies). It means "none there";
@@ -56,7 +57,7 @@ async def meta_value(conn: aiosqlite.Connection, key: str) -> str | None:
 async def unavailable(conn: aiosqlite.Connection, key: str, now: datetime) -> bool:
     """Answered 3250 within the last day (an edition without it)."""
     marked = await meta_value(conn, key)
-    return marked is not None and now - parse_time(marked) < NOT_AVAILABLE_RECHECK
+    return marked is not None and now - parse_stamp(marked) < NOT_AVAILABLE_RECHECK
 
 
 class Planner:
@@ -72,14 +73,14 @@ class Planner:
         last = await meta_value(conn, "items.last_complete")
         if last is None:
             return True
-        return (now - parse_time(last)).total_seconds() >= self.ctx.config.qbwc.read_min_interval_seconds
+        return (now - parse_stamp(last)).total_seconds() >= self.ctx.config.qbwc.read_min_interval_seconds
 
     async def seconds_until_work(self, conn: aiosqlite.Connection, now: datetime) -> int:
         """When items are next due for a read (orders arriving sooner make the next run work anyway)."""
         last = await meta_value(conn, "items.last_complete")
         if last is None:
             return 0
-        due = parse_time(last) + timedelta(seconds=self.ctx.config.qbwc.read_min_interval_seconds)
+        due = parse_stamp(last) + timedelta(seconds=self.ctx.config.qbwc.read_min_interval_seconds)
         return max(0, math.ceil((due - now).total_seconds()))
 
     # --- the next message set ------------------------------------------------------------------

@@ -19,7 +19,8 @@ from .items import qb_time_key, record_items
 from .session_orders import fail_orders, post_order
 from .session_plan import Planner
 from .session_state import Outstanding, SessionState
-from .session_tickets import Session, SessionContext, parse_time
+from .clock import parse_stamp
+from .session_tickets import Session, SessionContext
 
 log = structlog.get_logger("connex.session")
 
@@ -223,14 +224,16 @@ class Recorder:
         answered), or it was sent long enough ago that QuickBooks cannot still be at it."""
         if order["sender_result"] in ("ok", "error") or not order["sent_at"]:
             return True
-        return self.ctx.now() - parse_time(order["sent_at"]) > IN_DOUBT_WINDOW
+        return self.ctx.now() - parse_stamp(order["sent_at"]) > IN_DOUBT_WINDOW
 
     # --- items --------------------------------------------------------------------------------
 
     async def _record_page(self, conn: aiosqlite.Connection, session: Session, kind: str, rs: QBResponse) -> str | None:
         """Record a page of item Rets and queue their quantities; the newest TimeModified in it."""
         inventory = self.ctx.config.inventory
-        recorded = await record_items(conn, kind, rs.rets, match=inventory.match, quantity_mode=inventory.quantity)
+        recorded = await record_items(
+            conn, kind, rs.rets, match=inventory.match, quantity_mode=inventory.quantity, now=self.ctx.stamp()
+        )
         session.state.items_read += recorded.count
         session.state.queued += recorded.queued
         if recorded.queued:

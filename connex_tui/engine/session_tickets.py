@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import aiosqlite
 
 from .config import Config
+from .clock import parse_stamp, stamp
 from .db import Database
 from .events import Event
 from .session_state import SessionState
@@ -30,20 +30,19 @@ def new_ticket() -> str:
     return secrets.token_hex(20)
 
 
-def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
 @dataclass
 class SessionContext:
-    """What every unit of the planner shares: the database, the configuration, the one clock."""
+    """What every unit of the planner shares: the database (and its clock, the engine's one) and
+    the configuration."""
 
     db: Database
     config: Config
-    now: Callable[[], datetime]
+
+    def now(self) -> datetime:
+        return self.db.clock.now()
 
     def stamp(self) -> str:
-        return self.now().isoformat(timespec="milliseconds")
+        return self.db.clock.stamp()
 
 
 @dataclass
@@ -86,10 +85,10 @@ class SessionBook:
         return cur.rowcount
 
     async def expire_idle(self, conn: aiosqlite.Connection, now: datetime) -> None:
-        cutoff = (now - timedelta(minutes=self.ctx.config.qbwc.ticket_idle_minutes)).isoformat(timespec="milliseconds")
+        cutoff = stamp(now - timedelta(minutes=self.ctx.config.qbwc.ticket_idle_minutes))
         await conn.execute(
             "UPDATE qbwc_sessions SET ended = ?, result = 'expired' WHERE ended IS NULL AND last_seen < ?",
-            (now.isoformat(timespec="milliseconds"), cutoff),
+            (stamp(now), cutoff),
         )
 
     async def open_session(self, conn: aiosqlite.Connection) -> OpenSession | None:
@@ -99,7 +98,7 @@ class SessionBook:
             row = await cur.fetchone()
         if row is None:
             return None
-        return OpenSession(id=int(row["id"]), last_seen=parse_time(row["last_seen"]), requests=int(row["requests"]))
+        return OpenSession(id=int(row["id"]), last_seen=parse_stamp(row["last_seen"]), requests=int(row["requests"]))
 
     def concurrent_wait(self, session: OpenSession, now: datetime) -> int:
         """Seconds another Web Connector should wait, or 0 when the open session has gone quiet.
@@ -121,20 +120,20 @@ class SessionBook:
         session.quiet = round((now - session.last_seen).total_seconds(), 1)
         await conn.execute(
             "UPDATE qbwc_sessions SET ended = ?, result = 'superseded', error = ? WHERE id = ?",
-            (now.isoformat(timespec="milliseconds"), session.reason(by), session.id),
+            (stamp(now), session.reason(by), session.id),
         )
 
     async def begin(self, conn: aiosqlite.Connection, ticket: str, client: str, now: datetime, *, work: bool) -> int:
-        stamp = now.isoformat(timespec="milliseconds")
+        at = stamp(now)
         cur = await conn.execute(
             "INSERT INTO qbwc_sessions(ticket_hash, client, started, last_seen, ended, result, state)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 hash_ticket(ticket),
                 client,
-                stamp,
-                stamp,
-                None if work else stamp,
+                at,
+                at,
+                None if work else at,
                 None if work else "none",
                 SessionState().to_json(),
             ),
@@ -154,16 +153,16 @@ class SessionBook:
         if row is None:
             return None
         idle = timedelta(minutes=self.ctx.config.qbwc.ticket_idle_minutes)
-        if now - parse_time(row["last_seen"]) > idle:
+        if now - parse_stamp(row["last_seen"]) > idle:
             await conn.execute(
                 "UPDATE qbwc_sessions SET ended = ?, result = 'expired' WHERE id = ?",
-                (now.isoformat(timespec="milliseconds"), row["id"]),
+                (stamp(now), row["id"]),
             )
             return None
         requests = int(row["requests"]) + (1 if count else 0)
         await conn.execute(
             "UPDATE qbwc_sessions SET last_seen = ?, requests = ? WHERE id = ?",
-            (now.isoformat(timespec="milliseconds"), requests, row["id"]),
+            (stamp(now), requests, row["id"]),
         )
         return Session(id=int(row["id"]), state=SessionState.from_json(row["state"]), requests=requests)
 

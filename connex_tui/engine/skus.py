@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import aiosqlite
 
 from ..soap.qbxml import ITEM_FULLNAME_MAX, qb_text
-from .db import Database, chunked, utcnow
+from .db import Database, chunked
 from .skus_rule import matches, sku_key
 
 __all__ = [
@@ -187,7 +187,7 @@ async def set_mapping(db: Database, store_sku: str, qb_item: str) -> None:
         await conn.execute(
             "INSERT INTO mappings(store_sku_key, store_sku, qb_item, created_at) VALUES (?,?,?,?)"
             " ON CONFLICT(store_sku_key) DO UPDATE SET store_sku = excluded.store_sku, qb_item = excluded.qb_item",
-            (sku_key(store_sku), store_sku.strip(), qb_item.strip(), utcnow()),
+            (sku_key(store_sku), store_sku.strip(), qb_item.strip(), db.clock.stamp()),
         )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from decimal import Decimal
 
 import structlog
@@ -12,7 +12,8 @@ from ..storefronts.limiter import gate_of
 from .catalog import CatalogIndex
 from .admin_commands import is_paused
 from .config import Config
-from .db import Database, utcnow
+from .clock import parse_stamp, stamp
+from .db import Database
 from .dispatch import BatchDispatcher
 from .event_log import trim_events
 from .events import EventBus, PendingQueued, StockPushed
@@ -69,9 +70,7 @@ class SyncTasks:
         )
 
     async def _session_reading(self) -> bool:
-        quiet_since = (datetime.now(timezone.utc) - timedelta(seconds=SESSION_QUIET_SECONDS)).isoformat(
-            timespec="milliseconds"
-        )
+        quiet_since = self.db.clock.stamp(after_seconds=-SESSION_QUIET_SECONDS)
         return bool(
             await self.db.fetchval(
                 "SELECT count(*) FROM qbwc_sessions WHERE ended IS NULL AND last_seen >= ?", (quiet_since,)
@@ -89,14 +88,14 @@ class SyncTasks:
             stop=lambda: is_paused(self.db),
         )
         due = await self.pusher.next_due()
-        again = datetime.fromisoformat(due) if due else None
+        again = parse_stamp(due) if due else None
         if reading and due:
             # Held back for a fuller batch: look again once the session has had time to go quiet.
-            again = datetime.now(timezone.utc) + timedelta(seconds=SESSION_QUIET_SECONDS)
+            again = self.db.clock.now() + timedelta(seconds=SESSION_QUIET_SECONDS)
         return TaskResult(str(total), again, quiet=True)  # each batch has its own event
 
     async def catalog(self) -> TaskResult:
-        started = utcnow()
+        started = self.db.clock.stamp()
         count = await self.index.refresh(unless_newer_than=started)
         if count is None:
             return TaskResult("the index was refreshed meanwhile (a SKU it did not know)", quiet=True)
@@ -105,7 +104,7 @@ class SyncTasks:
     async def reconcile(self) -> TaskResult:
         """Compare every matched SKU's store stock with QuickBooks and queue the differences
         (catches stock edited by hand on the store)."""
-        await self.index.refresh(unless_newer_than=utcnow())  # or take one that finished while we waited
+        await self.index.refresh(unless_newer_than=self.db.clock.stamp())  # or take one that finished while we waited
         match = self.config.inventory.match
         column = SKU_COLUMN[match]
         rows = await self.db.fetchall(
@@ -127,17 +126,17 @@ class SyncTasks:
                 for sku, qty in wanted.items()
                 if sku_key(sku) in on_store and on_store[sku_key(sku)] != {int(qty)}
             }
-            await queue_stock(conn, differences, utcnow())
+            await queue_stock(conn, differences, self.db.clock.stamp())
         if differences:
             self.bus.emit(PendingQueued(len(differences)))  # the inventory task pushes them now
         log.info("reconciled", compared=len([s for s in wanted if sku_key(s) in on_store]), queued=len(differences))
         return TaskResult(f"{len(differences)} of {len(wanted)} SKUs differed and were queued")
 
     async def cleanup(self) -> TaskResult:
-        now = datetime.now(timezone.utc)
+        now = self.db.clock.now()
         cutoff = now - timedelta(days=self.config.inventory.log_retention_days)
         async with self.db.transaction() as conn:
-            cur = await conn.execute("DELETE FROM sku_log WHERE at < ?", (cutoff.isoformat(timespec="milliseconds"),))
+            cur = await conn.execute("DELETE FROM sku_log WHERE at < ?", (stamp(cutoff),))
         events = await trim_events(self.db)
         raws = await drop_raw_orders(self.db, now - timedelta(days=self.config.orders.raw_retention_days))
         return TaskResult(

@@ -8,24 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 from .admin_commands import is_paused
+from .clock import parse_stamp, stamp
 from .db import Database
 from .throughput import THROUGHPUT_KEY, Throughput
 
 PAGE = 200
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def _seconds_between(start: str | None, end: str | None) -> float | None:
     if not start or not end:
         return None
-    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+    return (parse_stamp(end) - parse_stamp(start)).total_seconds()
 
 
 @dataclass(frozen=True)
@@ -172,14 +169,14 @@ async def store_state(db: Database) -> StoreState:
 
 
 async def pushes_per_minute(db: Database, minutes: int = 30) -> tuple[int, ...]:
-    now = _now()
+    now = db.clock.now()
     start = (now - timedelta(minutes=minutes)).replace(second=0, microsecond=0)
     rows = await db.fetchall(
         "SELECT substr(at, 1, 16) AS minute, count(*) FROM sku_log WHERE ok = 1 AND at >= ? GROUP BY minute",
-        (start.isoformat(timespec="milliseconds"),),
+        (stamp(start),),
     )
     counts = {row[0]: row[1] for row in rows}
-    return tuple(counts.get((start + timedelta(minutes=n + 1)).isoformat()[:16], 0) for n in range(minutes))
+    return tuple(counts.get(stamp(start + timedelta(minutes=n + 1))[:16], 0) for n in range(minutes))
 
 
 async def drain_progress(db: Database) -> tuple[int, int]:
@@ -205,7 +202,7 @@ async def latest_failures(db: Database, limit: int = 5) -> tuple[Failure, ...]:
 
 
 async def dashboard(db: Database) -> Dashboard:
-    today = _now().replace(hour=0, minute=0, second=0, microsecond=0).isoformat(timespec="milliseconds")
+    today = stamp(db.clock.now().replace(hour=0, minute=0, second=0, microsecond=0))
     counts = await db.fetchone(
         "SELECT sum(state = 'pending'), sum(state = 'in_flight'), sum(state = 'failed') FROM pending"
     )

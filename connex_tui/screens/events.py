@@ -8,7 +8,6 @@ table it is not shown twice.
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
@@ -94,11 +93,11 @@ class EventsScreen(DataScreen):
         level, message = event.describe()
         message = self.backend.redact(message[:2000])
         kind = type(event).__name__
-        self._live.append((time.monotonic(), kind, message))
+        self._live.append((self.backend.clock.monotonic(), kind, message))
         self._write(self._line(self.now.isoformat(), level, kind, message))
 
     def _already_shown(self, row: EventRow) -> bool:
-        cutoff = time.monotonic() - LIVE_TTL_SECONDS
+        cutoff = self.backend.clock.monotonic() - LIVE_TTL_SECONDS
         while self._live and self._live[0][0] < cutoff:
             self._live.popleft()
         for index, (_at, kind, message) in enumerate(self._live):

@@ -295,8 +295,11 @@ class ConnectionGuard:
     """Caps the connections aiohttp's server holds (see EndpointLimits). Installed on the
     runner's Server by `start_endpoint`; the app marks a connection busy while it answers."""
 
-    def __init__(self, limits: EndpointLimits, trusted: Sequence[IPNetwork] = ()) -> None:
+    def __init__(
+        self, limits: EndpointLimits, trusted: Sequence[IPNetwork] = (), clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.limits = limits
+        self.clock = clock
         self.trusted = tuple(trusted)
         self.open: OrderedDict[Any, str] = OrderedDict()  # handler -> peer address, oldest first
         self.busy: set[Any] = set()  # being answered now
@@ -350,7 +353,7 @@ class ConnectionGuard:
             deadline.cancel()
         address = self.open.pop(handler, None)
         if address is not None and handler not in self.served:
-            now = time.monotonic()
+            now = self.clock()
             started, count = self._wasted.pop(address, (now, 0))
             self._wasted[address] = (started, count + 1) if now - started <= RECENT_SECONDS else (now, 1)
             while len(self._wasted) > 10_000:
@@ -364,7 +367,7 @@ class ConnectionGuard:
         every connection carries a call at once, is not the one pushed out while a flood is under
         way. (The first such connection is usually among the oldest: this stays cheap when a
         flood makes every new connection push one out.)"""
-        now = time.monotonic()
+        now = self.clock()
         for handler, address in self.open.items():
             if self._working(handler):
                 continue
@@ -411,22 +414,24 @@ def make_app(
     trusted_proxies: Sequence[IPNetwork] = (),
     ticket_ttl: float = 3600.0,
     observer: CallObserver | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> web.Application:
     """An aiohttp application serving the endpoint at `path`.
 
     The WSDL's address is `public_url`, else `wsdl_address()` (the configured host and port),
     never the request's Host header: that is the client's to write, and a WSDL pointing
-    elsewhere would send a SOAP client built from it to whoever the header named.
+    elsewhere would send a SOAP client built from it to whoever the header named. `clock` is an
+    elapsed-time counter in seconds (the engine's): ticket lifetimes, flood accounting, call times.
     """
     limits = limits or EndpointLimits()
     if max_body_bytes is not None:
         limits = EndpointLimits(**{**limits.__dict__, "max_body_bytes": max_body_bytes})
-    tickets = IssuedTickets(ttl=ticket_ttl)
-    guard = ConnectionGuard(limits, trusted_proxies)
+    tickets = IssuedTickets(ttl=ticket_ttl, clock=clock)
+    guard = ConnectionGuard(limits, trusted_proxies, clock)
     large = asyncio.Semaphore(limits.large_bodies)
 
     async def post(request: web.Request) -> web.Response:
-        started = time.perf_counter()
+        started = clock()
         guard.serving(request.protocol)
         client = client_address(request.remote, request.headers.get("X-Forwarded-For"), trusted_proxies)
         method = "?"
@@ -450,7 +455,7 @@ def make_app(
                 response.force_close()  # the rest of the body is never read
         finally:
             guard.busy.discard(request.protocol)
-        seconds = time.perf_counter() - started
+        seconds = clock() - started
         log.info("qbwc_call", method=method, ms=round(seconds * 1000, 2), outcome=outcome)
         if observer is not None:
             observer(method, seconds, outcome)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import ssl
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -12,13 +15,29 @@ from .base import Storefront
 from .retry import RetryPolicy
 
 
+class TimeSource(Protocol):
+    """The engine's `Clock` as this package sees it (it does not import the engine)."""
+
+    def now(self) -> datetime: ...
+
+    def monotonic(self) -> float: ...
+
+
 def make_storefront(
-    storefront_config: Any, *, session: aiohttp.ClientSession | None = None, policy: RetryPolicy | None = None
+    storefront_config: Any,
+    *,
+    session: aiohttp.ClientSession | None = None,
+    policy: RetryPolicy | None = None,
+    clock: TimeSource | None = None,
 ) -> Storefront | None:
     """`storefront_config` is the engine's StorefrontConfig (duck-typed: this package does not
     import the engine). None for platform "none". `session`: an HTTP session the caller owns
-    (`connex-tui doctor` passes one that records the store's Date header, and a short retry policy)."""
+    (`connex-tui doctor` passes one that records the store's Date header, and a short retry policy).
+    `clock`: the engine's clock, which the client reads for every wait and timestamp (the
+    machine's clocks when None)."""
     c = storefront_config
+    elapsed: Callable[[], float] = time.monotonic if clock is None else clock.monotonic
+    unix: Callable[[], float] = time.time if clock is None else (lambda: clock.now().timestamp())
     verify = tls_context(c.ca_bundle)
     policy = policy or RetryPolicy(timeout=float(c.timeout_seconds))
     if c.platform == "woocommerce":
@@ -32,6 +51,8 @@ def make_storefront(
             policy=policy,
             session=session,
             concurrency=c.max_concurrency,
+            clock=elapsed,
+            wall_clock=unix,
         )
     if c.platform == "shopify":
         from .shopify import ShopifyClient
@@ -45,6 +66,7 @@ def make_storefront(
             policy=policy,
             concurrency=c.max_concurrency,
             session=session,
+            clock=elapsed,
         )
     return None
 

@@ -176,7 +176,11 @@ class WooCommerceClient:
         ssl: ssl_module.SSLContext | bool | None = None,
         auth: str | None = None,
         gate: StoreGate | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        """`clock` counts elapsed seconds (the adaptive limit's round trips), `wall_clock` gives
+        Unix time (OAuth timestamps); the engine passes its own clock's two faces."""
         parts = urlsplit(url.strip())
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise ValueError("the store address must start with https:// (or http://) and name the store")
@@ -203,7 +207,8 @@ class WooCommerceClient:
         self.policy = policy
         # Every request, reads and stock batches alike, takes a slot of one adaptive limit
         # (storefronts.limiter): `concurrency` is the most it may grow to.
-        self.gate = gate or StoreGate(maximum=max(1, concurrency))
+        self.gate = gate or StoreGate(maximum=max(1, concurrency), clock=clock)
+        self._wall_clock = wall_clock
         self._ssl = ssl
         self.stats = RequestStats()
 
@@ -257,7 +262,7 @@ class WooCommerceClient:
             ("oauth_consumer_key", self._key),
             ("oauth_nonce", secrets.token_hex(16)),
             ("oauth_signature_method", "HMAC-SHA1"),
-            ("oauth_timestamp", str(int(time.time()))),
+            ("oauth_timestamp", str(int(self._wall_clock()))),
         ]
         signature = oauth_signature(method, _normalized_base(url), params + oauth, self._secret)
         return self._url(parts, params + oauth + [("oauth_signature", signature)]), {}

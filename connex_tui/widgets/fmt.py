@@ -15,6 +15,7 @@ from typing import NamedTuple
 from rich.style import Style
 from rich.text import Text
 
+from ..engine.clock import parse_stamp
 from ..textsafe import clip, visible
 
 
@@ -32,12 +33,9 @@ def parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        moment = datetime.fromisoformat(value)
+        return parse_stamp(value)
     except ValueError:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment
 
 
 def _span(seconds: float) -> str:
