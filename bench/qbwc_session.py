@@ -46,7 +46,8 @@ import aiohttp
 
 from connex_tui.engine.db import Database
 from connex_tui.engine.logs import configure_logging
-from connex_tui.engine.orders import OrderLine, StoreOrder, insert_order
+from connex_tui.engine.orders import insert_order
+from connex_tui.storefronts.base import StoreLine, StoreOrder
 from connex_tui.engine.runtime import Engine
 from connex_tui.sim.quickbooks import QuickBooksSim
 from connex_tui.sim.webconnector import RunResult, WebConnectorSim
@@ -72,7 +73,7 @@ def make_orders(count: int, skus: Sequence[str], rng: random.Random) -> list[Sto
     orders = []
     for n in range(1, count + 1):
         picked = rng.sample(skus, k=min(rng.randint(1, MAX_LINES), len(skus)))
-        lines = tuple(OrderLine(sku, Decimal(rng.randint(1, MAX_LINE_QUANTITY)), PRICE) for sku in picked)
+        lines = tuple(StoreLine(sku, Decimal(rng.randint(1, MAX_LINE_QUANTITY)), PRICE) for sku in picked)
         orders.append(StoreOrder(f"bench-{n}", str(100_000 + n), lines))
     return orders
 

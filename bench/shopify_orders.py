@@ -21,6 +21,7 @@ import asyncio
 import importlib.util
 import json
 import random
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -53,8 +54,14 @@ class VirtualClock:
         await asyncio.sleep(0)
 
 
+# Names in storefronts.base that changed after an earlier client was written: old name -> today's
+# (StoreOrderData became StoreOrder when the store clients and the engine came to share one model).
+RENAMED = {"StoreOrderData": "StoreOrder"}
+
+
 def client_module_at(commit: str) -> ModuleType:
-    """storefronts/shopify.py as it was at `commit`, imported next to today's base and retry."""
+    """storefronts/shopify.py as it was at `commit`, imported next to today's base and retry (the
+    base names it uses that were renamed since are read under their names of today)."""
     root = Path(__file__).resolve().parent.parent
     source = subprocess.run(
         ["git", "show", f"{commit}:connex_tui/storefronts/shopify.py"],
@@ -63,6 +70,8 @@ def client_module_at(commit: str) -> ModuleType:
         text=True,
         check=True,
     ).stdout
+    for old, new in RENAMED.items():  # names today's base gives another name
+        source = re.sub(rf"\b{old}\b", new, source)
     spec = importlib.util.spec_from_loader("connex_tui.storefronts._shopify_before", loader=None)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)

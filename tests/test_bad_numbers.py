@@ -376,12 +376,12 @@ class OrdersDouble:
 
 def test_an_unreadable_order_or_refund_fails_alone_and_the_watermark_moves_on(tmp_path: Path) -> None:
     from connex_tui.engine.order_import import OrderImporter
-    from connex_tui.storefronts.base import StoreLine, StoreOrderData, StoreRefund
+    from connex_tui.storefronts.base import StoreLine, StoreOrder, StoreRefund
 
     from .conftest import make_config
 
-    def order(n: int, status: Any = "processing", refunds: tuple[Any, ...] = ()) -> StoreOrderData:
-        return StoreOrderData(
+    def order(n: int, status: Any = "processing", refunds: tuple[Any, ...] = ()) -> StoreOrder:
+        return StoreOrder(
             store_id=str(n),
             number=f"C{n}",
             status=status,

@@ -15,7 +15,8 @@ import aiohttp
 
 from connex_tui.engine import views
 from connex_tui.engine.db import Database
-from connex_tui.engine.orders import OrderLine, StoreOrder, add_order
+from connex_tui.engine.orders import add_order
+from connex_tui.storefronts.base import StoreLine, StoreOrder
 from connex_tui.sim.quickbooks import QuickBooksSim
 from connex_tui.sim.stores import EmulatedStore
 from connex_tui.sim.webconnector import WebConnectorSim
@@ -74,7 +75,7 @@ async def test_engine_admin_commands_and_a_reader_share_the_database_while_the_s
     )
     db = await Database.open(tmp_path / "connex.db")  # the monitor's own connection
     for n in range(150):
-        await add_order(db, StoreOrder(f"c{n}", f"C{n}", (OrderLine(f"ITEM-{n:03d}", Decimal(1)),)))
+        await add_order(db, StoreOrder(f"c{n}", f"C{n}", (StoreLine(f"ITEM-{n:03d}", Decimal(1)),)))
     engine = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -206,7 +206,8 @@ def _zeep_session(wsdl: str, address: str, qb: QuickBooksSim) -> dict:
 async def test_a_soap_client_built_from_the_wsdl_runs_a_whole_session(
     engine: Engine, qb: QuickBooksSim, http, tmp_path, source
 ) -> None:
-    from connex_tui.engine.orders import OrderLine, StoreOrder, add_order
+    from connex_tui.engine.orders import add_order
+    from connex_tui.storefronts.base import StoreLine, StoreOrder
     from decimal import Decimal
 
     if source == "intuit":
@@ -218,7 +219,7 @@ async def test_a_soap_client_built_from_the_wsdl_runs_a_whole_session(
         async with http.get(engine.url + "?wsdl") as resp:
             (tmp_path / "served.wsdl").write_bytes(await resp.read())
         wsdl = str(tmp_path / "served.wsdl")
-    await add_order(engine.db, StoreOrder("z-1", "Z1", (OrderLine("redwine", Decimal(5)),)))
+    await add_order(engine.db, StoreOrder("z-1", "Z1", (StoreLine("redwine", Decimal(5)),)))
 
     seen = await asyncio.to_thread(_zeep_session, wsdl, engine.url, qb)
 

@@ -50,7 +50,8 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from connex_tui.engine.logs import configure_logging
-from connex_tui.engine.orders import OrderLine, StoreOrder, add_order
+from connex_tui.engine.orders import add_order
+from connex_tui.storefronts.base import StoreLine, StoreOrder
 from connex_tui.engine.runtime import Engine
 from connex_tui.sim.quickbooks import QuickBooksSim
 from connex_tui.soap.operations import OPERATIONS, SOAP11_ENV, SOAP12_ENV, TNS
@@ -380,7 +381,7 @@ async def seed(engine: Engine) -> int:
     """Rows in every data table, none of which a session would touch: a failed order (its id is
     returned), a known item, a failed stock push and a meta value."""
     assert engine.db is not None
-    order_id = await add_order(engine.db, StoreOrder("seed-1", "S-1", (OrderLine("redwine", Decimal(2)),)))
+    order_id = await add_order(engine.db, StoreOrder("seed-1", "S-1", (StoreLine("redwine", Decimal(2)),)))
     assert order_id is not None
     async with engine.db.transaction() as conn:
         await conn.execute("UPDATE orders SET qb_state = 'failed', error = 'seeded' WHERE id = ?", (order_id,))
@@ -1341,7 +1342,7 @@ async def test_a_whole_session_with_wrong_or_missing_soapaction_headers(
 ) -> None:
     """Dispatch is on the Body: a client that labels every call wrongly still gets right answers."""
     assert session_engine.db is not None
-    await add_order(session_engine.db, StoreOrder("wa-1", "WA1", (OrderLine("redwine", Decimal(3)),)))
+    await add_order(session_engine.db, StoreOrder("wa-1", "WA1", (StoreLine("redwine", Decimal(3)),)))
     probe = probe_for(session_engine, logs)
     qb = QuickBooksSim()
     qb.add_item("redwine", 20)

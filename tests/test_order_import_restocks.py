@@ -16,7 +16,7 @@ import pytest
 
 from connex_tui.engine.db import Database
 from connex_tui.engine.order_import import OrderImporter
-from connex_tui.storefronts.base import StoreLine, StoreOrderData, StoreRefund
+from connex_tui.storefronts.base import StoreLine, StoreOrder, StoreRefund
 
 from .conftest import make_config
 
@@ -26,14 +26,14 @@ class ScriptedStore:
     batch_limit = 100
 
     def __init__(self) -> None:
-        self.orders: list[StoreOrderData] = []
+        self.orders: list[StoreOrder] = []
 
-    async def list_orders(self, modified_since: datetime | None) -> list[StoreOrderData]:
+    async def list_orders(self, modified_since: datetime | None) -> list[StoreOrder]:
         return list(self.orders)
 
 
-def order(*refunds: StoreRefund, status: str = "paid", cancelled: bool = False, problem: str = "") -> StoreOrderData:
-    return StoreOrderData(
+def order(*refunds: StoreRefund, status: str = "paid", cancelled: bool = False, problem: str = "") -> StoreOrder:
+    return StoreOrder(
         store_id="9001",
         number="1001",
         status=status,

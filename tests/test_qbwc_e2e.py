@@ -12,7 +12,8 @@ import aiohttp
 import pytest
 from lxml import etree
 
-from connex_tui.engine.orders import OrderLine, StoreOrder, add_order
+from connex_tui.engine.orders import add_order
+from connex_tui.storefronts.base import StoreLine, StoreOrder
 from connex_tui.engine.runtime import Engine
 from connex_tui.sim.quickbooks import QuickBooksSim
 from connex_tui.sim.webconnector import WebConnectorSim
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.parametrize("qb", EDITIONS, indirect=True)
 
 
 def order(store_id: str, number: str, sku: str = "redwine", quantity: int = 5) -> StoreOrder:
-    return StoreOrder(store_id, number, (OrderLine(sku, Decimal(quantity), Decimal("12.50")),))
+    return StoreOrder(store_id, number, (StoreLine(sku, Decimal(quantity), Decimal("12.50")),))
 
 
 async def qb_state(engine: Engine, store_id: str) -> tuple[str, str | None, str | None]:
@@ -313,7 +314,7 @@ async def test_every_request_sent_validates_against_the_schema(
     await add_order(engine.db, order("wc-11", "A-VERY-LONG-ORDER-NUMBER-12345"))
     await add_order(
         engine.db,
-        StoreOrder("wc-12", "1012", (OrderLine("redwine", Decimal(1), Decimal("3"), "Rotwein “Spätlese” 🍷"),)),
+        StoreOrder("wc-12", "1012", (StoreLine("redwine", Decimal(1), Decimal("3"), "Rotwein “Spätlese” 🍷"),)),
     )
     async with engine.db.transaction() as conn:
         await conn.execute("UPDATE orders SET qb_state = 'sent' WHERE store_id = 'wc-11'")

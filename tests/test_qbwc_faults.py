@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from connex_tui.engine.orders import OrderLine, StoreOrder, add_order
+from connex_tui.engine.orders import add_order
+from connex_tui.storefronts.base import StoreLine, StoreOrder
 from connex_tui.engine.runtime import Engine
 from connex_tui.sim.quickbooks import QuickBooksSim
 from connex_tui.sim.webconnector import WebConnectorSim
@@ -35,7 +36,7 @@ async def states(engine: Engine) -> list[str]:
 
 
 async def test_response_before_any_request_changes_nothing(engine: Engine, web_connector: WebConnectorSim) -> None:
-    await add_order(engine.db, StoreOrder("f1", "F1", (OrderLine("redwine", Decimal(1)),)))
+    await add_order(engine.db, StoreOrder("f1", "F1", (StoreLine("redwine", Decimal(1)),)))
     ticket = await start_session(web_connector)
     fake = (
         '<?xml version="1.0" ?><QBXML><QBXMLMsgsRs><SalesReceiptAddRs requestID="add-1" statusCode="0" '
@@ -50,7 +51,7 @@ async def test_response_before_any_request_changes_nothing(engine: Engine, web_c
 async def test_request_asked_twice_keeps_the_first_adds_in_doubt_and_never_re_adds_them(
     engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim
 ) -> None:
-    await add_order(engine.db, StoreOrder("f2", "F2", (OrderLine("redwine", Decimal(2)),)))
+    await add_order(engine.db, StoreOrder("f2", "F2", (StoreLine("redwine", Decimal(2)),)))
     ticket = await start_session(web_connector)
     first = await send(web_connector, ticket)
     assert "SalesReceiptAddRq" in first
@@ -70,7 +71,7 @@ async def test_request_asked_twice_keeps_the_first_adds_in_doubt_and_never_re_ad
 async def test_an_hresult_other_than_a_parse_error_leaves_the_orders_in_doubt(
     engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim
 ) -> None:
-    await add_order(engine.db, StoreOrder("f3", "F3", (OrderLine("redwine", Decimal(1)),)))
+    await add_order(engine.db, StoreOrder("f3", "F3", (StoreLine("redwine", Decimal(1)),)))
     ticket = await start_session(web_connector)
     await send(web_connector, ticket)
     percent = await web_connector.call(
@@ -99,7 +100,7 @@ async def test_close_twice_and_calls_after_close(engine: Engine, web_connector: 
 async def test_a_second_authenticate_during_a_session_is_busy_and_the_first_goes_on(
     engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim
 ) -> None:
-    await add_order(engine.db, StoreOrder("f4", "F4", (OrderLine("redwine", Decimal(1)),)))
+    await add_order(engine.db, StoreOrder("f4", "F4", (StoreLine("redwine", Decimal(1)),)))
     ticket = await start_session(web_connector)
     assert (await web_connector.call("authenticate", strUserName="qbwc", strPassword=PASSWORD))[:2] == ["", "busy"]
     qb.begin_session()
@@ -115,7 +116,7 @@ async def test_an_order_whose_sender_was_cut_off_waits_for_quickbooks_instead_of
 ) -> None:
     """Web Connector A hands QuickBooks an add, connex-tui restarts, Web Connector B looks the order
     up before QuickBooks has finished A's request: B must not add it again."""
-    await add_order(engine.db, StoreOrder("f5", "F5", (OrderLine("redwine", Decimal(1)),)))
+    await add_order(engine.db, StoreOrder("f5", "F5", (StoreLine("redwine", Decimal(1)),)))
     ticket = await start_session(web_connector)
     held = await send(web_connector, ticket)  # QuickBooks is still chewing on this
     assert await engine.sessions.close_interrupted() == 1  # what a restart does
@@ -135,7 +136,7 @@ async def test_an_order_whose_sender_was_cut_off_waits_for_quickbooks_instead_of
 async def test_an_order_in_doubt_is_added_again_once_quickbooks_cannot_still_be_at_it(
     engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim
 ) -> None:
-    await add_order(engine.db, StoreOrder("f6", "F6", (OrderLine("redwine", Decimal(1)),)))
+    await add_order(engine.db, StoreOrder("f6", "F6", (StoreLine("redwine", Decimal(1)),)))
     ticket = await start_session(web_connector)
     await send(web_connector, ticket)  # lost on the way: QuickBooks never sees it
     await engine.sessions.close_interrupted()
@@ -150,7 +151,7 @@ async def test_an_order_in_doubt_is_added_again_once_quickbooks_cannot_still_be_
 async def test_an_answer_of_the_wrong_kind_or_given_twice_is_not_trusted(
     engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim
 ) -> None:
-    await add_order(engine.db, StoreOrder("f7", "F7", (OrderLine("redwine", Decimal(1)),)))
+    await add_order(engine.db, StoreOrder("f7", "F7", (StoreLine("redwine", Decimal(1)),)))
     ticket = await start_session(web_connector)
     request = await send(web_connector, ticket)
     qb.begin_session()
@@ -164,7 +165,7 @@ async def test_an_answer_of_the_wrong_kind_or_given_twice_is_not_trusted(
     assert "SalesReceiptQueryRq" in run.requests[0]
     assert len(qb.transactions) == 1 and await states(engine) == ["posted"]
 
-    await add_order(engine.db, StoreOrder("f8", "F8", (OrderLine("redwine", Decimal(1)),)))
+    await add_order(engine.db, StoreOrder("f8", "F8", (StoreLine("redwine", Decimal(1)),)))
     ticket = await start_session(web_connector)
     request = await send(web_connector, ticket)
     wrong_kind = (
@@ -177,7 +178,7 @@ async def test_an_answer_of_the_wrong_kind_or_given_twice_is_not_trusted(
 async def test_an_answer_that_cannot_be_recorded_ends_the_session_with_words(
     engine: Engine, qb: QuickBooksSim, web_connector: WebConnectorSim, monkeypatch
 ) -> None:
-    await add_order(engine.db, StoreOrder("f9", "F9", (OrderLine("redwine", Decimal(1)),)))
+    await add_order(engine.db, StoreOrder("f9", "F9", (StoreLine("redwine", Decimal(1)),)))
     ticket = await start_session(web_connector)
     request = await send(web_connector, ticket)
     qb.begin_session()

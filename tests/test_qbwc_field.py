@@ -14,7 +14,8 @@ import aiohttp
 import pytest
 from lxml import etree
 
-from connex_tui.engine.orders import OrderLine, StoreOrder, add_order
+from connex_tui.engine.orders import add_order
+from connex_tui.storefronts.base import StoreLine, StoreOrder
 from connex_tui.engine.runtime import Engine
 from connex_tui.sim.quickbooks import QuickBooksSim
 from connex_tui.sim.webconnector import WebConnectorSim
@@ -83,7 +84,7 @@ async def test_quickbooks_pro_answers_3250_for_assemblies_and_no_session_fails(
     qb = QuickBooksSim(edition="pro")
     qb.add_item("redwine", 20)
     wc = WebConnectorSim(engine.url, "qbwc", PASSWORD, qb, http=http)
-    await add_order(engine.db, StoreOrder("p-1", "P1", (OrderLine("redwine", Decimal(5)),)))
+    await add_order(engine.db, StoreOrder("p-1", "P1", (StoreLine("redwine", Decimal(5)),)))
 
     first = await wc.run_once()
     assert first.status == "ok" and first.close_message.startswith("OK")
@@ -114,7 +115,7 @@ async def test_a_sales_order_on_quickbooks_pro_fails_that_order_with_a_reason(
     engine = await engine_factory(config_factory(orders={"post_as": "sales_order"}))
     qb = QuickBooksSim(edition="pro")
     qb.add_item("redwine", 20)
-    await add_order(engine.db, StoreOrder("p-2", "P2", (OrderLine("redwine", Decimal(1)),)), "sales_order")
+    await add_order(engine.db, StoreOrder("p-2", "P2", (StoreLine("redwine", Decimal(1)),)), "sales_order")
     run = await WebConnectorSim(engine.url, "qbwc", PASSWORD, qb, http=http).run_once()
     assert run.status == "ok"
     row = await engine.db.fetchone("SELECT qb_state, error FROM orders")
@@ -133,7 +134,7 @@ async def test_events_go_out_after_the_commit_and_none_for_what_was_rolled_back(
     heard: list[object] = []
     engine.bus.subscribe(heard.append)
     for n in (1, 2):
-        await add_order(engine.db, StoreOrder(f"e-{n}", f"E{n}", (OrderLine("redwine", Decimal(1)),)))
+        await add_order(engine.db, StoreOrder(f"e-{n}", f"E{n}", (StoreLine("redwine", Decimal(1)),)))
     async with engine.db.transaction() as conn:  # the disk fills up as the second order is recorded
         await conn.execute(
             "CREATE TRIGGER refuse_second BEFORE UPDATE OF qb_state ON orders"
@@ -245,7 +246,7 @@ async def test_another_company_at_the_recorded_path_is_refused_naming_both_then_
 
     other = QuickBooksSim(company_file=qb.company_file, company_name="Other Books Inc")
     other.add_item("redwine", 99)
-    await add_order(engine.db, StoreOrder("c-1", "C1", (OrderLine("redwine", Decimal(1)),)))
+    await add_order(engine.db, StoreOrder("c-1", "C1", (StoreLine("redwine", Decimal(1)),)))
     run = await WebConnectorSim(
         engine.url, "qbwc", PASSWORD, other, http=http, owner_id=owner, file_id="{11111111-2222-3333-4444-555555555555}"
     ).run_once()

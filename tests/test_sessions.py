@@ -12,7 +12,8 @@ import pytest
 
 from connex_tui.engine.db import Database
 from connex_tui.engine.logs import configure_logging
-from connex_tui.engine.orders import OrderLine, StoreOrder, add_order
+from connex_tui.engine.orders import add_order
+from connex_tui.storefronts.base import StoreLine, StoreOrder
 from connex_tui.engine.qbwc_session import QBWCSessions, hash_ticket
 from connex_tui.sim.quickbooks import QuickBooksSim
 from connex_tui.sim.webconnector import WebConnectorSim
@@ -71,7 +72,7 @@ async def test_a_quiet_session_is_superseded_at_once_and_only_a_live_one_answers
 
 async def test_a_session_superseded_with_orders_handed_over_keeps_them_in_doubt(planner) -> None:
     sessions, clock, db = planner
-    await add_order(db, StoreOrder("s-1", "S1", (OrderLine("redwine", Decimal(1)),)))
+    await add_order(db, StoreOrder("s-1", "S1", (StoreLine("redwine", Decimal(1)),)))
     first, _ = await sessions.authenticate("qbwc", PASSWORD, "10.0.0.1")
     assert "SalesReceiptAddRq" in await send(sessions, first)  # handed over; the answer never comes
     clock.at += timedelta(seconds=90)
@@ -119,8 +120,8 @@ async def test_a_whole_sync_logs_no_secret(engine_factory, config_factory, http)
         engine = await engine_factory(config)
         qb = QuickBooksSim()
         qb.add_item("redwine", 20)
-        await add_order(engine.db, StoreOrder("s-1", "1", (OrderLine("redwine", Decimal(5)),)))
-        await add_order(engine.db, StoreOrder("s-2", "2", (OrderLine("missing", Decimal(1)),)))
+        await add_order(engine.db, StoreOrder("s-1", "1", (StoreLine("redwine", Decimal(5)),)))
+        await add_order(engine.db, StoreOrder("s-2", "2", (StoreLine("missing", Decimal(1)),)))
         await WebConnectorSim(engine.url, "qbwc", PASSWORD, qb, http=http).run_once()
         await WebConnectorSim(engine.url, "qbwc", "wrong-" + PASSWORD, qb, http=http).run_once()
     finally:
@@ -164,7 +165,7 @@ async def test_database_is_wal_with_foreign_keys_and_migrates_once(tmp_path) -> 
 
 async def test_an_order_is_kept_once(planner) -> None:
     _, _, db = planner
-    order = StoreOrder("w-1", "1", (OrderLine("redwine", Decimal(2)),))
+    order = StoreOrder("w-1", "1", (StoreLine("redwine", Decimal(2)),))
     assert await add_order(db, order) is not None
     assert await add_order(db, order) is None
     assert await db.fetchval("SELECT count(*) FROM order_lines") == 1
@@ -172,7 +173,7 @@ async def test_an_order_is_kept_once(planner) -> None:
 
 async def test_available_quantity_holds_back_units_not_yet_in_quickbooks(engine, qb, web_connector) -> None:
     """QuickBooks says 20, but 3 units are in a store order QuickBooks has not received yet: 17."""
-    await add_order(engine.db, StoreOrder("w-2", "2", (OrderLine("REDWINE", Decimal(3)),)))
+    await add_order(engine.db, StoreOrder("w-2", "2", (StoreLine("REDWINE", Decimal(3)),)))
     async with engine.db.transaction() as conn:
         await conn.execute("UPDATE orders SET qb_state = 'failed'")  # stays out of this session
     await web_connector.run_once()

@@ -16,7 +16,8 @@ from connex_tui.engine.event_log import EventRecorder, trim_events
 from connex_tui.engine.events import EventBus, OrderFailed, PendingQueued, SessionEnded
 from connex_tui.engine.items import queue_stock
 from connex_tui.engine.logs import configure_logging
-from connex_tui.engine.orders import OrderLine, StoreOrder, add_order
+from connex_tui.engine.orders import add_order
+from connex_tui.storefronts.base import StoreLine, StoreOrder
 
 
 @pytest.fixture
@@ -42,8 +43,8 @@ async def test_dashboard_counts_and_health(db: Database) -> None:
     assert empty.healthy and empty.pending == 0 and empty.last_session is None
     assert empty.store.state == "not configured" and len(empty.pushes_per_minute) == 30
 
-    await add_order(db, StoreOrder("o1", "1001", (OrderLine("redwine", Decimal(1)),)))
-    await add_order(db, StoreOrder("o2", "1002", (OrderLine("redwine", Decimal(1)),)))
+    await add_order(db, StoreOrder("o1", "1001", (StoreLine("redwine", Decimal(1)),)))
+    await add_order(db, StoreOrder("o2", "1002", (StoreLine("redwine", Decimal(1)),)))
     async with db.transaction() as conn:
         await conn.execute(
             "UPDATE orders SET qb_state = 'failed', error = 'QuickBooks said 3140' WHERE store_id = 'o2'"
@@ -124,7 +125,7 @@ async def test_commands_retry_drop_pause_and_run_now(db: Database) -> None:
 
 
 async def test_requeue_only_failed_orders(db: Database) -> None:
-    order_id = await add_order(db, StoreOrder("o1", "1", (OrderLine("x", Decimal(1)),)))
+    order_id = await add_order(db, StoreOrder("o1", "1", (StoreLine("x", Decimal(1)),)))
     assert not await admin_commands.requeue_order(db, order_id)
     async with db.transaction() as conn:
         await conn.execute("UPDATE orders SET qb_state = 'failed', error = 'e'")

@@ -30,12 +30,12 @@ import aiosqlite
 import structlog
 
 from ..soap.qbxml import ref_number_for
-from ..storefronts.base import Storefront, StoreLine, StoreOrderData, StoreRefund
+from ..storefronts.base import Storefront, StoreLine, StoreOrder, StoreRefund
 from .config import Config
 from .clock import parse_stamp
 from .db import Database
 from .numbers import BadNumber, line_quantity, money
-from .orders import OrderLine, StoreOrder, insert_order, kept_raw
+from .orders import insert_order, kept_raw
 from .skus import sku_key
 
 log = structlog.get_logger("connex.orders")
@@ -55,12 +55,12 @@ class ImportOutcome:
         return f"{self.seen} seen, {self.imported} new, {self.skipped} cancelled, {self.credit_memos} credit memos"
 
 
-def _lines(lines: tuple[StoreLine, ...]) -> tuple[tuple[OrderLine, ...], list[str]]:
+def _lines(lines: tuple[StoreLine, ...]) -> tuple[tuple[StoreLine, ...], list[str]]:
     """The lines worth posting, and what is wrong with the others' numbers (checked here too,
     whatever the client checked: the engine's own boundary). A line whose quantity is not a plain
     number (NaN, Infinity, a word, a million units) is kept with the quantity as it came, so the
     order cannot be posted or re-queued without it: the order waits as failed with the reason."""
-    kept: list[OrderLine] = []
+    kept: list[StoreLine] = []
     problems: list[str] = []
     for n, line in enumerate(lines, start=1):
         where = f"line {n} ({str(line.sku)[:40] or 'no SKU'})"
@@ -69,10 +69,10 @@ def _lines(lines: tuple[StoreLine, ...]) -> tuple[tuple[OrderLine, ...], list[st
             price = None if line.price is None else money(line.price, f"{where} price")
         except BadNumber as exc:
             problems.append(str(exc))
-            kept.append(OrderLine(str(line.sku), _as_stored(line.quantity), None, str(line.name)))
+            kept.append(StoreLine(str(line.sku), _as_stored(line.quantity), None, str(line.name)))
             continue
         if quantity > 0:
-            kept.append(OrderLine(str(line.sku), quantity, price, str(line.name)))
+            kept.append(StoreLine(str(line.sku), quantity, price, str(line.name)))
     return tuple(kept), problems
 
 
@@ -82,21 +82,13 @@ def _as_stored(value: Any) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal("NaN")
 
 
-def _to_order(data: StoreOrderData) -> tuple[StoreOrder, list[str]]:
+def _cleaned(data: StoreOrder) -> tuple[StoreOrder, list[str]]:
+    """The order as it is kept: the lines `_lines` keeps and only the kept part of its raw
+    document; and what is wrong with its lines."""
     lines, problems = _lines(data.lines)
     if data.lines and not lines and not problems:
         problems = ["no line has a quantity above 0 (the store's quantities could not be read as numbers?)"]
-    order = StoreOrder(
-        store_id=data.store_id,
-        number=data.number,
-        status=data.status,
-        customer=data.customer,
-        placed_at=data.created_at or None,
-        modified_at=data.modified_at,
-        lines=lines,
-        raw=kept_raw(data.raw),
-    )
-    return order, problems
+    return dataclasses.replace(data, lines=lines, raw=kept_raw(data.raw)), problems
 
 
 class OrderImporter:
@@ -136,7 +128,7 @@ class OrderImporter:
             )
         return outcome
 
-    async def _contained(self, conn: aiosqlite.Connection, data: StoreOrderData, outcome: ImportOutcome) -> bool:
+    async def _contained(self, conn: aiosqlite.Connection, data: StoreOrder, outcome: ImportOutcome) -> bool:
         """One order in a savepoint: whatever it holds, a failure is that order's alone. An order
         that could not be imported is kept as failed with the reason; False when not even that
         could be written."""
@@ -153,7 +145,7 @@ class OrderImporter:
         await conn.execute("RELEASE one_order")
         return True
 
-    async def _one(self, conn: aiosqlite.Connection, data: StoreOrderData, outcome: ImportOutcome) -> None:
+    async def _one(self, conn: aiosqlite.Connection, data: StoreOrder, outcome: ImportOutcome) -> None:
         async with conn.execute("SELECT id, qb_state FROM orders WHERE store_id = ?", (data.store_id,)) as cur:
             row = await cur.fetchone()
         if row is None:
@@ -162,7 +154,7 @@ class OrderImporter:
             if data.problem:
                 await self._unreadable(conn, data, outcome)
                 return
-            order, problems = _to_order(data)
+            order, problems = _cleaned(data)
             order_id = await insert_order(conn, order, self.config.orders.post_as, self.db.clock.stamp())
             if order_id is None:
                 return
@@ -193,19 +185,10 @@ class OrderImporter:
         if state != "skipped":
             await self._credit_memos(conn, order_id, data, outcome)
 
-    async def _unreadable(self, conn: aiosqlite.Connection, data: StoreOrderData, outcome: ImportOutcome) -> None:
+    async def _unreadable(self, conn: aiosqlite.Connection, data: StoreOrder, outcome: ImportOutcome) -> None:
         """A new order whose store answer holds a value that cannot be right: kept, failed, with
         the reason, for a person (fixing it on the store brings it back with a new date)."""
-        order = StoreOrder(
-            store_id=data.store_id,
-            number=data.number,
-            lines=(),
-            status=data.status,
-            customer=data.customer,
-            placed_at=data.created_at or None,
-            modified_at=data.modified_at,
-            raw=kept_raw(data.raw),
-        )
+        order = dataclasses.replace(data, lines=(), raw=kept_raw(data.raw))
         order_id = await insert_order(conn, order, self.config.orders.post_as, self.db.clock.stamp())
         if order_id is None:
             return
@@ -214,7 +197,7 @@ class OrderImporter:
         log.warning("order_failed", order=data.number, reason=data.problem[:300])
 
     async def _check_lines(
-        self, conn: aiosqlite.Connection, order_id: int, data: StoreOrderData, problems: list[str]
+        self, conn: aiosqlite.Connection, order_id: int, data: StoreOrder, problems: list[str]
     ) -> None:
         """An order QuickBooks cannot take as it is waits as failed, with the reason, for a person."""
         unnamed = [n for n, line in enumerate(data.lines, start=1) if not str(line.sku).strip()]
@@ -233,7 +216,7 @@ class OrderImporter:
         log.warning("order_failed", order=data.number, reason=reason)
 
     async def _credit_memos(
-        self, conn: aiosqlite.Connection, order_id: int, data: StoreOrderData, outcome: ImportOutcome
+        self, conn: aiosqlite.Connection, order_id: int, data: StoreOrder, outcome: ImportOutcome
     ) -> None:
         data = await self._readable_refunds(conn, order_id, data, outcome)
         covered = await _memo_units(conn, order_id)
@@ -248,9 +231,9 @@ class OrderImporter:
                 number=number,
                 status="refund",
                 customer=data.customer,
-                placed_at=_refund_time(data, refund_id),
+                created_at=_refund_time(data, refund_id),
                 modified_at=data.modified_at,
-                lines=tuple(OrderLine(l.sku, l.quantity, l.price, l.name) for l in lines),
+                lines=tuple(lines),
                 raw={"refund_of": data.store_id, "refund_id": refund_id},
             )
             new_id = await insert_order(conn, memo, "credit_memo", self.db.clock.stamp())
@@ -266,8 +249,8 @@ class OrderImporter:
                 )
 
     async def _readable_refunds(
-        self, conn: aiosqlite.Connection, order_id: int, data: StoreOrderData, outcome: ImportOutcome
-    ) -> StoreOrderData:
+        self, conn: aiosqlite.Connection, order_id: int, data: StoreOrder, outcome: ImportOutcome
+    ) -> StoreOrder:
         """`data` without the refunds whose numbers cannot be right (restocked units of NaN,
         Infinity, a million): each such refund waits once as a failed credit memo with the
         reason, and the order's other refunds go on as usual."""
@@ -283,7 +266,7 @@ class OrderImporter:
                 number=f"{data.number}-R{str(refund.refund_id).rsplit('/', 1)[-1]}",
                 status="refund",
                 customer=data.customer,
-                placed_at=refund.created_at or None,
+                created_at=refund.created_at,
                 modified_at=data.modified_at,
                 lines=(),
                 raw={"refund_of": data.store_id, "refund_id": refund.refund_id},
@@ -299,7 +282,7 @@ class OrderImporter:
         return data if len(good) == len(data.refunds) else dataclasses.replace(data, refunds=tuple(good))
 
 
-async def _keep_as_failed(conn: aiosqlite.Connection, data: StoreOrderData, reason: str, now: str) -> bool:
+async def _keep_as_failed(conn: aiosqlite.Connection, data: StoreOrder, reason: str, now: str) -> bool:
     """The order's bare identity with the reason, so a person sees it and the watermark can move;
     `now` (stored text) is when."""
     try:
@@ -330,7 +313,7 @@ def _earliest(a: str | None, b: str) -> str:
 _Units = dict[str, Decimal]  # SKU key -> units
 
 
-def _restocked(data: StoreOrderData) -> _Units:
+def _restocked(data: StoreOrder) -> _Units:
     """Units the store says this order put back on the shelf, per SKU."""
     units: _Units = {}
     for refund in data.refunds:
@@ -383,7 +366,7 @@ def _subtract(wanted: _Units, have: _Units) -> _Units:
     }
 
 
-def _share_out(data: StoreOrderData, missing: _Units, covered: dict[str, _Units]) -> list[tuple[str, list[StoreLine]]]:
+def _share_out(data: StoreOrder, missing: _Units, covered: dict[str, _Units]) -> list[tuple[str, list[StoreLine]]]:
     """The missing units, put first against the refunds that report more than their credit memos
     carry, then (a store whose attribution moved) against any refund reporting them; newest refund
     first (the store lists them oldest first): units missing now most likely came back with the
@@ -404,7 +387,7 @@ def _share_out(data: StoreOrderData, missing: _Units, covered: dict[str, _Units]
     return [(r.refund_id, shares[r.refund_id]) for r in data.refunds if r.refund_id in shares]
 
 
-def _memo_name(data: StoreOrderData, refund_id: str, taken: set[str]) -> tuple[str, str]:
+def _memo_name(data: StoreOrder, refund_id: str, taken: set[str]) -> tuple[str, str]:
     """(store id, number) of a credit memo for `refund_id`: "<order>/refund/<id>" and
     "<number>-R<id>" the first time, with "+2", "+3"... when that refund's units grew later."""
     base = f"{data.store_id}/refund/{refund_id}"
@@ -417,8 +400,8 @@ def _memo_name(data: StoreOrderData, refund_id: str, taken: set[str]) -> tuple[s
     return store_id, number if n == 1 else f"{number}+{n}"
 
 
-def _refund_time(data: StoreOrderData, refund_id: str) -> str | None:
-    return next((r.created_at or None for r in data.refunds if r.refund_id == refund_id), None)
+def _refund_time(data: StoreOrder, refund_id: str) -> str:
+    return next((r.created_at for r in data.refunds if r.refund_id == refund_id), "")
 
 
 def _after(a: str, b: str) -> bool:

@@ -1,10 +1,12 @@
-"""Store orders in the database, and how an order becomes a QuickBooks transaction document."""
+"""Store orders in the database, and how an order becomes a QuickBooks transaction document.
+
+An order is the store layer's `StoreOrder` (`storefronts.base`), the one model the store clients
+read and the engine keeps."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -12,29 +14,10 @@ from typing import Any
 import aiosqlite
 
 from ..soap.qbxml import TxnDoc, TxnLine, memo_for, ref_number_for
+from ..storefronts.base import StoreOrder
 from .clock import stamp
 from .db import Database
 from .skus import qb_targets, sku_key
-
-
-@dataclass(frozen=True)
-class OrderLine:
-    sku: str
-    quantity: Decimal
-    price: Decimal | None = None
-    name: str = ""
-
-
-@dataclass(frozen=True)
-class StoreOrder:
-    store_id: str
-    number: str
-    lines: tuple[OrderLine, ...]
-    status: str = "processing"
-    customer: str = ""
-    placed_at: str | None = None
-    modified_at: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict)
 
 
 # What is kept of a store order's own document: its identity, dates, status, money and lines; no
@@ -136,7 +119,8 @@ def _line_quantity(text: str) -> Decimal:
 
 async def insert_order(conn: aiosqlite.Connection, order: StoreOrder, qb_kind: str, now: str) -> int | None:
     """Keep a new store order once, `now` (stored text) its import time; returns its row id, or
-    None when it was already known."""
+    None when it was already known. `cancelled`, `refunds` and `problem` are the importer's to
+    read and are not stored; an empty `created_at` is stored as no placing time."""
     cur = await conn.execute(
         "INSERT INTO orders(store_id, number, status, customer, placed_at, modified_at, raw, qb_kind,"
         " ref_number, imported_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
@@ -146,7 +130,7 @@ async def insert_order(conn: aiosqlite.Connection, order: StoreOrder, qb_kind: s
             order.number,
             order.status,
             _customer(order.customer),
-            order.placed_at,
+            order.created_at or None,
             order.modified_at,
             _raw_text(order.raw),
             qb_kind,

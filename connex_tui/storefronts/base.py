@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True)
 class StoreLine:
+    """One line of an order or of a restock: the store's SKU, units, unit price and name."""
+
     sku: str
     quantity: Decimal
     price: Decimal | None = None
@@ -34,14 +36,19 @@ class StoreRefund:
 
 
 @dataclass(frozen=True)
-class StoreOrderData:
+class StoreOrder:
+    """One order: what a store client reads, and what the engine keeps (`orders.insert_order`),
+    a credit memo it derives from a restock included. The engine reads `cancelled`, `refunds`
+    and `problem` when importing; it stores the identity, status, customer, times, lines and
+    `raw`."""
+
     store_id: str  # the platform's own id, unique per store
     number: str  # what the merchant and the customer call it ("1001")
-    status: str  # the platform's status word ("processing", "paid", "cancelled"...)
-    modified_at: str  # ISO 8601 UTC, what the watermark follows
-    lines: tuple[StoreLine, ...]
-    created_at: str = ""
+    lines: tuple[StoreLine, ...] = ()
+    status: str = "processing"  # the platform's status word ("processing", "paid", "cancelled"...)
     customer: str = ""
+    created_at: str = ""  # ISO 8601 when the order was placed, "" when unknown (stored as placed_at)
+    modified_at: str = ""  # ISO 8601 UTC, what the watermark follows
     cancelled: bool = False
     refunds: tuple[StoreRefund, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -141,7 +148,7 @@ class Storefront(Protocol):
     batch_limit: int  # the most stock updates one request may carry
     stats: RequestStats
 
-    async def list_orders(self, modified_since: datetime | None) -> list[StoreOrderData]:
+    async def list_orders(self, modified_since: datetime | None) -> list[StoreOrder]:
         """Every order modified at or after `modified_since` (all orders when None; a naive time
         is UTC, see `as_utc`)."""
 

@@ -55,7 +55,7 @@ from .base import (
     StockUpdate,
     StorefrontError,
     StoreLine,
-    StoreOrderData,
+    StoreOrder,
     StoreRefund,
     StoreUnavailable,
     as_utc,
@@ -494,7 +494,7 @@ class ShopifyPacer:
 class _Order:
     """An order read from a page, before its refunds and edits are known."""
 
-    data: StoreOrderData
+    data: StoreOrder
     node: dict[str, Any]
     lines_by_gid: dict[str, StoreLine]  # LineItem gid -> the order's line (its SKU, unit price, name)
     gone: dict[str, int]  # LineItem gid -> units off the order (quantity - currentQuantity), when any
@@ -694,7 +694,7 @@ class ShopifyClient:
 
     # ------------------------------------------------------------------ orders
 
-    async def list_orders(self, modified_since: datetime | None) -> list[StoreOrderData]:
+    async def list_orders(self, modified_since: datetime | None) -> list[StoreOrder]:
         # Only documented filters: no status filter at all reads every order, cancelled and closed
         # ones included (`status:any` is REST's parameter, not a value of the GraphQL filter).
         search = f"updated_at:>='{_utc_iso(modified_since)}'" if modified_since is not None else None
@@ -704,7 +704,7 @@ class ShopifyClient:
                 f"this app may read only the last {ORDER_WINDOW_DAYS} days of Shopify orders: refunds and"
                 " cancellations of older orders cannot reach QuickBooks until it is given read_all_orders"
             )
-        found: dict[str, _Order | StoreOrderData] = {}  # read, or failed with a reason
+        found: dict[str, _Order | StoreOrder] = {}  # read, or failed with a reason
         after: str | None = None
         while True:
             lines = self.lines_per_order
@@ -733,7 +733,7 @@ class ShopifyClient:
         # The refunds and edits of every order that has some, read together after the pages.
         parsed = [order for order in found.values() if isinstance(order, _Order)]
         returns = await self._returns_of([order for order in parsed if order.needs_returns])
-        orders = [order for order in found.values() if isinstance(order, StoreOrderData)]
+        orders = [order for order in found.values() if isinstance(order, StoreOrder)]
         for order in parsed:
             outcome = returns.get(order.data.store_id, ())
             if isinstance(outcome, str):
@@ -742,9 +742,9 @@ class ShopifyClient:
                 orders.append(replace(order.data, refunds=outcome))
         return sorted(orders, key=lambda order: (order.modified_at, order.store_id))
 
-    async def _page_orders(self, nodes: list[dict[str, Any]]) -> list[_Order | StoreOrderData]:
+    async def _page_orders(self, nodes: list[dict[str, Any]]) -> list[_Order | StoreOrder]:
         """One page's orders, read; or failed, with the reason."""
-        out: list[_Order | StoreOrderData] = []
+        out: list[_Order | StoreOrder] = []
         for node in nodes:
             store_id = node.get("id")
             if not isinstance(store_id, str) or not store_id:
@@ -803,7 +803,7 @@ class ShopifyClient:
             )
             lines_by_gid[_text(line.get("id"))] = store_line
             lines.append(store_line)
-        data = StoreOrderData(
+        data = StoreOrder(
             store_id=store_id,
             number=_text(node.get("name")).lstrip("#"),
             status=_text(node.get("displayFinancialStatus")).lower(),
@@ -1222,20 +1222,20 @@ def _returns_truncated(order: dict[str, Any], sizes: dict[str, int]) -> bool:
     )
 
 
-def _store_id(order: _Order | StoreOrderData) -> str:
+def _store_id(order: _Order | StoreOrder) -> str:
     return order.data.store_id if isinstance(order, _Order) else order.store_id
 
 
-def _modified(order: _Order | StoreOrderData) -> str:
+def _modified(order: _Order | StoreOrder) -> str:
     return order.data.modified_at if isinstance(order, _Order) else order.modified_at
 
 
-def _failed_order(node: dict[str, Any], store_id: str, problem: str) -> StoreOrderData:
+def _failed_order(node: dict[str, Any], store_id: str, problem: str) -> StoreOrder:
     """An order whose data could not be read: it reaches the engine to wait as failed, with why."""
     number = _text(node.get("name")).lstrip("#")
     reason = f"Shopify order {number or store_id}: {problem}"
     log.warning("%s", reason)
-    return StoreOrderData(
+    return StoreOrder(
         store_id=store_id,
         number=number,
         status=_text(node.get("displayFinancialStatus")).lower(),

@@ -32,7 +32,7 @@ from decimal import Decimal
 from typing import Any
 
 from . import numbers
-from .base import CatalogEntry, StoreLine, StoreOrderData, StoreRefund, as_utc
+from .base import CatalogEntry, StoreLine, StoreOrder, StoreRefund, as_utc
 from .numbers import BadValue as BadValue  # re-exported: callers catch woo_parse.BadValue
 
 MAX_UNITS = 10**9  # more units than any shop holds: a corrupt value, not a count
@@ -255,7 +255,7 @@ def customer(order: dict[str, Any]) -> str:
     return name or str(billing.get("company") or "").strip() or str(billing.get("email") or "").strip()
 
 
-def order(o: dict[str, Any], refunds: list[dict[str, Any]]) -> StoreOrderData:
+def order(o: dict[str, Any], refunds: list[dict[str, Any]]) -> StoreOrder:
     """One order (and its refunds, as ``GET orders/{id}/refunds`` lists them). A value that
     cannot be right gives the order a `problem` and no lines, never an exception."""
     number = str(o.get("number") or o.get("id"))
@@ -275,9 +275,9 @@ def order(o: dict[str, Any], refunds: list[dict[str, Any]]) -> StoreOrderData:
 
 def _order_data(
     o: dict[str, Any], number: str, lines: tuple[StoreLine, ...], refunds: tuple[StoreRefund, ...], problem: str
-) -> StoreOrderData:
+) -> StoreOrder:
     status = str(o.get("status") or "")
-    return StoreOrderData(
+    return StoreOrder(
         store_id=str(o.get("id")),
         number=number,
         status=status,

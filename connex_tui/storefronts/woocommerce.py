@@ -87,7 +87,7 @@ from .base import (
     StockResult,
     StockUpdate,
     StorefrontError,
-    StoreOrderData,
+    StoreOrder,
     StoreUnavailable,
     as_utc,
 )
@@ -460,7 +460,7 @@ class WooCommerceClient:
         return result, [row for row in data if isinstance(row, dict)]
 
     # ------------------------------------------------------------------ orders
-    async def list_orders(self, modified_since: datetime | None) -> list[StoreOrderData]:
+    async def list_orders(self, modified_since: datetime | None) -> list[StoreOrder]:
         params = [("status", "any"), ("orderby", "id"), ("order", "asc")]
         floor: datetime | None = None
         if modified_since is not None:
