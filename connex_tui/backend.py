@@ -136,18 +136,12 @@ class Backend:
         return cls(engine.db, bus=engine.bus, zone=zone, secrets=engine.config.secrets(), mode="attached")
 
     @classmethod
-    async def open(
-        cls,
-        db_path: Path | str,
-        *,
-        clock: Clock = SYSTEM_CLOCK,
-        zone: tzinfo | None = None,
-        secrets: Iterable[str] = (),
-    ) -> Backend:
-        """Monitor mode: a connection of our own to the engine's database; polling only."""
-        database = await Database.open(db_path, clock)
-        backend = cls(database, zone=zone, secrets=secrets, db_path=db_path, mode="monitor")
-        backend._owns_db = True
+    async def open(cls, db_path: Path | str, **options: Any) -> Backend:
+        """Monitor mode: a connection of our own to the engine's database, open now; polling
+        only; the caller `close()`s it. `options` are `lazy`'s."""
+        backend = cls.lazy(db_path, **options)
+        backend._lazy = False  # not closed by the App's unmount: the caller owns it
+        await backend.connect()
         return backend
 
     @classmethod

@@ -10,6 +10,7 @@ read is in flight per screen: requests that arrive meanwhile are folded into one
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from textual import on
@@ -32,6 +33,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 RowT = TypeVar("RowT")
+
+
+@dataclass(frozen=True)
+class TablePage(Generic[RowT]):
+    """One fetch of a table screen: the rows shown, how many there are in all, how many failed."""
+
+    rows: list[RowT]
+    total: int
+    failed: int
 
 
 class LoadFailed:

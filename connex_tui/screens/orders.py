@@ -3,7 +3,6 @@ failed with the reason); `r` puts a failed order back to `new`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from textual.binding import Binding
 from textual.content import Content
@@ -14,7 +13,7 @@ from ..textsafe import short
 from ..widgets import fmt
 from ..widgets.diff_table import Column, DiffTable
 from ..widgets.fmt import Styled
-from .base import TableScreen
+from .base import TablePage, TableScreen
 from .dialogs import DetailDialog
 
 KIND = {"sales_receipt": "receipt", "invoice": "invoice", "sales_order": "order", "credit_memo": "credit"}
@@ -25,13 +24,6 @@ QB_STATE = {
     "failed": Styled("failed", "error"),
     "skipped": Styled("skipped", "muted"),
 }
-
-
-@dataclass(frozen=True)
-class OrdersSnapshot:
-    rows: list[OrderRow]
-    total: int
-    failed: int
 
 
 class OrdersScreen(TableScreen[OrderRow]):
@@ -59,12 +51,12 @@ class OrdersScreen(TableScreen[OrderRow]):
     def params(self) -> int:
         return self.limit
 
-    async def fetch(self, limit: int) -> OrdersSnapshot:
+    async def fetch(self, limit: int) -> TablePage[OrderRow]:
         rows, total = await self.backend.orders_page(limit=limit)
         _failed, failed = await self.backend.orders_page(failed_only=True, limit=0)
-        return OrdersSnapshot(rows, total, failed)
+        return TablePage(rows, total, failed)
 
-    def apply(self, data: OrdersSnapshot) -> None:
+    def apply(self, data: TablePage[OrderRow]) -> None:
         now = self.now
         self.total, self.failed = data.total, data.failed
         self.rows = {str(row.id): row for row in data.rows}

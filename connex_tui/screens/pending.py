@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from textual import on
 from textual.binding import Binding
@@ -15,7 +14,7 @@ from ..textsafe import short
 from ..widgets import fmt
 from ..widgets.diff_table import Column, DiffTable
 from ..widgets.fmt import Styled
-from .base import TableScreen
+from .base import TablePage, TableScreen
 from .dialogs import ConfirmDialog, DetailDialog
 
 STATE = {
@@ -23,13 +22,6 @@ STATE = {
     "in_flight": Styled("sending", "warning"),
     "pending": Styled("pending", ""),
 }
-
-
-@dataclass(frozen=True)
-class PendingSnapshot:
-    rows: list[PendingRow]
-    total: int
-    failed: int
 
 
 class PendingScreen(TableScreen[PendingRow]):
@@ -66,12 +58,12 @@ class PendingScreen(TableScreen[PendingRow]):
     def params(self) -> tuple[str, int]:
         return (self.sku_filter, self.limit)
 
-    async def fetch(self, params: tuple[str, int]) -> PendingSnapshot:
+    async def fetch(self, params: tuple[str, int]) -> TablePage[PendingRow]:
         sku_filter, limit = params
         rows, total = await self.backend.pending_page(sku_filter=sku_filter, limit=limit)
-        return PendingSnapshot(rows, total, await self.backend.pending_failed_count())
+        return TablePage(rows, total, await self.backend.pending_failed_count())
 
-    def apply(self, data: PendingSnapshot) -> None:
+    def apply(self, data: TablePage[PendingRow]) -> None:
         now = self.now
         self.total, self.failed = data.total, data.failed
         self.rows = {row.sku: row for row in data.rows}
