@@ -17,6 +17,7 @@ import pytest
 from connex_tui.engine.config import Config
 from connex_tui.engine.db import Database
 from connex_tui.engine.admin_commands import retry_skus
+from connex_tui.engine.clock import SYSTEM_CLOCK, Clock
 from connex_tui.engine.runtime import Engine
 from connex_tui.sim.quickbooks import QuickBooksSim
 from connex_tui.sim.stores import EmulatedStore
@@ -91,7 +92,13 @@ class VirtualClock:
 
 
 async def start_sync(
-    tmp_path, platform: str, http: aiohttp.ClientSession, *, qb: QuickBooksSim | None = None, **store_options
+    tmp_path,
+    platform: str,
+    http: aiohttp.ClientSession,
+    *,
+    qb: QuickBooksSim | None = None,
+    engine_clock: Clock = SYSTEM_CLOCK,
+    **store_options,
 ) -> Sync:
     clock = VirtualClock()
     if platform == "shopify":
@@ -113,7 +120,7 @@ async def start_sync(
 
         c = config.storefront
         client = ShopifyClient(c.url, c.access_token.reveal(), c.location_id, clock=clock, sleep=clock.sleep)
-    engine = Engine(config, storefront=client)
+    engine = Engine(config, storefront=client, clock=engine_clock)
     await engine.start()
     # The tasks run once at start-up; let those first runs finish so each test sees only its own calls.
     deadline = time.monotonic() + 10

@@ -29,6 +29,17 @@ def parse_stamp(text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
+def parse_stamp_or_none(text: str | None) -> datetime | None:
+    """`parse_stamp`, with None for no text or text that is not a time (what a screen or a
+    metric shows as "unknown" rather than failing on)."""
+    if not text:
+        return None
+    try:
+        return parse_stamp(text)
+    except (TypeError, ValueError):
+        return None
+
+
 class Clock:
     """The machine's clocks: wall time (aware, UTC) and an elapsed-time counter.
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import structlog
 from aiohttp import web
@@ -27,7 +26,7 @@ from aiohttp import web
 from ..storefronts.base import RoundTrips, Storefront
 from .auth_throttle import AuthThrottle
 from .admin_commands import PAUSE_KEY
-from .clock import parse_stamp
+from .clock import parse_stamp_or_none
 from .db import Database
 from .events import Event, OrderFailed, OrderPosted, SessionEnded, StockPushed
 from .pusher import OUTAGE_KEY
@@ -118,13 +117,6 @@ class EngineCounters:
             self.push_retries += event.retrying
 
 
-def _parse_time(text: str) -> datetime | None:
-    try:
-        return parse_stamp(text)
-    except (TypeError, ValueError):
-        return None
-
-
 @dataclass
 class MetricsSource:
     """Everything a scrape reads; times against the engine's clock (`db.clock`)."""
@@ -176,7 +168,7 @@ class MetricsSource:
             "pending_oldest_age_seconds", "gauge", "Age of the oldest SKU still waiting for the store (0: none)"
         )
         first = await self.db.fetchone("SELECT MIN(updated_at) FROM pending WHERE state != 'failed'")
-        since = _parse_time(first[0]) if first is not None and first[0] is not None else None
+        since = parse_stamp_or_none(first[0]) if first is not None else None
         oldest.add(max(0.0, (self.db.clock.now() - since).total_seconds()) if since else 0.0)
         orders = MetricFamily("orders", "gauge", "Store orders known, by QuickBooks state")
         for row in await self.db.fetchall("SELECT qb_state, COUNT(*) FROM orders GROUP BY qb_state ORDER BY 1"):

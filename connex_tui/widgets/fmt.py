@@ -15,7 +15,7 @@ from typing import NamedTuple
 from rich.style import Style
 from rich.text import Text
 
-from ..engine.clock import parse_stamp
+from ..engine.clock import parse_stamp_or_none
 from ..textsafe import clip, visible
 
 
@@ -27,15 +27,6 @@ class Styled(NamedTuple):
 
 
 Cell = str | Styled
-
-
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return parse_stamp(value)
-    except ValueError:
-        return None
 
 
 def _span(seconds: float) -> str:
@@ -52,7 +43,7 @@ def _span(seconds: float) -> str:
 
 def relative(value: str | None, now: datetime, *, empty: str = "-") -> str:
     """ "12 s ago", "in 4 min", "now"."""
-    moment = parse_time(value)
+    moment = parse_stamp_or_none(value)
     if moment is None:
         return empty
     delta = (moment - now).total_seconds()
@@ -63,7 +54,7 @@ def relative(value: str | None, now: datetime, *, empty: str = "-") -> str:
 
 def due(value: str | None, now: datetime) -> str:
     """When a queued row is next tried: "due" once the time has passed."""
-    moment = parse_time(value)
+    moment = parse_stamp_or_none(value)
     if moment is None:
         return "-"
     delta = (moment - now).total_seconds()
@@ -72,7 +63,7 @@ def due(value: str | None, now: datetime) -> str:
 
 def clock_time(value: str | None, now: datetime) -> str:
     """ "14:03:27" today (in the clock's time zone), else "03-09 14:03"."""
-    moment = parse_time(value)
+    moment = parse_stamp_or_none(value)
     if moment is None:
         return "-"
     tz = now.tzinfo or timezone.utc
@@ -84,14 +75,14 @@ def clock_time(value: str | None, now: datetime) -> str:
 
 def hms(value: str | None, now: datetime) -> str:
     """ "14:03:27" in the clock's time zone, whatever the day."""
-    moment = parse_time(value)
+    moment = parse_stamp_or_none(value)
     if moment is None:
         return "--:--:--"
     return moment.astimezone(now.tzinfo or timezone.utc).strftime("%H:%M:%S")
 
 
 def full_time(value: str | None, now: datetime) -> str:
-    moment = parse_time(value)
+    moment = parse_stamp_or_none(value)
     if moment is None:
         return "-"
     tz = now.tzinfo or timezone.utc
