@@ -43,7 +43,7 @@ def parse_stamp_or_none(text: str | None) -> datetime | None:
 class Clock:
     """The machine's clocks: wall time (aware, UTC) and an elapsed-time counter.
 
-    Subclass it to decide what time it is (the tests' `ManualClock`, the demo's)."""
+    Subclass it to decide what time it is (the tests' `ManualClock` stands still until moved)."""
 
     def now(self) -> datetime:
         return datetime.now(UTC)

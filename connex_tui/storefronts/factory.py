@@ -5,8 +5,8 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import Callable
-from pathlib import Path
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
