@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from datetime import datetime, timedelta, timezone
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -24,6 +23,7 @@ from connex_tui.sim.stores import EmulatedStore
 from connex_tui.sim.webconnector import RunResult, WebConnectorSim
 from connex_tui.soap.qbxml import TxnDoc, TxnLine, message_set, txn_add_rq
 
+from .clocks import ShiftedClock
 from .conftest import PASSWORD, make_config
 
 PLATFORMS = ["woocommerce", "shopify"]
@@ -289,17 +289,17 @@ async def test_engine_stopped_mid_batch_loses_nothing(tmp_path, http) -> None:
             assert await left.fetchval("SELECT count(*) FROM pending WHERE state = 'in_flight'") > 0
         finally:
             await left.close()
-        restarted = Engine(sync.config)
+        clock = ShiftedClock()
+        restarted = Engine(sync.config, clock=clock)
         await restarted.start()
         try:
             sync.engine = restarted
             held = await restarted.db.fetchval(
                 "SELECT count(*) FROM pending WHERE state = 'pending' AND next_attempt > ?",
-                ((datetime.now(timezone.utc) + timedelta(seconds=50)).isoformat(),),
+                (clock.stamp(after_seconds=50),),
             )
             assert held > 0  # recovered rows wait out the store's request timeout first
-            async with restarted.db.transaction() as conn:  # as if that minute had passed
-                await conn.execute("UPDATE pending SET next_attempt = ?", (datetime.now(timezone.utc).isoformat(),))
+            clock.advance(61)  # that minute passes
             await sync.drain()
             assert all(sync.store.stock(sku) == 9 for sku in skus)
             assert sync.store.stock("redwine") == 20
