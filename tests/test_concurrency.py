@@ -40,6 +40,19 @@ async def wait_ready(url: str, proc: asyncio.subprocess.Process) -> None:
     raise AssertionError("engine did not start")
 
 
+async def spawn_headless(
+    config: Path, *, password: str = PASSWORD, stderr: int = asyncio.subprocess.DEVNULL
+) -> asyncio.subprocess.Process:
+    """The headless engine in a process of its own, as on a merchant's server (its config names
+    `password_env = "QBWC_PW"`)."""
+    return await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "connex_tui.cli", "run", "--headless", "--config", str(config)],
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=stderr,
+        env={**os.environ, "QBWC_PW": password},
+    )
+
+
 async def admin(config: Path, *args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -76,18 +89,7 @@ async def test_engine_admin_commands_and_a_reader_share_the_database_while_the_s
     db = await Database.open(tmp_path / "connex.db")  # the monitor's own connection
     for n in range(150):
         await add_order(db, StoreOrder(f"c{n}", f"C{n}", (StoreLine(f"ITEM-{n:03d}", Decimal(1)),)))
-    engine = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "connex_tui.cli",
-        "run",
-        "--headless",
-        "--config",
-        str(config),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "QBWC_PW": PASSWORD},
-    )
+    engine = await spawn_headless(config, stderr=asyncio.subprocess.PIPE)
     url = f"http://127.0.0.1:{port}/qbwc"
     latencies: list[float] = []
     outputs: list[str] = []

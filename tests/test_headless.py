@@ -45,6 +45,17 @@ def write_config(folder: Path, port: int) -> Path:
     return path
 
 
+def start_headless(config: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`connex-tui run --headless` as a merchant's server runs it: its own process, output captured."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "connex_tui.cli", "run", "--headless", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env if env is not None else {**os.environ, "QBWC_PW": PASSWORD},
+    )
+
+
 def wait_for(url: str, proc: subprocess.Popen, seconds: float = 20) -> int:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -62,13 +73,7 @@ def wait_for(url: str, proc: subprocess.Popen, seconds: float = 20) -> int:
 def test_headless_starts_answers_and_stops_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
     port = free_port()
     config = write_config(tmp_path, port)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "connex_tui.cli", "run", "--headless", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "QBWC_PW": PASSWORD},
-    )
+    proc = start_headless(config)
     try:
         assert wait_for(f"http://127.0.0.1:{port}/qbwc", proc) == 200
         body = (

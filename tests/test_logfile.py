@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ from connex_tui.engine.config import LoggingConfig
 from connex_tui.engine.logfile import MEGABYTE, open_log_file
 from connex_tui.engine.logs import configure_logging
 
-from .test_headless import PASSWORD, free_port, wait_for, write_config
+from .test_headless import free_port, start_headless, wait_for, write_config
 
 
 @pytest.fixture(autouse=True)
@@ -62,13 +60,7 @@ def test_headless_with_a_log_file_writes_json_lines_there_not_on_stderr(tmp_path
     port = free_port()
     config = write_config(tmp_path, port)
     config.write_text(config.read_text() + '[logging]\nfile = "logs/engine.log"\nmax_megabytes = 5\n')
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "connex_tui.cli", "run", "--headless", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "QBWC_PW": PASSWORD},
-    )
+    proc = start_headless(config)
     try:
         wait_for(f"http://127.0.0.1:{port}/qbwc", proc)
         proc.send_signal(signal.SIGTERM)

@@ -3,9 +3,6 @@ in another; a retry pressed on the Pending screen is carried out by that engine.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -14,7 +11,7 @@ from connex_tui.sim.quickbooks import QuickBooksSim
 from connex_tui.sim.stores import EmulatedStore
 from connex_tui.sim.webconnector import WebConnectorSim
 
-from .test_concurrency import wait_ready
+from .test_concurrency import spawn_headless, wait_ready
 from .test_headless import free_port
 from .test_tui_keys import cells, go, table
 from .tui_fixtures import make_app, wait_for
@@ -35,18 +32,7 @@ async def test_monitor_retries_a_failed_sku_through_an_engine_in_another_process
         f'[database]\npath = "connex.db"\n[qbwc]\nport = {port}\npassword_env = "QBWC_PW"\nread_min_interval_seconds = 0\n'
         f'[storefront]\nplatform = "woocommerce"\nurl = "{store.url}"\nconsumer_key = "ck_test"\nconsumer_secret = "cs_test"\n'
     )
-    engine = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "connex_tui.cli",
-        "run",
-        "--headless",
-        "--config",
-        str(config),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-        env={**os.environ, "QBWC_PW": PASSWORD},
-    )
+    engine = await spawn_headless(config, password=PASSWORD)
     url = f"http://127.0.0.1:{port}/qbwc"
     try:
         await wait_ready(url, engine)

@@ -17,7 +17,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from tests.test_headless import PASSWORD, free_port, wait_for, write_config
+from tests.test_headless import PASSWORD, free_port, start_headless, wait_for, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,13 +83,7 @@ def test_the_simulation_takes_the_posix_parts_away(tmp_path: Path) -> None:
 def test_headless_engine_starts_serves_and_stops_on_sigterm_without_posix_parts(tmp_path: Path) -> None:
     port = free_port()
     config = write_config(tmp_path, port)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "connex_tui.cli", "run", "--headless", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=windows_like_env(tmp_path),
-    )
+    proc = start_headless(config, windows_like_env(tmp_path))
     try:
         assert wait_for(f"http://127.0.0.1:{port}/qbwc", proc) == 200
         # The fallback handler (signal.signal, then call_soon_threadsafe) stops the engine cleanly.
