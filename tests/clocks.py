@@ -1,12 +1,17 @@
-"""A clock the tests set: the engine's `Clock` with wall time that moves only when told.
+"""Clocks the tests set.
 
-Hand one to `Engine(config, clock=...)`, `Database.open(path, clock)` or `Backend(..., clock=...)`
-and every part reads it (the engine has no other clock). Elapsed time (`monotonic`) stays the
-machine's unless a test sets `elapsed` too, so timeouts and rate figures behave as in production.
+`ManualClock`/`ShiftedClock` are the engine's `Clock` with wall time that moves only when told: hand
+one to `Engine(config, clock=...)`, `Database.open(path, clock)` or `Backend(..., clock=...)` and
+every part reads it (the engine has no other clock). Elapsed time (`monotonic`) stays the machine's
+unless a test sets `elapsed` too, so timeouts and rate figures behave as in production.
+
+`VirtualTime` is an elapsed-time counter with its own `sleep`, for the store clients' pacing and the
+emulators' rate limits: time moves only when the code under test sleeps.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 from connex_tui.engine.clock import Clock
@@ -51,3 +56,21 @@ def use_clock(engine: Engine, clock: Clock) -> Clock:
     assert engine.db is not None
     engine.clock = engine.db.clock = clock
     return clock
+
+
+class VirtualTime:
+    """Seconds that move only when the code under test sleeps (or the test sets `now`): a store's
+    throttle is enforced, and waited out, without the test waiting for real. Pass the object as
+    the clock (calling it gives the time) and its `sleep`; `slept` lists every wait asked for."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += max(seconds, 0.0)
+        await asyncio.sleep(0)  # others run meanwhile, as in a real wait

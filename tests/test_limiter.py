@@ -8,28 +8,16 @@ import pytest
 
 from connex_tui.storefronts.limiter import Outcome, StoreGate, percentile, request_kind
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
+from .clocks import VirtualTime
 
 
-def gate(clock: Clock, **kwargs: int) -> StoreGate:
+def gate(clock: VirtualTime, **kwargs: int) -> StoreGate:
     return StoreGate(clock=clock, sleep=clock.sleep, **kwargs)
 
 
 async def answer(
     g: StoreGate,
-    clock: Clock,
+    clock: VirtualTime,
     rtt: float,
     outcome: Outcome = Outcome.OK,
     what: str = "POST /batch",
@@ -41,7 +29,7 @@ async def answer(
 
 
 async def test_starts_at_two_and_doubles_per_round_while_round_trips_stay_flat() -> None:
-    clock = Clock()
+    clock = VirtualTime(100.0)
     g = gate(clock, maximum=8)
     assert g.limit == 2
     for _ in range(2):  # one round at 2
@@ -57,7 +45,7 @@ async def test_starts_at_two_and_doubles_per_round_while_round_trips_stay_flat()
 
 
 async def test_after_a_cut_it_grows_by_one_per_round() -> None:
-    clock = Clock()
+    clock = VirtualTime(100.0)
     g = gate(clock, maximum=16)
     for _ in range(14):
         await answer(g, clock, 1.0)
@@ -70,7 +58,7 @@ async def test_after_a_cut_it_grows_by_one_per_round() -> None:
 
 
 async def test_a_rising_round_trip_stops_the_growth() -> None:
-    clock = Clock()
+    clock = VirtualTime(100.0)
     g = gate(clock, maximum=8)
     for _ in range(2):
         await answer(g, clock, 1.0)
@@ -83,7 +71,7 @@ async def test_a_rising_round_trip_stops_the_growth() -> None:
 
 
 async def test_throttled_or_failing_answers_halve_it_once_per_round() -> None:
-    clock = Clock()
+    clock = VirtualTime(100.0)
     g = gate(clock, maximum=8)
     for _ in range(100):
         await answer(g, clock, 0.5)
@@ -106,7 +94,7 @@ async def test_throttled_or_failing_answers_halve_it_once_per_round() -> None:
 
 
 async def test_no_more_requests_at_once_than_the_limit() -> None:
-    clock = Clock()
+    clock = VirtualTime(100.0)
     g = gate(clock, maximum=8)
     first = [await g.acquire("GET /orders") for _ in range(2)]
     third = asyncio.create_task(g.acquire("GET /orders"))
@@ -121,7 +109,7 @@ async def test_no_more_requests_at_once_than_the_limit() -> None:
 
 
 async def test_retry_after_pauses_every_new_request() -> None:
-    clock = Clock()
+    clock = VirtualTime(100.0)
     g = gate(clock, maximum=8)
     await answer(g, clock, 0.1, Outcome.THROTTLED, retry_after=3.0)
     told_at = clock.now
@@ -138,7 +126,7 @@ def test_round_trips_are_compared_within_one_kind_of_request() -> None:
 
 
 async def test_snapshot_has_round_trip_percentiles() -> None:
-    clock = Clock()
+    clock = VirtualTime(100.0)
     g = gate(clock, maximum=4)
     for rtt in [0.1] * 19 + [2.0]:
         await answer(g, clock, rtt)

@@ -20,6 +20,7 @@ from connex_tui.storefronts.base import CatalogEntry, StockUpdate, StorefrontErr
 from connex_tui.storefronts.retry import RetryPolicy
 from connex_tui.storefronts.shopify import ShopifyClient
 
+from .clocks import VirtualTime
 from .conftest import make_config
 from .store_fixtures import Wall, make_shop, shopify_schemas  # noqa: F401 - fixtures
 
@@ -27,19 +28,6 @@ TOKEN = "shpat_test"
 LOCATION = "gid://shopify/Location/1"
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, timeout=5.0)
 FIXTURES = Path(__file__).with_name("fixtures") / "shopify"
-
-
-class FakeTime:
-    """One clock for the emulator's bucket and the client's waits; sleeping moves it forward."""
-
-    def __init__(self) -> None:
-        self.now = 5000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def client_for(shop: ShopifyEmulator, http: aiohttp.ClientSession, **kwargs: Any) -> ShopifyClient:
@@ -288,7 +276,7 @@ async def test_bad_numbers_in_a_mutation_answer_do_not_fail_the_batch(
 async def test_recorded_error_answers_are_plain_errors(make_shop: Any, http: aiohttp.ClientSession, name: str) -> None:
     """Bodies as recorded from real shops (see tests/fixtures/shopify/README.md for their sources)."""
     recorded = json.loads((FIXTURES / f"{name}.json").read_text())
-    clock = FakeTime()
+    clock = VirtualTime(5000.0)
     shop = await make_shop(clock=clock)
     shop.add_product("Wine", {"RED": 5})
     client = client_for(shop, http, clock=clock, sleep=clock.sleep)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,6 +12,7 @@ import pytest
 
 from connex_tui.sim.shopify import ShopifyEmulator
 
+from .clocks import VirtualTime
 from .store_fixtures import Wall, make_shop, shopify_schemas  # noqa: F401 - fixtures
 from connex_tui.storefronts.base import CatalogEntry, CredentialsError, StockUpdate, StorefrontError
 from connex_tui.storefronts.retry import RetryPolicy
@@ -21,22 +21,6 @@ from connex_tui.storefronts.shopify import ShopifyClient
 TOKEN = "shpat_test"
 LOCATION = "gid://shopify/Location/1"
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, timeout=5.0)
-
-
-class FakeTime:
-    """One clock for the emulator's bucket and the client's estimate; sleeping moves it forward."""
-
-    def __init__(self) -> None:
-        self.now = 5000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
 
 
 def client_for(shop: ShopifyEmulator, http: aiohttp.ClientSession, **kwargs: Any) -> ShopifyClient:
@@ -123,7 +107,7 @@ async def test_list_orders_across_pages_with_refunds_and_cancellations(
 async def test_catalog_of_600_variants_in_3_pages_waits_instead_of_being_throttled(
     make_shop: Any, http: aiohttp.ClientSession
 ) -> None:
-    clock = FakeTime()
+    clock = VirtualTime(5000.0)
     shop = await make_shop(clock=clock)  # standard plan: 2000 points, 100/s
     for product in range(6):
         shop.add_product(f"P{product}", {f"SKU-{product}-{i:03}": i for i in range(100)}, tracked=product != 5)
@@ -188,7 +172,7 @@ async def test_small_bucket_client_waits_and_is_never_throttled(make_shop: Any, 
 async def test_a_throttled_answer_is_retried_after_the_wait_it_implies(
     make_shop: Any, http: aiohttp.ClientSession
 ) -> None:
-    clock = FakeTime()
+    clock = VirtualTime(5000.0)
     shop = await make_shop(bucket=100, restore_rate=50, clock=clock)
     shop.add_product("Wine", {f"W{i:02}": i for i in range(30)})
     client = client_for(shop, http, clock=clock, sleep=clock.sleep)

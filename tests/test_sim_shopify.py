@@ -11,6 +11,7 @@ import aiohttp
 
 from connex_tui.sim.shopify import ShopifyEmulator
 
+from .clocks import VirtualTime
 from .store_fixtures import Wall, make_shop, shopify_schemas  # noqa: F401 - fixtures
 
 TOKEN = "shpat_test"
@@ -55,14 +56,6 @@ query Orders($first: Int!, $after: String, $query: String) {
   }
 }
 """
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def gql(
@@ -221,7 +214,7 @@ async def test_max_cost_exceeded(make_shop: Any, http: aiohttp.ClientSession) ->
 async def test_cost_extension_charges_requested_and_refunds_to_actual(
     make_shop: Any, http: aiohttp.ClientSession
 ) -> None:
-    clock = FakeClock()
+    clock = VirtualTime(1000.0)
     shop = await make_shop(api_version="2025-10", clock=clock)
     shop.add_product("Wine", {"RED": 1, "WHITE": 2, "ROSE": 3})
     query = """{ productVariants(first: 10) { nodes { sku inventoryItem { id } }
@@ -248,7 +241,7 @@ async def test_cost_extension_charges_requested_and_refunds_to_actual(
 
 
 async def test_small_bucket_burst_is_throttled_then_restored(make_shop: Any, http: aiohttp.ClientSession) -> None:
-    clock = FakeClock()
+    clock = VirtualTime(1000.0)
     shop = await make_shop(bucket=50, restore_rate=10, clock=clock)
     shop.add_product("Wine", {f"W{i}": i for i in range(10)})
     query = "{ productVariants(first: 10) { nodes { id } } }"  # 12 requested, 12 actual

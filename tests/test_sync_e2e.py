@@ -23,7 +23,7 @@ from connex_tui.sim.stores import EmulatedStore
 from connex_tui.sim.webconnector import RunResult, WebConnectorSim
 from connex_tui.soap.qbxml import TxnDoc, TxnLine, message_set, txn_add_rq
 
-from .clocks import ShiftedClock
+from .clocks import ShiftedClock, VirtualTime
 from .conftest import PASSWORD, make_config
 
 PLATFORMS = ["woocommerce", "shopify"]
@@ -36,7 +36,7 @@ class Sync:
     engine: Engine
     wc: WebConnectorSim
     config: Config
-    clock: VirtualClock
+    clock: VirtualTime
 
     async def stop(self) -> None:
         store = self.engine.store
@@ -76,21 +76,6 @@ class Sync:
         assert 'statusCode="0"' in response
 
 
-class VirtualClock:
-    """Shopify's throttle in virtual time: the client's waits advance the clock the emulator's
-    bucket refills by, so a standard-plan bucket is enforced without the test sleeping for real."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += max(seconds, 0.0)
-        await asyncio.sleep(0)
-
-
 async def start_sync(
     tmp_path,
     platform: str,
@@ -100,7 +85,7 @@ async def start_sync(
     engine_clock: Clock = SYSTEM_CLOCK,
     **store_options,
 ) -> Sync:
-    clock = VirtualClock()
+    clock = VirtualTime(1000.0)
     if platform == "shopify":
         store_options.setdefault("clock", clock)
     store = EmulatedStore(platform, **store_options)
