@@ -52,7 +52,9 @@ class ShiftedClock(Clock):
 
 
 def use_clock(engine: Engine, clock: Clock) -> Clock:
-    """A running engine reads `clock` from now on (every part asks the database for the time)."""
+    """A running engine reads its wall time from `clock` from now on (every part asks the database
+    for it). Elapsed-time counters handed out at start (login throttle, endpoint timers, the store
+    client's pacing) keep the clock they were given: tests here move wall time only."""
     assert engine.db is not None
     engine.clock = engine.db.clock = clock
     return clock
